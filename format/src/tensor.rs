@@ -1,0 +1,119 @@
+//! Borrowed views of tensors, zero-copy where the buffer is aligned.
+
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::layout::le;
+use crate::shape::Shape;
+
+/// Quantization parameters of a tensor, borrowed from the file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Quant<'a> {
+    /// Not quantized.
+    None,
+    /// One scale and zero point for the whole tensor.
+    PerTensor {
+        /// `real = scale * (q - zero_point)`.
+        scale: f32,
+        /// The int8 value that represents real zero.
+        zero_point: i32,
+    },
+    /// One scale per slice along axis 0; zero points are 0.
+    PerChannel(Scales<'a>),
+}
+
+/// Per-channel scales, read as little-endian `f32` (no alignment needed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scales<'a> {
+    pub(crate) bytes: &'a [u8],
+}
+
+impl<'a> Scales<'a> {
+    /// Number of scales (the tensor's first dimension).
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 4
+    }
+    /// True when there are no scales (never for a validated file).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+    /// Scale of channel `i`.
+    pub fn get(&self, i: usize) -> Option<f32> {
+        le::f32_at(self.bytes, i.checked_mul(4)?)
+    }
+    /// All scales in channel order.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
+        let b = self.bytes;
+        (0..b.len() / 4).filter_map(move |i| le::f32_at(b, 4 * i))
+    }
+}
+
+/// A tensor stored in the file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorRef<'a> {
+    /// Index in the tensor table.
+    pub index: u16,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (PyTorch's layout for the parameter).
+    pub shape: Shape,
+    /// Raw little-endian bytes, borrowed from the file.
+    pub data: &'a [u8],
+    /// Offset of `data` from the start of the file (a multiple of 16).
+    pub offset: usize,
+    /// Quantization parameters (only for `i8`).
+    pub quant: Quant<'a>,
+}
+
+impl<'a> TensorRef<'a> {
+    fn cast<T: bytemuck::AnyBitPattern>(&self, want: DType) -> Result<&'a [T], Error> {
+        if self.dtype != want {
+            return Err(Error::WrongDtype {
+                requested: want,
+                stored: self.dtype,
+            });
+        }
+        bytemuck::try_cast_slice(self.data).map_err(|_| Error::Misaligned {
+            offset: self.offset,
+            align: core::mem::align_of::<T>(),
+        })
+    }
+
+    /// The data as `&[f32]`, borrowed in place.
+    pub fn as_f32(&self) -> Result<&'a [f32], Error> {
+        self.cast(DType::F32)
+    }
+    /// The data as `&[f16]`, borrowed in place.
+    pub fn as_f16(&self) -> Result<&'a [half::f16], Error> {
+        self.cast(DType::F16)
+    }
+    /// The data as `&[i8]`.
+    pub fn as_i8(&self) -> Result<&'a [i8], Error> {
+        self.cast(DType::I8)
+    }
+    /// The data as `&[i32]`, borrowed in place.
+    pub fn as_i32(&self) -> Result<&'a [i32], Error> {
+        self.cast(DType::I32)
+    }
+
+    /// Element `i` converted to `f32` (dequantized for `i8`), for tools that
+    /// want a value whatever the storage type. Not for hot loops.
+    pub fn value_f32(&self, i: usize) -> Option<f32> {
+        let at = i.checked_mul(self.dtype.size())?;
+        match self.dtype {
+            DType::F32 => le::f32_at(self.data, at),
+            DType::F16 => le::u16_at(self.data, at).map(|b| half::f16::from_bits(b).to_f32()),
+            DType::I32 => le::i32_at(self.data, at).map(|v| v as f32),
+            DType::I8 => {
+                let q = *self.data.get(at)? as i8 as f32;
+                match self.quant {
+                    Quant::PerTensor { scale, zero_point } => Some(scale * (q - zero_point as f32)),
+                    Quant::PerChannel(s) => {
+                        let per = self.shape.numel() / self.shape.dims()[0].max(1) as u64;
+                        Some(s.get((i as u64 / per.max(1)) as usize)? * q)
+                    }
+                    Quant::None => None,
+                }
+            }
+        }
+    }
+}

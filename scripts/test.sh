@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: what CI runs and what a newcomer runs after cloning.
+# Prints each step; fails on the first red step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+bash scripts/setup.sh
+
+step "data: MNIST files match data/mnist/SHA256SUMS.raw"
+bash scripts/check-data.sh
+
+step "format: cargo fmt --check"
+cargo fmt --all -- --check
+
+step "lint: cargo clippy (workspace, all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "no_std: reader and engine build for the microcontroller targets"
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  cargo build --locked -p lasagna-format --no-default-features --target "$target"
+  cargo build --locked -p lasagna-infer --target "$target"
+done
+
+step "tests: cargo test (workspace, unit + property + golden + doc tests)"
+cargo test --workspace --locked

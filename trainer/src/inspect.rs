@@ -1,0 +1,62 @@
+//! `lasagna inspect`: a human-readable listing of a model file.
+
+use lasagna_format::{Model, Quant};
+use std::fmt::Write;
+
+/// Renders the ops, shapes, dtypes, parameter bytes, arena and metadata of a model.
+pub fn render(model: &Model<'_>) -> String {
+    let mut s = String::new();
+    let (mean, std) = model.normalization();
+    let _ = writeln!(
+        s,
+        "input {} ({}), normalized as (x - {mean}) / {std}",
+        model.input_shape(),
+        model.input().map(|v| v.dtype.name()).unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "{:>3}  {:<18} {:<16} {:<16} {:>10}  tensors",
+        "#", "op", "input", "output", "params B"
+    );
+    for e in model.ops() {
+        let mut tensors = String::new();
+        let mut bytes = 0usize;
+        for j in 0..e.n_tensors {
+            if let Some(t) = model.op_tensor(&e, j) {
+                bytes += t.data.len();
+                let q = match t.quant {
+                    Quant::None => String::new(),
+                    Quant::PerTensor { .. } => "/tensor".into(),
+                    Quant::PerChannel(_) => "/channel".into(),
+                };
+                let _ = write!(tensors, "{}{}{} ", t.dtype, t.shape, q);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "{:>3}  {:<18} {:<16} {:<16} {:>10}  {}",
+            e.index,
+            e.op.kind().name(),
+            format!("{}{}", e.input.dtype, e.input.shape),
+            format!("{}{}", e.output.dtype, e.output.shape),
+            bytes,
+            tensors.trim_end()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "file {} B, tensors {} B, overhead {} B, arena {} B",
+        model.file_bytes(),
+        model.tensor_bytes(),
+        model.file_bytes() as u64 - model.tensor_bytes(),
+        model.arena_bytes()
+    );
+    let labels: Vec<&str> = model.labels().collect();
+    if !labels.is_empty() {
+        let _ = writeln!(s, "labels: {}", labels.join(" "));
+    }
+    for (k, v) in model.meta() {
+        let _ = writeln!(s, "{k} = {v}");
+    }
+    s
+}
