@@ -1,7 +1,26 @@
 //! `lasagna-trainer`: layers, losses, optimizers, data and the `lasagna` CLI.
 //!
-//! Today it holds `inspect`, which prints what a model file contains. Training
-//! arrives with the "trainer core" issue.
+//! The CPU backend ([`cpu::Cpu`]) is the numerical reference. Layers, losses
+//! and optimizers are written against the [`backend`] traits so that other
+//! backends run the same training step without host round trips.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+// Op signatures mirror kernel parameter lists (buffers, then dimensions).
+#![allow(clippy::too_many_arguments)]
 
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod export;
+pub mod init;
 pub mod inspect;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod philox;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,314 @@
+//! Model descriptions in TOML, so users describe a network without writing
+//! Rust. The presets (`--model mlp`) are such files, embedded in the binary.
+
+use crate::backend::{Act, Backend};
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::layers::{
+    activation::Activation, batchnorm::BatchNorm1d, dropout::Dropout, embedding::Embedding,
+    flatten::Flatten, layernorm::LayerNorm, linear::Linear, softmax::Softmax, Layer,
+};
+use crate::loss::Loss;
+use crate::optim::{OptimConfig, Schedule};
+use serde::Deserialize;
+use std::path::Path;
+
+/// The presets `--model NAME` accepts, with their TOML source.
+pub const PRESETS: &[(&str, &str)] = &[("mlp", include_str!("../presets/mlp.toml"))];
+
+/// One layer of a TOML description.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// `y = x W^T + b`; the input size comes from the layer before.
+    Linear {
+        /// Output features.
+        out: usize,
+        /// Whether to learn a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+        /// Weight init (`default`, `xavier_uniform`, `kaiming_normal`, ...).
+        #[serde(default)]
+        init: Option<String>,
+    },
+    /// Flatten each sample to a vector.
+    Flatten,
+    /// ReLU.
+    Relu,
+    /// LeakyReLU.
+    LeakyRelu {
+        /// Negative slope (PyTorch's default 0.01).
+        #[serde(default = "leaky_default")]
+        alpha: f32,
+    },
+    /// GELU.
+    Gelu {
+        /// `"none"` (exact erf, default) or `"tanh"`.
+        #[serde(default)]
+        approximate: Option<String>,
+    },
+    /// SiLU.
+    Silu,
+    /// Sigmoid.
+    Sigmoid,
+    /// Tanh.
+    Tanh,
+    /// Softmax over the last dimension (not before CrossEntropy: it applies its own).
+    Softmax,
+    /// Inverted dropout.
+    Dropout {
+        /// Drop probability.
+        p: f32,
+    },
+    /// BatchNorm1d over the features of the layer before.
+    BatchNorm1d {
+        /// Added to the variance.
+        #[serde(default = "bn_eps")]
+        eps: f32,
+        /// Running-statistics momentum.
+        #[serde(default = "bn_momentum")]
+        momentum: f32,
+    },
+    /// LayerNorm over the last dimension.
+    LayerNorm {
+        /// Added to the variance.
+        #[serde(default = "bn_eps")]
+        eps: f32,
+    },
+    /// Embedding table.
+    Embedding {
+        /// Vocabulary size.
+        num: usize,
+        /// Vector width.
+        dim: usize,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+fn leaky_default() -> f32 {
+    0.01
+}
+fn bn_eps() -> f32 {
+    1e-5
+}
+fn bn_momentum() -> f32 {
+    0.1
+}
+
+/// `[optimizer]`: the kind and its hyper-parameters (PyTorch's defaults when omitted).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    /// `sgd`, `adam` or `adamw`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Learning rate.
+    pub lr: Option<f32>,
+    /// Weight decay.
+    pub weight_decay: Option<f32>,
+    /// SGD momentum.
+    pub momentum: Option<f32>,
+    /// SGD Nesterov momentum.
+    pub nesterov: Option<bool>,
+    /// Adam betas.
+    pub betas: Option<(f32, f32)>,
+    /// Adam epsilon.
+    pub eps: Option<f32>,
+    /// Learning-rate schedule (`constant`, `step:2:0.5`, `cosine:5`).
+    pub schedule: Option<String>,
+}
+
+/// `[training]`: defaults for the run; command-line flags override them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Batch size.
+    pub batch_size: Option<usize>,
+    /// Loss (`cross_entropy`, `mse`, `bce_with_logits`).
+    pub loss: Option<String>,
+    /// CrossEntropy label smoothing.
+    pub label_smoothing: Option<f32>,
+    /// Gradient clipping by global norm.
+    pub clip_grad_norm: Option<f32>,
+    /// Early-stopping patience in epochs.
+    pub early_stopping: Option<usize>,
+}
+
+/// A whole TOML model description.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Per-sample input shape (default MNIST's `[1, 28, 28]`).
+    #[serde(default = "mnist_input")]
+    pub input: Vec<usize>,
+    /// The layers, in order.
+    pub layers: Vec<LayerSpec>,
+    /// Optimizer settings.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+    /// Training settings.
+    #[serde(default)]
+    pub training: TrainingSpec,
+}
+
+fn mnist_input() -> Vec<usize> {
+    vec![1, 28, 28]
+}
+
+impl ModelSpec {
+    /// Parses a description; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<ModelSpec> {
+        toml::from_str(text)
+            .map_err(|e| Error::config(format!("model description {origin}"), e.to_string()))
+    }
+
+    /// `--model NAME` (a preset) or `--model FILE.toml`.
+    pub fn load(model: &str) -> Result<ModelSpec> {
+        if let Some((_, text)) = PRESETS.iter().find(|(name, _)| *name == model) {
+            return ModelSpec::parse(text, model);
+        }
+        let path = Path::new(model);
+        if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return ModelSpec::parse(&text, model);
+        }
+        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+        Err(Error::config(
+            "--model",
+            format!(
+                "`{model}` is neither a preset ({}) nor a .toml file",
+                names.join(", ")
+            ),
+        ))
+    }
+
+    /// The layers, with input sizes inferred from the shape flowing through.
+    pub fn build_layers<B: Backend>(&self) -> Result<Vec<Box<dyn Layer<B>>>> {
+        let mut shape = self.input.clone();
+        let mut out: Vec<Box<dyn Layer<B>>> = Vec::new();
+        for (i, spec) in self.layers.iter().enumerate() {
+            let last = shape.last().copied().unwrap_or(0);
+            let layer: Box<dyn Layer<B>> = match spec {
+                LayerSpec::Linear { out: o, bias, init } => {
+                    let init = match init {
+                        Some(s) => s.parse::<Init>()?,
+                        None => Init::Default,
+                    };
+                    Box::new(Linear::new(last, *o, *bias, init))
+                }
+                LayerSpec::Flatten => Box::new(Flatten::new()),
+                LayerSpec::Relu => Box::new(Activation::new(Act::Relu)),
+                LayerSpec::LeakyRelu { alpha } => Box::new(Activation::new(Act::LeakyRelu(*alpha))),
+                LayerSpec::Gelu { approximate } => match approximate.as_deref() {
+                    None | Some("none") => Box::new(Activation::new(Act::Gelu)),
+                    Some("tanh") => Box::new(Activation::new(Act::GeluTanh)),
+                    Some(other) => {
+                        return Err(Error::config(
+                            format!("layer {i} (gelu)"),
+                            format!("approximate = {other:?}; use \"none\" or \"tanh\""),
+                        ))
+                    }
+                },
+                LayerSpec::Silu => Box::new(Activation::new(Act::Silu)),
+                LayerSpec::Sigmoid => Box::new(Activation::new(Act::Sigmoid)),
+                LayerSpec::Tanh => Box::new(Activation::new(Act::Tanh)),
+                LayerSpec::Softmax => Box::new(Softmax::new()),
+                LayerSpec::Dropout { p } => Box::new(Dropout::new(*p)?),
+                LayerSpec::BatchNorm1d { eps, momentum } => Box::new(BatchNorm1d::new(
+                    shape.first().copied().unwrap_or(0),
+                    *eps,
+                    *momentum,
+                )?),
+                LayerSpec::LayerNorm { eps } => Box::new(LayerNorm::new(last, *eps)?),
+                LayerSpec::Embedding { num, dim } => Box::new(Embedding::new(*num, *dim)),
+            };
+            shape = layer.output_shape(&shape).map_err(|reason| Error::Shape {
+                index: i,
+                layer: layer.describe(),
+                input: shape.clone(),
+                reason,
+            })?;
+            out.push(layer);
+        }
+        Ok(out)
+    }
+
+    /// The optimizer this description asks for.
+    pub fn optimizer(&self) -> Result<OptimConfig> {
+        let o = &self.optimizer;
+        let mut cfg = match o.kind.as_deref().unwrap_or("adam") {
+            "adam" => OptimConfig::adam(),
+            "adamw" => OptimConfig::adamw(),
+            "sgd" => OptimConfig::sgd(),
+            other => {
+                return Err(Error::config(
+                    "optimizer type",
+                    format!("`{other}`; use sgd, adam or adamw"),
+                ))
+            }
+        };
+        match &mut cfg {
+            OptimConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                *momentum = o.momentum.unwrap_or(*momentum);
+                *nesterov = o.nesterov.unwrap_or(*nesterov);
+                *weight_decay = o.weight_decay.unwrap_or(*weight_decay);
+            }
+            OptimConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+            | OptimConfig::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                if let Some((b1, b2)) = o.betas {
+                    (*beta1, *beta2) = (b1, b2);
+                }
+                *eps = o.eps.unwrap_or(*eps);
+                *weight_decay = o.weight_decay.unwrap_or(*weight_decay);
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The schedule this description asks for.
+    pub fn schedule(&self) -> Result<Schedule> {
+        match &self.optimizer.schedule {
+            Some(s) => s.parse(),
+            None => Ok(Schedule::Constant),
+        }
+    }
+
+    /// The loss this description asks for.
+    pub fn loss(&self) -> Result<Loss> {
+        let mut loss = match &self.training.loss {
+            Some(s) => s.parse::<Loss>()?,
+            None => Loss::CrossEntropy {
+                label_smoothing: 0.0,
+            },
+        };
+        if let (Loss::CrossEntropy { label_smoothing }, Some(ls)) =
+            (&mut loss, self.training.label_smoothing)
+        {
+            *label_smoothing = ls;
+        }
+        Ok(loss)
+    }
+}

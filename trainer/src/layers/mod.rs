@@ -1,0 +1,142 @@
+//! Layers: explicit forward and backward over backend buffers.
+//!
+//! A model is a chain of layers. Each layer is told its per-sample input shape
+//! once (`output_shape`, then `setup`), allocates its parameters and saved
+//! state for the largest batch, and afterwards never allocates. Shapes are
+//! per sample (PyTorch's shape without the batch dimension); buffers hold
+//! `batch * numel(shape)` values, batch-major.
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::philox::Stream;
+
+/// Train or eval semantics (dropout on/off, batch or running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `model.train()`.
+    Train,
+    /// `model.eval()`.
+    Eval,
+}
+
+/// What a layer needs to know about the current step.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// Train or eval.
+    pub mode: Mode,
+    /// Samples in this batch (at most the `max_batch` given to `setup`).
+    pub batch: usize,
+    /// The run's seed (dropout masks are keyed by it).
+    pub seed: u64,
+    /// A value unique to this (step, layer): the Philox offset of its dropout mask.
+    pub offset: u64,
+    /// Position of the layer in the model (for error messages).
+    pub index: usize,
+}
+
+/// A trainable tensor and its gradient, on the device.
+pub struct Param<B: Backend> {
+    /// PyTorch's parameter name (`weight`, `bias`).
+    pub name: &'static str,
+    /// Shape (PyTorch's layout).
+    pub shape: Vec<usize>,
+    /// Values.
+    pub value: B::Buf,
+    /// Gradient, accumulated by backward, zeroed by the model before each step.
+    pub grad: B::Buf,
+}
+
+impl<B: Backend> Param<B> {
+    /// A parameter with the given host values and a zero gradient.
+    pub fn new(b: &B, name: &'static str, shape: Vec<usize>, values: &[f32]) -> Result<Param<B>> {
+        Ok(Param {
+            name,
+            value: b.upload(values)?,
+            grad: b.zeros(values.len())?,
+            shape,
+        })
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// One exported format op with its tensors as host `f32` values, in the
+/// order `lasagna_format::Op::tensor_spec` lists them.
+pub type ExportOp = (lasagna_format::Op, Vec<Vec<f32>>);
+
+/// The layers of a sequential model, in order.
+pub type Layers<B> = Vec<Box<dyn Layer<B>>>;
+
+/// A layer of a sequential model.
+pub trait Layer<B: Backend>: Send {
+    /// PyTorch's class name (`Linear`, `Dropout`, `BatchNorm1d`).
+    fn kind(&self) -> &'static str;
+    /// A one-line description with sizes (`Linear(784 -> 256)`).
+    fn describe(&self) -> String;
+    /// Per-sample output shape, or why `input` does not fit. Called when the
+    /// model is built, before `setup`.
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String>;
+    /// Allocates and initializes parameters (drawing from `rng`) and saved
+    /// state for batches of up to `max_batch` samples of shape `input`.
+    fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, rng: &mut Stream) -> Result<()>;
+    /// `y = layer(x)` for `ctx.batch` samples.
+    fn forward(&mut self, b: &B, ctx: &Ctx, x: &B::Buf, y: &mut B::Buf) -> Result<()>;
+    /// Given `dy`, accumulates parameter gradients and, when `dx` is given,
+    /// overwrites it with the input gradient. `x` and `y` are the forward's
+    /// input and output for the same batch.
+    fn backward(
+        &mut self,
+        b: &B,
+        ctx: &Ctx,
+        x: &B::Buf,
+        y: &B::Buf,
+        dy: &B::Buf,
+        dx: Option<&mut B::Buf>,
+    ) -> Result<()>;
+    /// Trainable parameters.
+    fn params(&self) -> &[Param<B>] {
+        &[]
+    }
+    /// Trainable parameters, mutable (optimizers, checkpoint loading).
+    fn params_mut(&mut self) -> &mut [Param<B>] {
+        &mut []
+    }
+    /// Non-trainable state saved in checkpoints (BatchNorm running statistics).
+    fn buffers(&self) -> Vec<(&'static str, &B::Buf)> {
+        Vec::new()
+    }
+    /// The same, mutable.
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut B::Buf)> {
+        Vec::new()
+    }
+    /// The layer as format ops with eval semantics (empty for Dropout, which
+    /// vanishes at inference). Reads parameters back to the host.
+    fn export(&self, b: &B) -> Result<Vec<ExportOp>>;
+    /// True for layers that only reinterpret the shape (Flatten): the model
+    /// then lets their output share the input's buffer and skips them in
+    /// forward and backward, saving a copy of the activations each step.
+    fn reshapes_only(&self) -> bool {
+        false
+    }
+}
+
+pub mod activation;
+pub mod batchnorm;
+pub mod dropout;
+pub mod embedding;
+pub mod flatten;
+pub mod layernorm;
+pub mod linear;
+pub mod softmax;
+
+pub use activation::Activation;
+pub use batchnorm::{BatchNorm, BatchNorm1d};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use flatten::Flatten;
+pub use layernorm::LayerNorm;
+pub use linear::Linear;
+pub use softmax::Softmax;

@@ -1,0 +1,345 @@
+//! A sequential model: layers in a chain, with activation and gradient
+//! buffers allocated once for the largest batch.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::layers::{Ctx, ExportOp, Layer, Mode, Param};
+use crate::philox::Stream;
+
+/// Philox offset of the weight-initialization stream (other streams use
+/// other offsets, so initialization never shares numbers with shuffling or dropout).
+const INIT_OFFSET: u64 = 0x1417;
+/// Dropout offsets are `step * LAYER_STRIDE + layer`, unique per (step, layer).
+const LAYER_STRIDE: u64 = 1024;
+
+/// A chain of layers with its buffers.
+pub struct Model<B: Backend> {
+    layers: Vec<Box<dyn Layer<B>>>,
+    shapes: Vec<Vec<usize>>,
+    input: B::Buf,
+    acts: Vec<B::Buf>,
+    /// `source[v]`: which buffer holds value `v` (0 = the input buffer,
+    /// `i + 1` = `acts[i]`); reshape-only layers share their input's buffer.
+    source: Vec<usize>,
+    grads: [B::Buf; 2],
+    max_batch: usize,
+    mode: Mode,
+    warnings: Vec<String>,
+}
+
+fn numel(s: &[usize]) -> usize {
+    s.iter().product()
+}
+
+impl<B: Backend> Model<B> {
+    /// Checks that the layers chain from `input_shape` (naming the layer that
+    /// does not fit), initializes them from `seed`, and allocates buffers for
+    /// batches of up to `max_batch`.
+    pub fn build(
+        b: &B,
+        mut layers: Vec<Box<dyn Layer<B>>>,
+        input_shape: &[usize],
+        max_batch: usize,
+        seed: u64,
+    ) -> Result<Model<B>> {
+        if layers.is_empty() {
+            return Err(Error::config("model", "it has no layers"));
+        }
+        if max_batch == 0 {
+            return Err(Error::config("batch size", "must be at least 1"));
+        }
+        let mut shapes = vec![input_shape.to_vec()];
+        for (i, l) in layers.iter().enumerate() {
+            let out = l.output_shape(&shapes[i]).map_err(|reason| Error::Shape {
+                index: i,
+                layer: l.describe(),
+                input: shapes[i].clone(),
+                reason,
+            })?;
+            shapes.push(out);
+        }
+        let mut warnings = Vec::new();
+        if layers
+            .last()
+            .is_some_and(|l| l.kind().starts_with("Dropout"))
+        {
+            warnings.push(
+                "the last layer is Dropout: it randomly zeroes the logits the loss sees. \
+                 Put Dropout between hidden layers, not on the output."
+                    .to_string(),
+            );
+        }
+        let mut rng = Stream::new(seed, INIT_OFFSET);
+        for (i, l) in layers.iter_mut().enumerate() {
+            l.setup(b, &shapes[i], max_batch, &mut rng)?;
+        }
+        let widest = shapes.iter().map(|s| numel(s)).max().unwrap_or(0) * max_batch;
+        let mut source = vec![0usize];
+        let mut acts = Vec::with_capacity(layers.len());
+        for (i, l) in layers.iter().enumerate() {
+            if l.reshapes_only() {
+                source.push(source[i]);
+                acts.push(b.zeros(0)?);
+            } else {
+                source.push(i + 1);
+                acts.push(b.zeros(numel(&shapes[i + 1]) * max_batch)?);
+            }
+        }
+        Ok(Model {
+            input: b.zeros(numel(&shapes[0]) * max_batch)?,
+            acts,
+            source,
+            grads: [b.zeros(widest)?, b.zeros(widest)?],
+            layers,
+            shapes,
+            max_batch,
+            mode: Mode::Train,
+            warnings,
+        })
+    }
+
+    /// Build-time warnings (e.g. Dropout on the output).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// Switches to train semantics (`model.train()`).
+    pub fn train(&mut self) {
+        self.mode = Mode::Train;
+    }
+    /// Switches to eval semantics (`model.eval()`).
+    pub fn eval(&mut self) {
+        self.mode = Mode::Eval;
+    }
+    /// Current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Largest batch the buffers hold.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.shapes[0]
+    }
+    /// Per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        self.shapes.last().map(Vec::as_slice).unwrap_or(&[])
+    }
+    /// The layers.
+    pub fn layers(&self) -> &[Box<dyn Layer<B>>] {
+        &self.layers
+    }
+    /// Whether any layer is a BatchNorm (batches of one must then be avoided).
+    pub fn has_batchnorm(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| l.kind().starts_with("BatchNorm"))
+    }
+
+    /// Number of trainable values.
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params())
+            .map(Param::numel)
+            .sum()
+    }
+
+    /// Every trainable parameter, in layer order (the optimizer's order).
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+            .collect()
+    }
+
+    /// Sizes of the parameters, in the optimizer's order.
+    pub fn param_sizes(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params())
+            .map(Param::numel)
+            .collect()
+    }
+
+    /// The buffer the next batch's input goes into (`max_batch` samples).
+    pub fn input_mut(&mut self) -> &mut B::Buf {
+        &mut self.input
+    }
+
+    fn ctx(&self, batch: usize, seed: u64, step: u64, index: usize) -> Ctx {
+        Ctx {
+            mode: self.mode,
+            batch,
+            seed,
+            offset: step.wrapping_mul(LAYER_STRIDE).wrapping_add(index as u64),
+            index,
+        }
+    }
+
+    fn check_batch(&self, batch: usize) -> Result<()> {
+        if batch == 0 || batch > self.max_batch {
+            return Err(Error::config(
+                "batch",
+                format!("{batch} samples, the model holds 1 to {}", self.max_batch),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs every layer on the first `batch` samples of the input buffer and
+    /// returns the output buffer. `step` keys the dropout masks.
+    pub fn forward(&mut self, b: &B, batch: usize, seed: u64, step: u64) -> Result<&B::Buf> {
+        self.check_batch(batch)?;
+        for i in 0..self.layers.len() {
+            if self.layers[i].reshapes_only() {
+                continue;
+            }
+            let ctx = self.ctx(batch, seed, step, i);
+            let (before, after) = self.acts.split_at_mut(i);
+            let x = match self.source[i] {
+                0 => &self.input,
+                v => &before[v - 1],
+            };
+            self.layers[i].forward(b, &ctx, x, &mut after[0])?;
+        }
+        Ok(self.value(self.layers.len()))
+    }
+
+    /// The buffer holding value `v` (0 is the input, `i + 1` layer `i`'s output).
+    fn value(&self, v: usize) -> &B::Buf {
+        match self.source[v] {
+            0 => &self.input,
+            s => &self.acts[s - 1],
+        }
+    }
+
+    /// Backpropagates `dlogits` (the loss gradient for the last forward),
+    /// accumulating every parameter's gradient.
+    pub fn backward(
+        &mut self,
+        b: &B,
+        batch: usize,
+        seed: u64,
+        step: u64,
+        dlogits: &B::Buf,
+    ) -> Result<()> {
+        self.check_batch(batch)?;
+        let n = self.layers.len();
+        // Layers before the first one with parameters need no input gradient:
+        // skipping it saves the largest GEMM of a first Linear layer.
+        let first_trainable = self
+            .layers
+            .iter()
+            .position(|l| !l.params().is_empty())
+            .unwrap_or(n);
+        // Where the gradient of the current value lives: None = dlogits, Some(k) = grads[k].
+        let mut at: Option<usize> = None;
+        for i in (first_trainable.min(n.saturating_sub(1))..n).rev() {
+            if self.layers[i].reshapes_only() {
+                // Same elements, same order: the gradient passes through unchanged.
+                continue;
+            }
+            let ctx = Ctx {
+                mode: self.mode,
+                batch,
+                seed,
+                offset: step.wrapping_mul(LAYER_STRIDE).wrapping_add(i as u64),
+                index: i,
+            };
+            let x = match self.source[i] {
+                0 => &self.input,
+                v => &self.acts[v - 1],
+            };
+            let y = &self.acts[i];
+            let [g0, g1] = &mut self.grads;
+            let wants_dx = i > first_trainable;
+            // Gradients ping-pong: layer i reads dy and writes dx into the other buffer.
+            let (dy, dx, next): (&B::Buf, &mut B::Buf, usize) = match at {
+                None => (dlogits, g0, 0),
+                Some(0) => (&*g0, g1, 1),
+                Some(_) => (&*g1, g0, 0),
+            };
+            self.layers[i].backward(b, &ctx, x, y, dy, if wants_dx { Some(dx) } else { None })?;
+            at = Some(next);
+        }
+        Ok(())
+    }
+
+    /// Zeroes every parameter gradient.
+    pub fn zero_grad(&mut self, b: &B) -> Result<()> {
+        for p in self.params_mut() {
+            let n = p.numel();
+            b.fill(&mut p.grad, 0.0, n)?;
+        }
+        Ok(())
+    }
+
+    /// Host copies of every parameter and buffer, in a fixed order (checkpoints,
+    /// early stopping's best weights).
+    pub fn snapshot(&self, b: &B) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            for p in l.params() {
+                out.push(b.to_vec(&p.value)?);
+            }
+            for (_, buf) in l.buffers() {
+                out.push(b.to_vec(buf)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores what `snapshot` returned.
+    pub fn restore(&mut self, b: &B, snap: &[Vec<f32>]) -> Result<()> {
+        let mut it = snap.iter();
+        let mismatch =
+            || Error::config("checkpoint", "its tensors do not match this model's layers");
+        for l in &mut self.layers {
+            for p in l.params_mut() {
+                let v = it.next().ok_or_else(mismatch)?;
+                if v.len() != p.numel() {
+                    return Err(mismatch());
+                }
+                b.write(&mut p.value, v)?;
+            }
+            for (_, buf) in l.buffers_mut() {
+                let v = it.next().ok_or_else(mismatch)?;
+                if v.len() != b.len(buf) {
+                    return Err(mismatch());
+                }
+                b.write(buf, v)?;
+            }
+        }
+        if it.next().is_some() {
+            return Err(mismatch());
+        }
+        Ok(())
+    }
+
+    /// The model as format ops with eval semantics.
+    pub fn export(&self, b: &B) -> Result<Vec<ExportOp>> {
+        let mut ops = Vec::new();
+        for l in &self.layers {
+            ops.extend(l.export(b)?);
+        }
+        Ok(ops)
+    }
+
+    /// A table of layers, output shapes and parameter counts.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            let params: usize = l.params().iter().map(Param::numel).sum();
+            s.push_str(&format!(
+                "  {i:>2}  {:<34} -> {:<14} {:>9}\n",
+                l.describe(),
+                format!("{:?}", self.shapes[i + 1]),
+                params
+            ));
+        }
+        s.push_str(&format!("  parameters: {}\n", self.parameter_count()));
+        s
+    }
+}

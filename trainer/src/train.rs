@@ -1,0 +1,391 @@
+//! The training loop: data resident on the device, batches gathered there,
+//! statistics read back rarely, and the classic mistakes caught with clear
+//! messages.
+
+use crate::backend::Backend;
+use crate::data::{epoch_batches, Dataset};
+use crate::error::{Error, Result};
+use crate::loss::{looks_like_probabilities, Loss, Targets};
+use crate::model::Model;
+use crate::optim::{clip_grad_norm, OptimConfig, Optimizer, Schedule};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Everything that decides how a model is trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Base learning rate (before the schedule).
+    pub lr: f32,
+    /// Seed of every random choice (init, shuffling, dropout).
+    pub seed: u64,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimConfig,
+    /// Learning-rate schedule, stepped once per epoch.
+    pub schedule: Schedule,
+    /// Loss function.
+    pub loss: Loss,
+    /// Clip the global gradient norm to this value.
+    pub clip_grad_norm: Option<f32>,
+    /// Stop after this many epochs without a better validation loss, and restore the best weights.
+    pub early_stopping: Option<usize>,
+    /// Samples per evaluation batch.
+    pub eval_batch: usize,
+}
+
+impl TrainConfig {
+    /// The chapter's MLP recipe: Adam 1e-3, batch 64, 5 epochs, cross-entropy.
+    pub fn mnist_default() -> TrainConfig {
+        TrainConfig {
+            epochs: 5,
+            batch_size: 64,
+            lr: 1e-3,
+            seed: 0,
+            optimizer: OptimConfig::adam(),
+            schedule: Schedule::Constant,
+            loss: Loss::CrossEntropy {
+                label_smoothing: 0.0,
+            },
+            clip_grad_norm: None,
+            early_stopping: None,
+            eval_batch: 1000,
+        }
+    }
+
+    /// Checks ranges before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::config("--epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("--batch-size", "must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config(
+                "--lr",
+                format!("{} is not a positive number", self.lr),
+            ));
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::config(
+                    "--clip-grad-norm",
+                    "must be a positive number",
+                ));
+            }
+        }
+        if self.early_stopping == Some(0) {
+            return Err(Error::config(
+                "--early-stopping",
+                "patience must be at least 1 epoch",
+            ));
+        }
+        self.loss.validate()
+    }
+}
+
+/// One epoch's numbers, as `--metrics` writes them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss (with dropout active, as PyTorch reports it).
+    pub train_loss: f32,
+    /// Training accuracy over the epoch's batches.
+    pub train_acc: f32,
+    /// Validation loss (eval mode); `None` without a validation set.
+    pub val_loss: Option<f32>,
+    /// Validation accuracy.
+    pub val_acc: Option<f32>,
+    /// Learning rate used in this epoch.
+    pub lr: f32,
+    /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// Loss and accuracy over a dataset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Fraction of correct argmax predictions.
+    pub accuracy: f32,
+}
+
+/// A dataset uploaded to the device once, with the buffers batches are gathered into.
+pub struct DeviceData<B: Backend> {
+    x: B::Buf,
+    y: B::Idx,
+    len: usize,
+    sample: usize,
+}
+
+impl<B: Backend> DeviceData<B> {
+    /// Uploads `ds` (the only full copy of the data the device ever receives).
+    pub fn upload(b: &B, ds: &Dataset) -> Result<DeviceData<B>> {
+        Ok(DeviceData {
+            x: b.upload(&ds.x)?,
+            y: b.upload_idx(&ds.y)?,
+            len: ds.len(),
+            sample: ds.sample_shape.iter().product(),
+        })
+    }
+}
+
+/// Buffers one step needs besides the model's own.
+struct StepBuffers<B: Backend> {
+    idx: B::Idx,
+    targets: B::Idx,
+    dlogits: B::Buf,
+    stats: B::Buf,
+    scratch: B::Buf,
+}
+
+impl<B: Backend> StepBuffers<B> {
+    fn new(b: &B, batch: usize, outputs: usize) -> Result<Self> {
+        Ok(StepBuffers {
+            idx: b.upload_idx(&vec![0; batch])?,
+            targets: b.upload_idx(&vec![0; batch])?,
+            dlogits: b.zeros(batch * outputs)?,
+            stats: b.zeros(2)?,
+            scratch: b.zeros(1)?,
+        })
+    }
+}
+
+/// Progress reporting hooks, so the CLI can draw bars and tests stay quiet.
+pub trait Progress {
+    /// An epoch of `steps` steps begins.
+    fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// `done` steps of the epoch are finished; `loss` is the running mean.
+    fn step(&mut self, _done: usize, _samples: usize, _loss: f32) {}
+    /// The epoch is over.
+    fn epoch_end(&mut self, _m: &EpochMetrics) {}
+    /// A one-time warning (double softmax, dropout on the output).
+    fn warn(&mut self, _msg: &str) {}
+}
+
+/// Progress that reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// How often the loss is read back to check it is finite: every step on the
+/// CPU (free), every 50 steps on a device where a read is a round trip.
+fn check_every<B: Backend>(b: &B) -> usize {
+    if b.name() == "cpu" {
+        1
+    } else {
+        50
+    }
+}
+
+/// Evaluates in eval mode, without gradients, restoring the previous mode.
+pub fn evaluate<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    data: &DeviceData<B>,
+    loss: &Loss,
+    eval_batch: usize,
+) -> Result<Evaluation> {
+    let prev = model.mode();
+    model.eval();
+    let batch = eval_batch.min(model.max_batch()).max(1);
+    let outputs: usize = model.output_shape().iter().product();
+    let mut bufs = StepBuffers::new(b, batch, outputs)?;
+    let mut start = 0;
+    while start < data.len {
+        let n = batch.min(data.len - start);
+        let idx: Vec<u32> = (start as u32..(start + n) as u32).collect();
+        b.write_idx(&mut bufs.idx, &idx)?;
+        b.gather_rows(&data.x, &bufs.idx, n, data.sample, model.input_mut())?;
+        b.gather_idx(&data.y, &bufs.idx, n, &mut bufs.targets)?;
+        let logits = model.forward(b, n, 0, 0)?;
+        loss.forward_backward(
+            b,
+            logits,
+            Targets::Classes(&bufs.targets),
+            n,
+            outputs,
+            &mut bufs.dlogits,
+            &mut bufs.stats,
+        )?;
+        start += n;
+    }
+    let mut s = [0.0f32; 2];
+    b.read(&bufs.stats, &mut s)?;
+    if prev == crate::layers::Mode::Train {
+        model.train();
+    }
+    let n = data.len.max(1) as f32;
+    Ok(Evaluation {
+        loss: s[0] / n,
+        accuracy: s[1] / n,
+    })
+}
+
+/// Where a training run stands; saved in checkpoints so a resumed run is
+/// bit-identical to an uninterrupted one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Optimizer steps taken (keys the dropout masks).
+    pub step: u64,
+    /// Metrics of the finished epochs.
+    pub history: Vec<EpochMetrics>,
+    /// Best validation loss so far and its epoch (early stopping).
+    pub best: Option<(f32, usize)>,
+}
+
+/// Called after each epoch with the state to checkpoint; return `Ok(false)` to stop.
+pub type EpochHook<'a, B> = dyn FnMut(&mut Model<B>, &Optimizer<B>, &RunState) -> Result<bool> + 'a;
+
+/// Trains `model` on `train`, evaluating on `val` after each epoch.
+pub fn fit<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    opt: &mut Optimizer<B>,
+    train: &DeviceData<B>,
+    val: Option<&DeviceData<B>>,
+    cfg: &TrainConfig,
+    state: &mut RunState,
+    progress: &mut dyn Progress,
+    on_epoch: &mut EpochHook<'_, B>,
+) -> Result<()> {
+    cfg.validate()?;
+    let outputs: usize = model.output_shape().iter().product();
+    let batch = cfg.batch_size.min(model.max_batch());
+    let mut bufs = StepBuffers::new(b, batch, outputs)?;
+    for w in model.warnings().to_vec() {
+        progress.warn(&w);
+    }
+    let mut best_weights: Option<Vec<Vec<f32>>> = None;
+    let every = check_every(b);
+    while state.epochs_done < cfg.epochs {
+        let epoch = state.epochs_done;
+        let lr = cfg.schedule.lr(cfg.lr, epoch);
+        let order = crate::data::epoch_order(train.len, cfg.seed, epoch as u64, true);
+        let batches = epoch_batches(
+            train.len,
+            batch,
+            cfg.seed,
+            epoch as u64,
+            true,
+            model.has_batchnorm(),
+        );
+        model.train();
+        progress.epoch_start(epoch + 1, batches.len());
+        b.fill(&mut bufs.stats, 0.0, 2)?;
+        let t0 = Instant::now();
+        let mut seen = 0usize;
+        let mut host_stats = [0.0f32; 2];
+        for (k, r) in batches.iter().enumerate() {
+            let n = r.len();
+            b.write_idx(&mut bufs.idx, &order[r.clone()])?;
+            b.gather_rows(&train.x, &bufs.idx, n, train.sample, model.input_mut())?;
+            b.gather_idx(&train.y, &bufs.idx, n, &mut bufs.targets)?;
+            model.zero_grad(b)?;
+            let logits = model.forward(b, n, cfg.seed, state.step)?;
+            if state.step == 0 {
+                let mut host = vec![0.0f32; n * outputs];
+                b.read(logits, &mut host)?;
+                if looks_like_probabilities(&host, outputs)
+                    && matches!(cfg.loss, Loss::CrossEntropy { .. })
+                {
+                    progress.warn(
+                        "the model's outputs already look like probabilities (in [0, 1], rows summing to 1), \
+                         but CrossEntropy applies log-softmax itself: this is a double softmax and trains badly. \
+                         Remove the final Softmax layer.",
+                    );
+                }
+            }
+            cfg.loss.forward_backward(
+                b,
+                logits,
+                Targets::Classes(&bufs.targets),
+                n,
+                outputs,
+                &mut bufs.dlogits,
+                &mut bufs.stats,
+            )?;
+            model.backward(b, n, cfg.seed, state.step, &bufs.dlogits)?;
+            let mut params = model.params_mut();
+            if let Some(max) = cfg.clip_grad_norm {
+                clip_grad_norm(b, &mut params, max, &mut bufs.scratch)?;
+            }
+            opt.step(b, &mut params, lr)?;
+            state.step += 1;
+            seen += n;
+            if (k + 1) % every == 0 || k + 1 == batches.len() {
+                b.read(&bufs.stats, &mut host_stats)?;
+                if !host_stats[0].is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        step: state.step,
+                        value: host_stats[0],
+                        lr,
+                        suggest: lr / 10.0,
+                    });
+                }
+                progress.step(k + 1, seen, host_stats[0] / seen as f32);
+            }
+        }
+        b.sync()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let seen_f = seen.max(1) as f32;
+        let (val_loss, val_acc) = match val {
+            Some(v) if v.len > 0 => {
+                let e = evaluate(b, model, v, &cfg.loss, cfg.eval_batch)?;
+                (Some(e.loss), Some(e.accuracy))
+            }
+            _ => (None, None),
+        };
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: host_stats[0] / seen_f,
+            train_acc: host_stats[1] / seen_f,
+            val_loss,
+            val_acc,
+            lr,
+            seconds,
+        };
+        progress.epoch_end(&m);
+        state.history.push(m);
+        state.epochs_done += 1;
+        let mut stop = false;
+        if let (Some(patience), Some(vl)) = (cfg.early_stopping, val_loss) {
+            match state.best {
+                Some((best, _)) if vl >= best => {
+                    let since = state.best.map(|(_, e)| state.epochs_done - e).unwrap_or(0);
+                    if since >= patience {
+                        stop = true;
+                    }
+                }
+                _ => {
+                    state.best = Some((vl, state.epochs_done));
+                    best_weights = Some(model.snapshot(b)?);
+                }
+            }
+        }
+        if !on_epoch(model, opt, state)? || stop {
+            if stop {
+                if let Some((best, e)) = state.best {
+                    progress.warn(&format!(
+                        "early stopping: no better validation loss than {best:.4} (epoch {e}) for {} epochs; restoring epoch {e}'s weights",
+                        state.epochs_done - e
+                    ));
+                }
+            }
+            break;
+        }
+    }
+    if let Some(w) = best_weights {
+        if cfg.early_stopping.is_some() {
+            model.restore(b, &w)?;
+        }
+    }
+    Ok(())
+}
