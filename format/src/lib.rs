@@ -15,6 +15,7 @@ mod dtype;
 mod error;
 pub mod layout;
 mod op;
+mod op_rules;
 mod reader;
 mod records;
 mod shape;
