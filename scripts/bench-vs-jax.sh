@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# MNIST MLP, Lasagna (CPU) vs JAX+optax (CPU), side by side in one run on
-# this machine. Prints each run's per-epoch seconds and test accuracy and the
-# ratio of seconds per epoch. Usage: bash scripts/bench-mlp.sh [EPOCHS]
+# A Lasagna preset (CPU) vs the same network in JAX (CPU), side by side in
+# one run on this machine. Prints each run's per-epoch seconds and test
+# accuracy and the ratio of seconds per epoch.
+# Usage: bash scripts/bench-vs-jax.sh mlp|cnn|lstm [EPOCHS]   (ROUNDS=N, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-epochs="${1:-5}"
-out="${OUT_DIR:-out/bench-mlp}"
+model="${1:-mlp}"
+epochs="${2:-5}"
+out="${OUT_DIR:-out/bench-$model}"
+# The Lasagna side runs exactly the peer's network.
+case "$model" in
+  mlp) peer=../shared/peers/jax_mlp.py; ours=mlp ;;
+  cnn) peer=../shared/peers/jax_cnn.py; ours=benches/peers/cnn_as_jax.toml ;;
+  lstm) peer=benches/peers/jax_lstm.py; ours=lstm ;;  # no shared peer exists; ours follows jax_mlp.py
+  *) echo "unknown model $model (mlp, cnn or lstm)" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 
 venv=.tools/peers-venv
@@ -15,22 +24,21 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cargo build --release --locked -p lasagna-trainer >/dev/null
 
-peer=../shared/peers/jax_mlp.py
 [ -f "$peer" ] || { echo "missing $peer (the JAX peer baseline)" >&2; exit 1; }
 
 rounds="${ROUNDS:-3}"
 # This machine is a shared VM whose speed drifts; alternate the two
 # contenders for several rounds so both see the same conditions.
 for r in $(seq 1 "$rounds"); do
-  echo "== round $r/$rounds: lasagna --val 0 (all 60,000, as the JAX peer trains)"
-  ./target/release/lasagna train --model mlp --epochs "$epochs" --device cpu --val 0 --metrics "$out/lasagna_val0_$r.json" --quiet
+  echo "== round $r/$rounds: lasagna $model --val 0 (all 60,000, as the JAX peer trains)"
+  ./target/release/lasagna train --model "$ours" --epochs "$epochs" --device cpu --val 0 --metrics "$out/lasagna_val0_$r.json" --quiet
   echo "== round $r/$rounds: JAX + optax (CPU, all 60,000)"
   "$venv/bin/python" "$peer" --epochs "$epochs" --data data/mnist > "$out/jax_$r.log"
   tail -n 1 "$out/jax_$r.log" > "$out/jax_$r.json"
 done
 
-echo "== lasagna, default (55,000 train / 5,000 val), once"
-./target/release/lasagna train --model mlp --epochs "$epochs" --device cpu --metrics "$out/lasagna_val5000.json" --quiet
+echo "== lasagna $model, default (55,000 train / 5,000 val), once"
+./target/release/lasagna train --model "$ours" --epochs "$epochs" --device cpu --metrics "$out/lasagna_val5000.json" --quiet
 
 "$venv/bin/python" - "$out" "$rounds" <<'PY'
 import json, sys, statistics as st

@@ -5,8 +5,8 @@ use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::layers::{
-    activation::Activation, batchnorm::BatchNorm1d, dropout::Dropout, embedding::Embedding,
-    flatten::Flatten, layernorm::LayerNorm, linear::Linear, softmax::Softmax, Layer,
+    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Dropout2d,
+    Embedding, Flatten, Layer, LayerNorm, Linear, Lstm, MaxPool2d, Softmax,
 };
 use crate::loss::Loss;
 use crate::optim::{OptimConfig, Schedule};
@@ -14,7 +14,31 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// The presets `--model NAME` accepts, with their TOML source.
-pub const PRESETS: &[(&str, &str)] = &[("mlp", include_str!("../presets/mlp.toml"))];
+pub const PRESETS: &[(&str, &str)] = &[
+    ("mlp", include_str!("../presets/mlp.toml")),
+    ("cnn", include_str!("../presets/cnn.toml")),
+    ("lstm", include_str!("../presets/lstm.toml")),
+];
+
+/// A size given as one number (both axes) or as `[height, width]`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Pair {
+    /// The same size on both axes.
+    One(usize),
+    /// `[height, width]`.
+    Two([usize; 2]),
+}
+
+impl Pair {
+    /// `(height, width)`.
+    pub fn get(self) -> (usize, usize) {
+        match self {
+            Pair::One(v) => (v, v),
+            Pair::Two([h, w]) => (h, w),
+        }
+    }
+}
 
 /// One layer of a TOML description.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -75,6 +99,86 @@ pub enum LayerSpec {
         #[serde(default = "bn_eps")]
         eps: f32,
     },
+    /// 2-D convolution over `[C, H, W]`; input channels come from the layer before.
+    Conv2d {
+        /// Output channels.
+        out: usize,
+        /// Kernel size.
+        kernel: Pair,
+        /// Stride (default 1).
+        #[serde(default = "pair_one")]
+        stride: Pair,
+        /// Zero padding on each side (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+        /// Dilation (default 1).
+        #[serde(default = "pair_one")]
+        dilation: Pair,
+        /// Groups (default 1; input channels for depthwise).
+        #[serde(default = "one")]
+        groups: usize,
+        /// Whether to learn a bias (default true).
+        #[serde(default = "yes")]
+        bias: bool,
+        /// Weight init.
+        #[serde(default)]
+        init: Option<String>,
+    },
+    /// 2-D max pooling.
+    MaxPool2d {
+        /// Window size.
+        kernel: Pair,
+        /// Stride (default: the kernel size, as PyTorch).
+        #[serde(default)]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+    },
+    /// 2-D average pooling.
+    AvgPool2d {
+        /// Window size.
+        kernel: Pair,
+        /// Stride (default: the kernel size).
+        #[serde(default)]
+        stride: Option<Pair>,
+        /// Padding (default 0).
+        #[serde(default = "pair_zero")]
+        padding: Pair,
+        /// Count padded zeros in the divisor (PyTorch's default, true).
+        #[serde(default = "yes")]
+        count_include_pad: bool,
+    },
+    /// Adaptive average pooling to a fixed size (`out = 1` is global average pooling).
+    AdaptiveAvgPool2d {
+        /// Output size.
+        out: Pair,
+    },
+    /// BatchNorm2d over the channels of `[C, H, W]`.
+    BatchNorm2d {
+        /// Added to the variance.
+        #[serde(default = "bn_eps")]
+        eps: f32,
+        /// Running-statistics momentum.
+        #[serde(default = "bn_momentum")]
+        momentum: f32,
+    },
+    /// Drops whole channels of `[C, H, W]`.
+    Dropout2d {
+        /// Drop probability.
+        p: f32,
+    },
+    /// LSTM over `[T, features]` (batch first), PyTorch's gate order.
+    Lstm {
+        /// Hidden units.
+        hidden: usize,
+        /// Stacked layers (default 1).
+        #[serde(default = "one")]
+        layers: usize,
+        /// Output every step `[T, hidden]` instead of the last `[hidden]`.
+        #[serde(default)]
+        return_sequences: bool,
+    },
     /// Embedding table.
     Embedding {
         /// Vocabulary size.
@@ -86,6 +190,27 @@ pub enum LayerSpec {
 
 fn yes() -> bool {
     true
+}
+/// A schedule from its command-line form; a bare `cosine` means
+/// `cosine:EPOCHS`, so changing `--epochs` keeps one full half-cosine.
+pub fn parse_schedule(s: &str, epochs: usize) -> Result<Schedule> {
+    if s.trim() == "cosine" {
+        return Ok(Schedule::Cosine {
+            t_max: epochs.max(1),
+            eta_min: 0.0,
+        });
+    }
+    s.parse()
+}
+
+fn one() -> usize {
+    1
+}
+fn pair_one() -> Pair {
+    Pair::One(1)
+}
+fn pair_zero() -> Pair {
+    Pair::One(0)
 }
 fn leaky_default() -> f32 {
     0.01
@@ -228,6 +353,68 @@ impl ModelSpec {
                 )?),
                 LayerSpec::LayerNorm { eps } => Box::new(LayerNorm::new(last, *eps)?),
                 LayerSpec::Embedding { num, dim } => Box::new(Embedding::new(*num, *dim)),
+                LayerSpec::Conv2d {
+                    out: o,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    bias,
+                    init,
+                } => {
+                    let init = match init {
+                        Some(s) => s.parse::<Init>()?,
+                        None => Init::Default,
+                    };
+                    let c_in = shape.first().copied().unwrap_or(0);
+                    Box::new(Conv2d::new(
+                        c_in,
+                        *o,
+                        kernel.get(),
+                        stride.get(),
+                        padding.get(),
+                        dilation.get(),
+                        *groups,
+                        *bias,
+                        init,
+                    )?)
+                }
+                LayerSpec::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => Box::new(MaxPool2d::new(
+                    kernel.get(),
+                    stride.unwrap_or(*kernel).get(),
+                    padding.get(),
+                )?),
+                LayerSpec::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                    count_include_pad,
+                } => Box::new(AvgPool2d::new(
+                    kernel.get(),
+                    stride.unwrap_or(*kernel).get(),
+                    padding.get(),
+                    *count_include_pad,
+                )?),
+                LayerSpec::AdaptiveAvgPool2d { out: o } => {
+                    let (h, w) = o.get();
+                    Box::new(AdaptiveAvgPool2d::new(h, w)?)
+                }
+                LayerSpec::BatchNorm2d { eps, momentum } => Box::new(BatchNorm2d::new(
+                    shape.first().copied().unwrap_or(0),
+                    *eps,
+                    *momentum,
+                )?),
+                LayerSpec::Dropout2d { p } => Box::new(Dropout2d::new(*p)?),
+                LayerSpec::Lstm {
+                    hidden,
+                    layers,
+                    return_sequences,
+                } => Box::new(Lstm::new(last, *hidden, *layers, *return_sequences)?),
             };
             shape = layer.output_shape(&shape).map_err(|reason| Error::Shape {
                 index: i,
@@ -289,9 +476,10 @@ impl ModelSpec {
     }
 
     /// The schedule this description asks for.
-    pub fn schedule(&self) -> Result<Schedule> {
+    /// `epochs` is the run's length: a bare `cosine` anneals over all of it.
+    pub fn schedule(&self, epochs: usize) -> Result<Schedule> {
         match &self.optimizer.schedule {
-            Some(s) => s.parse(),
+            Some(s) => parse_schedule(s, epochs),
             None => Ok(Schedule::Constant),
         }
     }
@@ -310,5 +498,58 @@ impl ModelSpec {
             *label_smoothing = ls;
         }
         Ok(loss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::Cpu;
+
+    #[test]
+    fn every_preset_parses_and_builds() {
+        for (name, text) in PRESETS {
+            let spec = ModelSpec::parse(text, name).expect("preset parses");
+            let layers = spec.build_layers::<Cpu>().expect("preset builds");
+            assert!(!layers.is_empty(), "{name}");
+            spec.optimizer().expect("optimizer");
+            spec.schedule(5).expect("schedule");
+        }
+    }
+
+    #[test]
+    fn sizes_accept_one_number_or_a_pair_and_bare_cosine_spans_the_run() {
+        let spec = ModelSpec::parse(
+            "input = [2, 9, 7]\n[[layers]]\ntype = \"conv2d\"\nout = 4\nkernel = [3, 1]\nstride = 2\n[[layers]]\ntype = \"max_pool2d\"\nkernel = 2\n[optimizer]\nschedule = \"cosine\"\n",
+            "test",
+        )
+        .expect("parses");
+        let layers = spec.build_layers::<Cpu>().expect("builds");
+        let s1 = layers[0].output_shape(&[2, 9, 7]).expect("conv fits");
+        assert_eq!(s1, vec![4, 4, 4]);
+        assert_eq!(
+            layers[1].output_shape(&s1).expect("pool fits"),
+            vec![4, 2, 2]
+        );
+        assert_eq!(
+            spec.schedule(7).expect("schedule"),
+            Schedule::Cosine {
+                t_max: 7,
+                eta_min: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_layer_types_and_fields_are_rejected_with_the_name() {
+        let e = ModelSpec::parse("[[layers]]\ntype = \"conv3d\"\n", "x.toml")
+            .expect_err("unknown type");
+        assert!(e.to_string().contains("conv3d"), "{e}");
+        let e = ModelSpec::parse(
+            "[[layers]]\ntype = \"linear\"\nout = 3\nouts = 4\n",
+            "x.toml",
+        )
+        .expect_err("typo");
+        assert!(e.to_string().contains("outs"), "{e}");
     }
 }

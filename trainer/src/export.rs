@@ -5,8 +5,8 @@ use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::layers::{
-    activation::Activation, batchnorm::BatchNorm1d, embedding::Embedding, flatten::Flatten,
-    layernorm::LayerNorm, linear::Linear, softmax::Softmax, Layer, Layers,
+    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Embedding, Flatten,
+    Layer, LayerNorm, Layers, Linear, Lstm, MaxPool2d, Softmax,
 };
 use crate::model::Model;
 use lasagna_format::{ModelBuilder, Op, TensorData};
@@ -60,6 +60,10 @@ pub fn export_f32<B: Backend>(b: &B, model: &Model<B>, info: &ExportInfo) -> Res
         .map_err(|e| Error::config("export", format!("the model could not be written: {e}")))
 }
 
+fn pair(v: [u8; 2]) -> (usize, usize) {
+    (v[0] as usize, v[1] as usize)
+}
+
 /// Layers equivalent to a model file's ops, and the tensors to load into
 /// them (parameters first, then buffers such as running statistics).
 pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, Vec<Vec<f32>>)> {
@@ -102,6 +106,54 @@ pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, V
             Op::BatchNorm { features, eps } if e.input.shape.rank() <= 2 => {
                 Box::new(BatchNorm1d::new(features as usize, eps, 0.1)?)
             }
+            Op::BatchNorm { features, eps } => {
+                Box::new(BatchNorm2d::new(features as usize, eps, 0.1)?)
+            }
+            Op::Conv2d {
+                in_channels,
+                out_channels,
+                groups,
+                window: w,
+                bias,
+            } => Box::new(Conv2d::new(
+                in_channels as usize,
+                out_channels as usize,
+                pair(w.kernel),
+                pair(w.stride),
+                pair(w.padding),
+                pair(w.dilation),
+                groups as usize,
+                bias,
+                Init::Default,
+            )?),
+            Op::MaxPool2d { window: w } => Box::new(MaxPool2d::new(
+                pair(w.kernel),
+                pair(w.stride),
+                pair(w.padding),
+            )?),
+            Op::AvgPool2d {
+                window: w,
+                count_include_pad,
+            } => Box::new(AvgPool2d::new(
+                pair(w.kernel),
+                pair(w.stride),
+                pair(w.padding),
+                count_include_pad,
+            )?),
+            Op::AdaptiveAvgPool2d { out_h, out_w } => {
+                Box::new(AdaptiveAvgPool2d::new(out_h as usize, out_w as usize)?)
+            }
+            Op::Lstm {
+                input_size,
+                hidden_size,
+                layers,
+                return_sequences,
+            } => Box::new(Lstm::new(
+                input_size as usize,
+                hidden_size as usize,
+                layers as usize,
+                return_sequences,
+            )?),
             Op::LayerNorm { size, eps } => Box::new(LayerNorm::new(size as usize, eps)?),
             Op::Embedding { num, dim } => Box::new(Embedding::new(num as usize, dim as usize)),
             _ => return Err(unsupported()),

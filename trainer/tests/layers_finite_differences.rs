@@ -18,185 +18,8 @@ use lasagna_trainer::layers::{
 use lasagna_trainer::philox::Stream;
 use proptest::prelude::*;
 
-/// Relative tolerance of the comparison: about 8x the worst mismatch seen
-/// over 3000 cases of every test (4e-4, on the norms), so a gradient that is
-/// off by a fraction of a percent still fails.
-const TOL: f64 = 3e-3;
-
-/// What to run a layer on.
-struct Spec {
-    /// Per-sample input shape.
-    input: Vec<usize>,
-    batch: usize,
-    mode: Mode,
-    /// Seed of the inputs, `r`, the parameters and the dropout mask.
-    seed: u64,
-    /// Finite-difference step.
-    h: f64,
-    /// `Some(num)`: inputs are token ids below `num`, which have no gradient.
-    ids: Option<usize>,
-}
-
-impl Spec {
-    fn new(input: Vec<usize>, batch: usize, seed: u64) -> Spec {
-        Spec {
-            input,
-            batch,
-            mode: Mode::Train,
-            seed,
-            h: 1e-2,
-            ids: None,
-        }
-    }
-}
-
-/// The largest mismatch seen, relative to its tolerance.
-#[derive(Default)]
-struct Worst {
-    ratio: f64,
-    what: String,
-}
-
-impl Worst {
-    fn see(&mut self, what: impl FnOnce() -> String, analytic: f32, numeric: f64) {
-        let ratio = (analytic as f64 - numeric).abs() / (TOL * (1.0 + numeric.abs()));
-        if ratio > self.ratio || !ratio.is_finite() {
-            self.ratio = if ratio.is_finite() {
-                ratio
-            } else {
-                f64::INFINITY
-            };
-            self.what = format!(
-                "{}: backward {analytic}, finite difference {numeric}",
-                what()
-            );
-        }
-    }
-}
-
-fn fail(e: impl std::fmt::Display) -> TestCaseError {
-    TestCaseError::fail(e.to_string())
-}
-
-fn loss(
-    layer: &mut dyn Layer<Cpu>,
-    ctx: &Ctx,
-    x: &Vec<f32>,
-    y: &mut Vec<f32>,
-    r: &[f32],
-) -> Result<f64, TestCaseError> {
-    layer.forward(&Cpu, ctx, x, y).map_err(fail)?;
-    Ok(y.iter().zip(r).map(|(&y, &r)| y as f64 * r as f64).sum())
-}
-
-/// Runs forward and backward once, then compares every input and parameter
-/// gradient with `(L(v + h) - L(v - h)) / 2h`.
-fn check_gradients(layer: &mut dyn Layer<Cpu>, s: &Spec) -> Result<(), TestCaseError> {
-    let out_shape = layer.output_shape(&s.input).map_err(fail)?;
-    // One spare sample: layers must act on the first `batch` samples only.
-    let max_batch = s.batch + 1;
-    let mut rng = Stream::new(s.seed, 0);
-    layer
-        .setup(&Cpu, &s.input, max_batch, &mut rng)
-        .map_err(fail)?;
-    // Random parameters, not the (often symmetric) initial ones.
-    for p in layer.params_mut() {
-        p.value
-            .iter_mut()
-            .for_each(|v| *v = rng.uniform_range(-1.5, 1.5));
-    }
-    let (in_numel, out_numel) = (
-        s.input.iter().product::<usize>(),
-        out_shape.iter().product::<usize>(),
-    );
-    let (n_in, n_out) = (s.batch * in_numel, s.batch * out_numel);
-    let mut x = vec![0.0f32; max_batch * in_numel];
-    for v in &mut x[..n_in] {
-        *v = match s.ids {
-            Some(num) => rng.below(num as u32) as f32,
-            None => {
-                let m = rng.uniform_range(0.05, 2.0);
-                if rng.uniform() < 0.5 {
-                    -m
-                } else {
-                    m
-                }
-            }
-        };
-    }
-    let mut r = vec![0.0f32; max_batch * out_numel];
-    r[..n_out]
-        .iter_mut()
-        .for_each(|v| *v = rng.uniform_range(-1.0, 1.0));
-    let ctx = Ctx {
-        mode: s.mode,
-        batch: s.batch,
-        seed: s.seed,
-        offset: 11,
-        index: 2,
-    };
-    let mut y = vec![0.0f32; max_batch * out_numel];
-    loss(layer, &ctx, &x, &mut y, &r)?;
-    // A sentinel: backward must overwrite dx, not add to it.
-    let mut dx = vec![1e3f32; x.len()];
-    layer
-        .backward(&Cpu, &ctx, &x, &y, &r, Some(&mut dx))
-        .map_err(fail)?;
-    let grads: Vec<(&str, Vec<f32>)> = layer
-        .params()
-        .iter()
-        .map(|p| (p.name, p.grad.clone()))
-        .collect();
-
-    let mut worst = Worst::default();
-    let h = s.h;
-    if s.ids.is_some() {
-        prop_assert!(
-            dx[..n_in].iter().all(|&v| v == 0.0),
-            "token ids must get a zero gradient: {:?}",
-            &dx[..n_in]
-        );
-    } else {
-        for i in 0..n_in {
-            let v = x[i];
-            x[i] = (v as f64 + h) as f32;
-            let plus = loss(layer, &ctx, &x, &mut y, &r)?;
-            x[i] = (v as f64 - h) as f32;
-            let minus = loss(layer, &ctx, &x, &mut y, &r)?;
-            x[i] = v;
-            worst.see(
-                || format!("dx[{i}] (x = {v})"),
-                dx[i],
-                (plus - minus) / (2.0 * h),
-            );
-        }
-    }
-    for (k, (name, grad)) in grads.iter().enumerate() {
-        for (j, &g) in grad.iter().enumerate() {
-            let v = layer.params()[k].value[j];
-            layer.params_mut()[k].value[j] = (v as f64 + h) as f32;
-            let plus = loss(layer, &ctx, &x, &mut y, &r)?;
-            layer.params_mut()[k].value[j] = (v as f64 - h) as f32;
-            let minus = loss(layer, &ctx, &x, &mut y, &r)?;
-            layer.params_mut()[k].value[j] = v;
-            worst.see(
-                || format!("{name}.grad[{j}]"),
-                g,
-                (plus - minus) / (2.0 * h),
-            );
-        }
-    }
-    prop_assert!(
-        worst.ratio <= 1.0,
-        "{} on input {:?} x batch {}: worst mismatch {:.2}x the tolerance at {}",
-        layer.describe(),
-        s.input,
-        s.batch,
-        worst.ratio,
-        worst.what
-    );
-    Ok(())
-}
+mod common;
+use common::{check_gradients, fail, Inputs, Spec, NORM_EPS};
 
 /// A per-sample shape of rank 1 to 3 with small dimensions.
 fn small_shape() -> impl Strategy<Value = Vec<usize>> {
@@ -214,12 +37,6 @@ fn any_act() -> impl Strategy<Value = Act> {
         Just(Act::Tanh),
     ]
 }
-
-/// The norms' `eps` here. PyTorch's 1e-5 makes a normalization of two
-/// nearly equal values a near step function that no finite difference can
-/// follow; a larger `eps` keeps the function smooth and exercises the same
-/// gradient formula.
-const NORM_EPS: f32 = 0.1;
 
 proptest! {
     #[test]
@@ -290,7 +107,7 @@ proptest! {
     ) {
         let mut e = Embedding::<Cpu>::new(num, dim);
         let mut s = Spec::new(vec![tokens], batch, seed);
-        s.ids = Some(num);
+        s.inputs = Inputs::Ids(num);
         check_gradients(&mut e, &s)?;
     }
 

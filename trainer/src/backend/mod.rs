@@ -14,6 +14,14 @@
 
 use crate::error::Result;
 
+mod conv;
+mod pool;
+mod rnn;
+
+pub use conv::*;
+pub use pool::*;
+pub use rnn::*;
+
 /// Allocation, transfers and simple fills.
 pub trait Memory: Send + Sync + 'static {
     /// An `f32` buffer on the device.
@@ -404,6 +412,21 @@ pub trait OptimOps: Memory {
 }
 
 /// Everything a training step needs.
-pub trait Backend: Memory + Blas + DataOps + ActivationOps + NormOps + LossOps + OptimOps {}
+pub trait Backend:
+    Memory + Blas + DataOps + ActivationOps + NormOps + LossOps + OptimOps + ConvOps + PoolOps + LstmOps
+{
+}
 
-impl<T: Memory + Blas + DataOps + ActivationOps + NormOps + LossOps + OptimOps> Backend for T {}
+impl<T> Backend for T where
+    T: Memory
+        + Blas
+        + DataOps
+        + ActivationOps
+        + NormOps
+        + LossOps
+        + OptimOps
+        + ConvOps
+        + PoolOps
+        + LstmOps
+{
+}

@@ -68,6 +68,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let dir = resolve_data_dir(a.data.as_deref());
     let data = load_mnist(&dir, Normalization { mean, std })?;
     let mut model = load_model(&b, &m, 1000)?;
+    let want: usize = model.input_shape().iter().product();
+    let have: usize = data.test.sample_shape.iter().product();
+    if want != have {
+        return Err(Error::config(
+            "model input",
+            format!(
+                "{} expects {:?} ({want} values) but MNIST samples have {have}",
+                a.model_file.display(),
+                model.input_shape()
+            ),
+        ));
+    }
     let test = DeviceData::upload(&b, &data.test)?;
     let e = evaluate(
         &b,

@@ -5,12 +5,12 @@ use super::Device;
 use clap::Args;
 use lasagna_trainer::backend::Memory;
 use lasagna_trainer::checkpoint::Checkpoint;
-use lasagna_trainer::config::{ModelSpec, PRESETS};
+use lasagna_trainer::config::{parse_schedule, ModelSpec, PRESETS};
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
 use lasagna_trainer::error::{Error, Result};
 use lasagna_trainer::export::{export_f32, ExportInfo};
 use lasagna_trainer::model::Model;
-use lasagna_trainer::optim::{Optimizer, Schedule};
+use lasagna_trainer::optim::Optimizer;
 use lasagna_trainer::train::{evaluate, fit, DeviceData, RunState, TrainConfig};
 use serde_json::json;
 use std::path::PathBuf;
@@ -45,7 +45,8 @@ pub struct TrainArgs {
     /// SGD momentum.
     #[arg(long)]
     pub momentum: Option<f32>,
-    /// Learning-rate schedule: constant, step:STEP:GAMMA (e.g. step:2:0.5), cosine:T_MAX[:ETA_MIN].
+    /// Learning-rate schedule: constant, step:STEP:GAMMA (e.g. step:2:0.5), cosine (over all
+    /// epochs), or cosine:T_MAX[:ETA_MIN].
     #[arg(long)]
     pub schedule: Option<String>,
     /// Clip the global gradient norm to this value.
@@ -124,13 +125,14 @@ fn config(a: &TrainArgs, spec: &mut ModelSpec) -> Result<TrainConfig> {
     spec.optimizer.weight_decay = a.weight_decay.or(spec.optimizer.weight_decay);
     spec.optimizer.momentum = a.momentum.or(spec.optimizer.momentum);
     spec.training.label_smoothing = a.label_smoothing.or(spec.training.label_smoothing);
-    let schedule = match &a.schedule {
-        Some(s) => s.parse::<Schedule>()?,
-        None => spec.schedule()?,
-    };
     let d = TrainConfig::mnist_default();
+    let epochs = a.epochs.or(spec.training.epochs).unwrap_or(d.epochs);
+    let schedule = match &a.schedule {
+        Some(s) => parse_schedule(s, epochs)?,
+        None => spec.schedule(epochs)?,
+    };
     let cfg = TrainConfig {
-        epochs: a.epochs.or(spec.training.epochs).unwrap_or(d.epochs),
+        epochs,
         batch_size: a
             .batch_size
             .or(spec.training.batch_size)
@@ -183,15 +185,22 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         train = train.subset(n);
     }
-    let (train, valset) = split_validation(&train, val, cfg.seed)?;
-    if spec.input != train.sample_shape {
+    let (mut train, mut valset) = split_validation(&train, val, cfg.seed)?;
+    let mut test = data.test;
+    let sample: usize = train.sample_shape.iter().product();
+    let wanted: usize = spec.input.iter().product();
+    if wanted != sample {
         return Err(Error::config(
             "model input",
             format!(
-                "the model expects {:?} but MNIST samples are {:?}",
+                "the model expects {:?} ({wanted} values) but MNIST samples are {:?} ({sample} values)",
                 spec.input, train.sample_shape
             ),
         ));
+    }
+    // Same values, another view (the row-LSTM reads [1, 28, 28] as [28, 28]).
+    for ds in [&mut train, &mut valset, &mut test] {
+        ds.sample_shape = spec.input.clone();
     }
 
     let layers = spec.build_layers()?;
@@ -220,7 +229,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             b.name(),
             train.len(),
             valset.len(),
-            data.test.len()
+            test.len()
         );
         print!("{}", model.summary());
         println!(
@@ -257,14 +266,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &mut hook,
     )?;
 
-    let test_dev = DeviceData::upload(&b, &data.test)?;
-    let test = evaluate(&b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
+    let test_dev = DeviceData::upload(&b, &test)?;
+    let result = evaluate(&b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
     let total = t_start.elapsed().as_secs_f64();
     println!(
         "test accuracy {:.2}% ({} images), test loss {:.4}, {} parameters, {:.1} s total",
-        100.0 * test.accuracy,
-        data.test.len(),
-        test.loss,
+        100.0 * result.accuracy,
+        test.len(),
+        result.loss,
         model.parameter_count(),
         total
     );
@@ -281,7 +290,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ("lasagna.train.model".into(), a.model.clone()),
                 (
                     "lasagna.train.test_accuracy".into(),
-                    format!("{:.4}", test.accuracy),
+                    format!("{:.4}", result.accuracy),
                 ),
                 ("lasagna.train.epochs".into(), state.epochs_done.to_string()),
                 ("lasagna.train.seed".into(), cfg.seed.to_string()),
@@ -298,8 +307,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let m = json!({
             "model": a.model,
             "epochs": state.history,
-            "test_accuracy": test.accuracy,
-            "test_loss": test.loss,
+            "test_accuracy": result.accuracy,
+            "test_loss": result.loss,
             "parameters": model.parameter_count(),
             "device": b.name(),
             "seconds_total": total,

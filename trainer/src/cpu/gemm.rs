@@ -4,7 +4,7 @@
 use crate::backend::Gemm;
 
 /// From this many multiply-adds on, C's rows are split over two cores
-/// (see `pool`): the MLP's 64x784x256 products gain, 64x256x64 do not.
+/// (see `threads`): the MLP's 64x784x256 products gain, 64x256x64 do not.
 const SPLIT_MIN_FMAS: usize = 1 << 22;
 
 /// `c = alpha * op(a) op(b) + beta * c`; the caller has checked the lengths.
@@ -24,7 +24,7 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     }
     let half = m / 2;
     let (top, bottom) = c[..m * n].split_at_mut(half * n);
-    super::pool::join(
+    super::threads::join(
         // SAFETY: lengths checked above; each half writes its own rows of C.
         || unsafe { gemm_rows(g, a, b, top.as_mut_ptr(), 0, half) },
         || unsafe { gemm_rows(g, a, b, bottom.as_mut_ptr(), half, m) },

@@ -5,18 +5,23 @@
 
 pub mod activation;
 pub mod adam;
+pub mod avgpool2d;
 pub mod batchnorm;
 pub mod bce;
 pub mod clip;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod embedding;
 pub mod gemm;
 pub mod layernorm;
+pub mod lstm;
+pub mod maxpool2d;
 pub mod mse;
-pub mod pool;
+pub mod pooling;
 pub mod sgd;
 pub mod softmax;
+pub mod threads;
 
 use crate::backend::*;
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! Batch normalization (PyTorch's `nn.BatchNorm1d`), written over
+//! Batch normalization (PyTorch's `nn.BatchNorm1d` and `nn.BatchNorm2d`), written over
 //! [`NormDims`] `(N, C, S)` so every variant shares it: a variant only says
 //! how a per-sample shape splits into channels `C` and positions `S`.
 //!
@@ -44,6 +44,21 @@ impl Variant for OneD {
     }
 }
 
+/// BatchNorm2d: per-sample `[C, H, W]`, statistics over `N`, `H` and `W`.
+pub struct TwoD;
+
+impl Variant for TwoD {
+    const KIND: &'static str = "BatchNorm2d";
+    fn positions(input: &[usize], features: usize) -> std::result::Result<usize, String> {
+        match *input {
+            [c, h, w] if c == features => Ok(h * w),
+            _ => Err(format!(
+                "expected [{features}, H, W] (C = num_features), got {input:?}"
+            )),
+        }
+    }
+}
+
 /// Batch normalization over the channels of a [`Variant`]'s layout.
 pub struct BatchNorm<B: Backend, V: Variant> {
     features: usize,
@@ -74,6 +89,19 @@ impl<B: Backend> BatchNorm<B, OneD> {
     /// [`DEFAULT_EPS`], [`DEFAULT_MOMENTUM`]), always affine and tracking
     /// running statistics.
     pub fn new(features: usize, eps: f32, momentum: f32) -> Result<BatchNorm1d<B>> {
+        BatchNorm::with_variant(features, eps, momentum)
+    }
+}
+
+/// BatchNorm2d on `[C, H, W]`.
+pub type BatchNorm2d<B> = BatchNorm<B, TwoD>;
+
+impl<B: Backend> BatchNorm<B, TwoD> {
+    /// PyTorch's `BatchNorm2d(features, eps, momentum)` (defaults
+    /// [`DEFAULT_EPS`], [`DEFAULT_MOMENTUM`]), always affine and tracking
+    /// running statistics. Exports as the format's `BatchNorm`, which covers
+    /// both layouts.
+    pub fn new(features: usize, eps: f32, momentum: f32) -> Result<BatchNorm2d<B>> {
         BatchNorm::with_variant(features, eps, momentum)
     }
 }
@@ -388,6 +416,75 @@ mod tests {
         );
         let names: Vec<_> = bn.buffers().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["running_mean", "running_var"]);
+        Ok(())
+    }
+
+    fn layer2d(features: usize, input: &[usize]) -> Result<BatchNorm2d<Cpu>> {
+        let mut bn = BatchNorm2d::new(features, DEFAULT_EPS, DEFAULT_MOMENTUM)?;
+        bn.setup(&Cpu, input, 4, &mut Stream::new(0, 0))?;
+        Ok(bn)
+    }
+
+    #[test]
+    fn batchnorm2d_running_statistics_use_the_unbiased_variance_over_n_h_w() -> Result<()> {
+        let mut bn = layer2d(2, &[2, 1, 2])?;
+        // Two samples of [C=2, H=1, W=2]: channel 0 sees 1, 2 then 3, 6;
+        // channel 1 sees -1, -1 then 1, 1 (four values each, over N, H, W).
+        let x = vec![1.0, 2.0, -1.0, -1.0, 3.0, 6.0, 1.0, 1.0];
+        let mut y = vec![0.0; 8];
+        bn.forward(&Cpu, &ctx(Mode::Train, 2), &x, &mut y)?;
+        // By hand: mean 3 and 0; unbiased variance (4 values) 14/3 and 4/3.
+        let want_mean = [0.1 * 3.0, 0.0];
+        let want_var = [0.9 + 0.1 * 14.0 / 3.0, 0.9 + 0.1 * 4.0 / 3.0];
+        let s = bn.state.as_ref().ok_or_else(|| not_set_up("test"))?;
+        for c in 0..2 {
+            assert!(
+                (s.running_mean[c] as f64 - want_mean[c]).abs() < 1e-6,
+                "mean {c}: {:?}",
+                s.running_mean
+            );
+            assert!(
+                (s.running_var[c] as f64 - want_var[c]).abs() < 1e-6,
+                "var {c}: {:?}",
+                s.running_var
+            );
+        }
+        // Normalization uses the biased variance: channel 1 is exactly +-1.
+        let want_y1 = 1.0 / (1.0f64 + 1e-5).sqrt();
+        assert!((y[7] as f64 - want_y1).abs() < 1e-6 && (y[2] as f64 + want_y1).abs() < 1e-6);
+        // Channel 0, sample 1, position 1: (6 - 3) / sqrt(14/4 + eps).
+        let want = 3.0 / (3.5f64 + 1e-5).sqrt();
+        assert!((y[5] as f64 - want).abs() < 1e-6, "{y:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn batchnorm2d_takes_c_h_w_refuses_a_train_batch_of_one_and_exports_as_batchnorm() -> Result<()>
+    {
+        let mut bn = layer2d(3, &[3, 2, 2])?;
+        assert_eq!(Layer::<Cpu>::kind(&bn), "BatchNorm2d");
+        assert_eq!(bn.output_shape(&[3, 2, 2]), Ok(vec![3, 2, 2]));
+        let err = bn.output_shape(&[3, 4]).err().unwrap_or_default();
+        assert!(err.contains("[3, H, W]") && err.contains("[3, 4]"), "{err}");
+        assert!(bn.output_shape(&[4, 2, 2]).is_err());
+        // The rule shared with BatchNorm1d: a train batch of one is refused.
+        let x = vec![0.5; 12];
+        let mut y = vec![0.0; 12];
+        let err = bn.forward(&Cpu, &ctx(Mode::Train, 1), &x, &mut y);
+        assert!(
+            matches!(err, Err(Error::BatchNormBatchOne { index: 7 })),
+            "{err:?}"
+        );
+        bn.forward(&Cpu, &ctx(Mode::Eval, 1), &x, &mut y)?;
+        let (op, t) = &bn.export(&Cpu)?[0];
+        assert_eq!(
+            *op,
+            Op::BatchNorm {
+                features: 3,
+                eps: 1e-5
+            }
+        );
+        assert_eq!(t.len(), 4);
         Ok(())
     }
 }

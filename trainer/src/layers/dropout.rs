@@ -1,5 +1,8 @@
-//! `Dropout` (PyTorch's `nn.Dropout`): inverted dropout in train mode, the
-//! identity in eval mode. The mask is never stored: backward regenerates it
+//! `Dropout` and `Dropout2d` (PyTorch's `nn.Dropout`, `nn.Dropout2d`):
+//! inverted dropout in train mode, the identity in eval mode. Dropout2d
+//! drops whole channels of `[C, H, W]` samples, since neighbouring pixels of
+//! a feature map are correlated and dropping them one by one regularizes
+//! little (Tompson et al. 2015, the reason PyTorch has it). The mask is never stored: backward regenerates it
 //! from the step's `(seed, offset)` (see `cpu/dropout.rs`).
 
 use crate::backend::Backend;
@@ -90,6 +93,100 @@ impl<B: Backend> Layer<B> for Dropout {
     }
 }
 
+/// Zeroes each channel of a `[C, H, W]` sample with probability `p` in train
+/// mode and scales the kept ones by `1 / (1 - p)`.
+#[derive(Clone, Debug)]
+pub struct Dropout2d {
+    p: f32,
+    numel: usize,
+    /// `H * W`: the elements that share one keep/drop draw.
+    plane: usize,
+}
+
+impl Dropout2d {
+    /// A channel dropout layer with drop probability `p` in `[0, 1)` (`p = 1`
+    /// is refused as for [`Dropout`]).
+    pub fn new(p: f32) -> Result<Dropout2d> {
+        let p = Dropout::new(p)?.p;
+        Ok(Dropout2d {
+            p,
+            numel: 0,
+            plane: 0,
+        })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
+    fn chw(input: &[usize]) -> std::result::Result<[usize; 3], String> {
+        match *input {
+            [c, h, w] => Ok([c, h, w]),
+            _ => Err(format!(
+                "expected [C, H, W] (whole H x W channels are dropped), got {input:?}"
+            )),
+        }
+    }
+}
+
+impl<B: Backend> Layer<B> for Dropout2d {
+    fn kind(&self) -> &'static str {
+        "Dropout2d"
+    }
+
+    fn describe(&self) -> String {
+        format!("Dropout2d(p={})", self.p)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        Dropout2d::chw(input).map(|_| input.to_vec())
+    }
+
+    fn setup(
+        &mut self,
+        _b: &B,
+        input: &[usize],
+        _max_batch: usize,
+        _rng: &mut Stream,
+    ) -> Result<()> {
+        let [c, h, w] = Dropout2d::chw(input).map_err(|r| Error::config("Dropout2d", r))?;
+        self.plane = h * w;
+        self.numel = c * self.plane;
+        Ok(())
+    }
+
+    fn forward(&mut self, b: &B, ctx: &Ctx, x: &B::Buf, y: &mut B::Buf) -> Result<()> {
+        let n = ctx.batch * self.numel;
+        match ctx.mode {
+            Mode::Train => b.dropout_forward(self.p, ctx.seed, ctx.offset, self.plane, x, y, n),
+            Mode::Eval => b.copy(x, y, n),
+        }
+    }
+
+    fn backward(
+        &mut self,
+        b: &B,
+        ctx: &Ctx,
+        _x: &B::Buf,
+        _y: &B::Buf,
+        dy: &B::Buf,
+        dx: Option<&mut B::Buf>,
+    ) -> Result<()> {
+        let Some(dx) = dx else { return Ok(()) };
+        let n = ctx.batch * self.numel;
+        match ctx.mode {
+            Mode::Train => b.dropout_backward(self.p, ctx.seed, ctx.offset, self.plane, dy, dx, n),
+            Mode::Eval => b.copy(dy, dx, n),
+        }
+    }
+
+    fn export(&self, _b: &B) -> Result<Vec<ExportOp>> {
+        // Inference drops nothing, so the op vanishes from the exported model.
+        Ok(Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +250,39 @@ mod tests {
         d.forward(&Cpu, &ctx(Mode::Train, 18), &x, &mut y2)?;
         assert_ne!(y, y2);
         assert!(Layer::<Cpu>::export(&d, &Cpu)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn dropout2d_drops_whole_channels_and_backward_reuses_the_mask() -> Result<()> {
+        // 4 samples of [100, 2, 3]: 400 channel draws at p = 0.3.
+        let mut d = Dropout2d::new(0.3)?;
+        Layer::<Cpu>::setup(&mut d, &Cpu, &[100, 2, 3], 4, &mut Stream::new(0, 0))?;
+        let x: Vec<f32> = (0..2400).map(|v| 1.0 + v as f32).collect();
+        let mut y = vec![0.0; 2400];
+        let c = ctx(Mode::Train, 17);
+        d.forward(&Cpu, &c, &x, &mut y)?;
+        let mut dropped = 0;
+        for (yc, xc) in y.chunks(6).zip(x.chunks(6)) {
+            if yc.iter().all(|&v| v == 0.0) {
+                dropped += 1;
+            } else {
+                for (&y, &x) in yc.iter().zip(xc) {
+                    assert!((y - x / 0.7).abs() <= 1e-6 * y.abs(), "{yc:?} from {xc:?}");
+                }
+            }
+        }
+        // Binomial(400, 0.3): mean 120, standard deviation 9.2; 5 sigma either way.
+        assert!((74..=166).contains(&dropped), "dropped {dropped} of 400");
+        let dy = vec![2.0; 2400];
+        let mut dx = vec![0.0; 2400];
+        d.backward(&Cpu, &c, &x, &y, &dy, Some(&mut dx))?;
+        for (i, (&g, &y)) in dx.iter().zip(&y).enumerate() {
+            assert_eq!(g == 0.0, y == 0.0, "element {i}");
+        }
+        assert!(Layer::<Cpu>::export(&d, &Cpu)?.is_empty());
+        assert!(Layer::<Cpu>::output_shape(&d, &[100, 6]).is_err());
+        assert!(Dropout2d::new(1.0).is_err());
         Ok(())
     }
 }

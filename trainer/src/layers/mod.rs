@@ -124,19 +124,31 @@ pub trait Layer<B: Backend>: Send {
 }
 
 pub mod activation;
+pub mod adaptive_avgpool2d;
+pub mod avgpool2d;
 pub mod batchnorm;
+pub mod conv2d;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
 pub mod layernorm;
 pub mod linear;
+pub mod lstm;
+pub mod maxpool2d;
 pub mod softmax;
 
 pub use activation::Activation;
+pub use adaptive_avgpool2d::AdaptiveAvgPool2d;
+pub use avgpool2d::AvgPool2d;
+pub use batchnorm::BatchNorm2d;
 pub use batchnorm::{BatchNorm, BatchNorm1d};
+pub use conv2d::Conv2d;
 pub use dropout::Dropout;
+pub use dropout::Dropout2d;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
+pub use lstm::Lstm;
+pub use maxpool2d::MaxPool2d;
 pub use softmax::Softmax;

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""MNIST row-LSTM on CPU in JAX + optax: an equivalent of the PyTorch recipe
+
+  each image read as 28 time steps of 28 pixels (batch_first)
+  LSTM(28 -> 128, 1 layer, gate order i, f, g, o) -> last hidden state -> Linear(128, 10)
+  PyTorch default init (LSTM: every weight and bias U(-1/sqrt(128), 1/sqrt(128)); Linear:
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in))), softmax cross-entropy, Adam(lr=1e-3, betas=(0.9,0.999),
+  eps=1e-8), batch 64 shuffled each epoch (last partial batch kept), test eval with batch 1000.
+
+Written for Lasagna's benchmarks in the style of ../shared/peers/jax_mlp.py (which has no
+LSTM sibling); the loading, batching and timing code is that script's.
+
+Usage: python3 jax_lstm.py [--epochs 5] [--seed 0] [--threads N] [--data DIR]
+Prints one line per epoch and a final JSON line.
+"""
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+
+T_START = time.perf_counter()
+
+DEFAULT_DATA = "data/mnist"  # folder with the four MNIST IDX .gz files
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="0 = leave XLA's default (all schedulable CPUs)")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    return p.parse_args()
+
+
+def set_threads(n):
+    """Must run before jax is imported."""
+    if n <= 0:
+        return
+    # XLA's CPU thread pool is sized from the schedulable CPUs, so restrict affinity.
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, set(cpus[:n]))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if n == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+
+
+ARGS = parse_args()
+set_threads(ARGS.threads)
+
+import numpy as np  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[0:4], "big")
+    ndim = magic & 0xFF
+    assert magic >> 8 == 0x08, "expected unsigned byte IDX"
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    return arr.reshape(dims)
+
+
+def load_mnist(d):
+    def images(name):
+        x = read_idx(os.path.join(d, name)).astype(np.float32) / 255.0
+        x = (x - 0.1307) / 0.3081
+        return x.reshape(x.shape[0], -1).astype(np.float32)
+
+    def labels(name):
+        return read_idx(os.path.join(d, name)).astype(np.int32)
+
+    return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
+            images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+
+
+H = 128
+
+
+def uniform(key, shape, bound):
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def init_params(key):
+    k = jax.random.split(key, 6)
+    b = 1.0 / np.sqrt(H)
+    bl = 1.0 / np.sqrt(H)  # Linear(128, 10): fan_in = 128
+    return {"w_ih": uniform(k[0], (28, 4 * H), b), "w_hh": uniform(k[1], (H, 4 * H), b),
+            "b_ih": uniform(k[2], (4 * H,), b), "b_hh": uniform(k[3], (4 * H,), b),
+            "w_fc": uniform(k[4], (H, 10), bl), "b_fc": uniform(k[5], (10,), bl)}
+
+
+def apply(p, x):
+    # x: (B, 784) -> (T=28, B, 28)
+    xs = x.reshape(x.shape[0], 28, 28).transpose(1, 0, 2)
+    proj = xs @ p["w_ih"] + p["b_ih"] + p["b_hh"]  # input projection for all steps at once
+
+    def step(carry, g_in):
+        h, c = carry
+        g = g_in + h @ p["w_hh"]
+        i, f, gg, o = jnp.split(g, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), None
+
+    z = jnp.zeros((x.shape[0], H), jnp.float32)
+    (h, _), _ = jax.lax.scan(step, (z, z), proj)
+    return h @ p["w_fc"] + p["b_fc"]
+
+
+def main():
+    a = ARGS
+    xtr, ytr, xte, yte = load_mnist(a.data)
+    n = xtr.shape[0]
+    params = init_params(jax.random.PRNGKey(a.seed))
+    tx = optax.adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    opt_state = tx.init(params)
+
+    def loss_fn(p, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(apply(p, x), y).mean()
+
+    @jax.jit
+    def train_step(p, s, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, s = tx.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    @jax.jit
+    def eval_correct(p, x, y):
+        return jnp.sum(jnp.argmax(apply(p, x), axis=-1) == y)
+
+    xte_d, yte_d = jnp.asarray(xte), jnp.asarray(yte)
+
+    def evaluate(p):
+        correct = 0
+        for i in range(0, xte.shape[0], 1000):
+            correct += int(eval_correct(p, xte_d[i:i + 1000], yte_d[i:i + 1000]))
+        return correct / xte.shape[0]
+
+    rng = np.random.default_rng(a.seed)
+    bs = 64
+    epoch_seconds, accs = [], []
+    for epoch in range(1, a.epochs + 1):
+        t0 = time.perf_counter()
+        perm = rng.permutation(n)
+        for i in range(0, n, bs):  # last partial batch (32 samples) kept
+            idx = perm[i:i + bs]
+            params, opt_state, loss = train_step(params, opt_state, xtr[idx], ytr[idx])
+        jax.block_until_ready((params, opt_state))
+        dt = time.perf_counter() - t0
+        acc = evaluate(params)
+        epoch_seconds.append(dt)
+        accs.append(acc)
+        print(f"epoch {epoch} train_seconds {dt:.3f} loss_last_batch {float(loss):.4f} "
+              f"test_accuracy {acc:.4f}", flush=True)
+
+    import jaxlib
+    versions = {"python": platform.python_version(), "jax": jax.__version__,
+                "jaxlib": jaxlib.__version__, "optax": optax.__version__,
+                "numpy": np.__version__}
+    print(json.dumps({"framework": "jax", "model": "lstm", "versions": versions,
+                      "seed": a.seed, "threads": a.threads or len(os.sched_getaffinity(0)),
+                      "epoch_seconds": [round(t, 4) for t in epoch_seconds],
+                      "test_accuracy": accs[-1] if accs else None,
+                      "test_accuracy_per_epoch": accs,
+                      "seconds_total": round(time.perf_counter() - T_START, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+//! The element-wise half of an LSTM step on the CPU (see `backend::rnn` for
+//! the buffer layouts). `cell_forward` and `cell_backward` work on slices;
+//! the trait impl at the bottom checks lengths and slices the buffers.
+
+use super::{need, Cpu};
+use crate::backend::{LstmOps, LstmStep};
+use crate::error::{Error, Result};
+
+/// `e^x` for `x` in `[-87, 88]` (clamped outside, so it never overflows),
+/// within 1 ulp: Cephes' `expf` (range reduction by `n ln 2`, then a degree-6
+/// polynomial). Written without branches or libm calls so the cell loops
+/// vectorize; glibc's scalar `expf`/`tanhf` were half of a training step.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    // ln 2 in two parts (Cody-Waite), so r = x - n ln 2 keeps its low bits.
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let e = p * r * r + r + 1.0;
+    // 2^n from n's integer bits: n + 2^22 sits in t's low mantissa bits.
+    let n = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    e * f32::from_bits((n.wrapping_add(127) << 23) as u32)
+}
+
+/// `1 / (1 + e^-x)`.
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `tanh(x)` within 2 ulp: Cephes' `tanhf` (an odd polynomial below 0.625,
+/// where `1 - 2 / (e^2x + 1)` would cancel), computed both ways and selected
+/// so the loop stays branch-free.
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    // tanh(44) is 1 in f32; capping there keeps e^2a finite. (Not `min`,
+    // which would turn a NaN into 44: NaN must reach the loss check.)
+    let capped = if a > 44.0 { 44.0 } else { a };
+    let big = 1.0 - 2.0 / (exp(2.0 * capped) + 1.0);
+    let z = x * x;
+    let p = -5.704_988_7e-3;
+    let p = p * z + 2.063_909e-2;
+    let p = p * z - 5.373_971_6e-2;
+    let p = p * z + 1.333_144_2e-1;
+    let p = p * z - 3.333_328e-1;
+    let small = p * z * x + x;
+    if a < 0.625 {
+        small
+    } else {
+        big.copysign(x)
+    }
+}
+
+/// One sample's units at one step, with `c_{t-1} = 0` when `FIRST`. Every
+/// slice is a separate argument of exactly `c_t.len()` elements: LLVM then
+/// knows they do not overlap (`&mut` arguments are `noalias`) and vectorizes
+/// the loop without runtime overlap checks, which it otherwise hoisted out
+/// of the sample loop, where they always failed.
+#[inline(always)]
+fn forward_units<const FIRST: bool>(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    c_prev: &[f32],
+    c_t: &mut [f32],
+    h_t: &mut [f32],
+) {
+    let n = c_t.len();
+    let (gi, gf, gg, go, h_t) = (
+        &mut gi[..n],
+        &mut gf[..n],
+        &mut gg[..n],
+        &mut go[..n],
+        &mut h_t[..n],
+    );
+    let c_prev = if FIRST { c_prev } else { &c_prev[..n] };
+    for j in 0..n {
+        let i = sigmoid(gi[j]);
+        let f = sigmoid(gf[j]);
+        let g = tanh(gg[j]);
+        let o = sigmoid(go[j]);
+        let cp = if FIRST { 0.0 } else { c_prev[j] };
+        let c = f * cp + i * g;
+        (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+        c_t[j] = c;
+        h_t[j] = o * tanh(c);
+    }
+}
+
+/// Step `t` of every sample; the caller has checked the lengths.
+// Compiled for AVX2+FMA too, like the activations: the loop is hot and
+// vectorizes (results are the same: Rust never contracts into an FMA).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+pub fn cell_forward(
+    d: LstmStep,
+    rec: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    mut h_seq: Option<&mut [f32]>,
+    h: &mut [f32],
+) {
+    let (hid, steps, t) = (d.hidden, d.steps, d.t);
+    for s in 0..d.n {
+        let row = s * steps + t;
+        let g = &mut gates[row * 4 * hid..(row + 1) * 4 * hid];
+        if let Some(rec) = rec {
+            for (g, r) in g.iter_mut().zip(&rec[s * 4 * hid..(s + 1) * 4 * hid]) {
+                *g += r;
+            }
+        }
+        let (gi, rest) = g.split_at_mut(hid);
+        let (gf, rest) = rest.split_at_mut(hid);
+        let (gg, go) = rest.split_at_mut(hid);
+        // c_{t-1} sits right before c_t in the same sample's sequence.
+        let (before, from_t) = c.split_at_mut(row * hid);
+        let c_t = &mut from_t[..hid];
+        let h_t = &mut h[s * hid..(s + 1) * hid];
+        if t > 0 {
+            let c_prev = &before[(row - 1) * hid..];
+            forward_units::<false>(gi, gf, gg, go, c_prev, c_t, h_t);
+        } else {
+            forward_units::<true>(gi, gf, gg, go, &[], c_t, h_t);
+        }
+        if let Some(seq) = h_seq.as_deref_mut() {
+            seq[row * hid..(row + 1) * hid].copy_from_slice(h_t);
+        }
+    }
+}
+
+/// One sample's units at one step of backward, with `c_{t-1} = 0` when
+/// `FIRST`: `d_o` holds the gradient reaching `h_t` on entry and `dL/da_o`
+/// on exit; the other outputs are overwritten. Separate exact-length slices
+/// for the same reason as forward.
+#[inline(always)]
+fn backward_units<const FIRST: bool>(
+    [gi, gf, gg, go]: [&[f32]; 4],
+    c_prev: &[f32],
+    c_t: &[f32],
+    dc: &mut [f32],
+    di: &mut [f32],
+    df: &mut [f32],
+    dg: &mut [f32],
+    d_o: &mut [f32],
+) {
+    let n = c_t.len();
+    let (gi, gf, gg, go, dc) = (&gi[..n], &gf[..n], &gg[..n], &go[..n], &mut dc[..n]);
+    let (di, df, dg, d_o) = (&mut di[..n], &mut df[..n], &mut dg[..n], &mut d_o[..n]);
+    let c_prev = if FIRST { c_prev } else { &c_prev[..n] };
+    for j in 0..n {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let dh = d_o[j];
+        let tc = tanh(c_t[j]);
+        // dL/dc_t: from step t+1 (through f) and from h_t = o * tanh(c_t).
+        let dct = dc[j] + dh * o * (1.0 - tc * tc);
+        let cp = if FIRST { 0.0 } else { c_prev[j] };
+        dc[j] = dct * f;
+        // Through the activations: sigmoid' = s(1-s), tanh' = 1-t^2.
+        di[j] = dct * g * i * (1.0 - i);
+        df[j] = dct * cp * f * (1.0 - f);
+        dg[j] = dct * i * (1.0 - g * g);
+        d_o[j] = dh * tc * o * (1.0 - o);
+    }
+}
+
+/// The backward of step `t` of every sample; the caller has checked the lengths.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+pub fn cell_backward(
+    d: LstmStep,
+    gates: &[f32],
+    c: &[f32],
+    dh_seq: Option<&[f32]>,
+    dh: Option<&[f32]>,
+    dc: &mut [f32],
+    dgates: &mut [f32],
+    dgates_step: &mut [f32],
+) {
+    let (hid, steps, t) = (d.hidden, d.steps, d.t);
+    for s in 0..d.n {
+        let row = s * steps + t;
+        let g = &gates[row * 4 * hid..(row + 1) * 4 * hid];
+        let (gi, rest) = g.split_at(hid);
+        let (gf, rest) = rest.split_at(hid);
+        let (gg, go) = rest.split_at(hid);
+        let g = [gi, gf, gg, go];
+        let c_t = &c[row * hid..(row + 1) * hid];
+        let dc = &mut dc[s * hid..(s + 1) * hid];
+        let out = &mut dgates_step[s * 4 * hid..(s + 1) * 4 * hid];
+        let (di, rest) = out.split_at_mut(hid);
+        let (df, rest) = rest.split_at_mut(hid);
+        let (dg, d_o) = rest.split_at_mut(hid);
+        // Sum the incoming dL/dh_t into the o block, which the units read
+        // before writing it: the unit loop then has no optional inputs.
+        match dh_seq {
+            Some(v) => d_o.copy_from_slice(&v[row * hid..(row + 1) * hid]),
+            None => d_o.fill(0.0),
+        }
+        if let Some(v) = dh {
+            for (d, v) in d_o.iter_mut().zip(&v[s * hid..(s + 1) * hid]) {
+                *d += v;
+            }
+        }
+        if t > 0 {
+            let c_prev = &c[(row - 1) * hid..row * hid];
+            backward_units::<false>(g, c_prev, c_t, dc, di, df, dg, d_o);
+        } else {
+            backward_units::<true>(g, &[], c_t, dc, di, df, dg, d_o);
+        }
+        dgates[row * 4 * hid..(row + 1) * 4 * hid].copy_from_slice(out);
+    }
+}
+
+/// Checks `t < steps`, a caller bug that slicing alone would not catch.
+fn check_step(op: &str, d: LstmStep) -> Result<()> {
+    if d.t < d.steps {
+        return Ok(());
+    }
+    Err(Error::Backend {
+        backend: "cpu".into(),
+        reason: format!("{op}: step {} of a {}-step sequence", d.t, d.steps),
+    })
+}
+
+impl LstmOps for Cpu {
+    fn lstm_cell_forward(
+        &self,
+        d: LstmStep,
+        rec: Option<&Vec<f32>>,
+        gates: &mut Vec<f32>,
+        c: &mut Vec<f32>,
+        h_seq: Option<&mut Vec<f32>>,
+        h: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_step("lstm_cell_forward", d)?;
+        let (seq, step) = (d.n * d.steps * d.hidden, d.n * d.hidden);
+        need("lstm_cell_forward gates", 4 * seq, &[gates.len()])?;
+        need("lstm_cell_forward c", seq, &[c.len()])?;
+        need("lstm_cell_forward h", step, &[h.len()])?;
+        if let Some(rec) = rec {
+            need("lstm_cell_forward rec", 4 * step, &[rec.len()])?;
+        }
+        if let Some(h_seq) = &h_seq {
+            need("lstm_cell_forward h_seq", seq, &[h_seq.len()])?;
+        }
+        cell_forward(
+            d,
+            rec.map(|r| &r[..4 * step]),
+            &mut gates[..4 * seq],
+            &mut c[..seq],
+            h_seq.map(|v| &mut v[..seq]),
+            &mut h[..step],
+        );
+        Ok(())
+    }
+
+    fn lstm_cell_backward(
+        &self,
+        d: LstmStep,
+        gates: &Vec<f32>,
+        c: &Vec<f32>,
+        dh_seq: Option<&Vec<f32>>,
+        dh: Option<&Vec<f32>>,
+        dc: &mut Vec<f32>,
+        dgates: &mut Vec<f32>,
+        dgates_step: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_step("lstm_cell_backward", d)?;
+        let (seq, step) = (d.n * d.steps * d.hidden, d.n * d.hidden);
+        need(
+            "lstm_cell_backward gates",
+            4 * seq,
+            &[gates.len(), dgates.len()],
+        )?;
+        need("lstm_cell_backward c", seq, &[c.len()])?;
+        need("lstm_cell_backward dc", step, &[dc.len()])?;
+        need(
+            "lstm_cell_backward dgates_step",
+            4 * step,
+            &[dgates_step.len()],
+        )?;
+        if let Some(v) = dh_seq {
+            need("lstm_cell_backward dh_seq", seq, &[v.len()])?;
+        }
+        if let Some(v) = dh {
+            need("lstm_cell_backward dh", step, &[v.len()])?;
+        }
+        cell_backward(
+            d,
+            &gates[..4 * seq],
+            &c[..seq],
+            dh_seq.map(|v| &v[..seq]),
+            dh.map(|v| &v[..step]),
+            &mut dc[..step],
+            &mut dgates[..4 * seq],
+            &mut dgates_step[..4 * step],
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(n: usize, hidden: usize, steps: usize, t: usize) -> LstmStep {
+        LstmStep {
+            n,
+            hidden,
+            steps,
+            t,
+        }
+    }
+
+    /// Distance in units in the last place, measured at the f64 value.
+    fn ulps(got: f32, want: f64) -> f64 {
+        let ulp = (want.abs().max(f32::MIN_POSITIVE as f64) as f32).to_bits();
+        let ulp = f32::from_bits(ulp + 1) as f64 - f32::from_bits(ulp) as f64;
+        (got as f64 - want).abs() / ulp
+    }
+
+    #[test]
+    fn exp_sigmoid_and_tanh_are_within_a_few_ulps_and_keep_nan() {
+        let (mut e, mut s, mut t) = (0.0f64, 0.0f64, 0.0f64);
+        for k in -2_000_000..=2_000_000 {
+            let x = k as f32 * 4e-5; // [-80, 80], every step of 4e-5
+            let xd = x as f64;
+            if (-80.0..=80.0).contains(&x) {
+                e = e.max(ulps(exp(x), xd.exp()));
+            }
+            s = s.max(ulps(sigmoid(x / 4.0), 1.0 / (1.0 + (-xd / 4.0).exp())));
+            t = t.max(ulps(tanh(x / 8.0), (xd / 8.0).tanh()));
+        }
+        assert!(
+            e <= 1.5 && s <= 3.0 && t <= 2.0,
+            "exp {e}, sigmoid {s}, tanh {t} ulps"
+        );
+        assert!(exp(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
+        assert_eq!((tanh(f32::INFINITY), tanh(f32::NEG_INFINITY)), (1.0, -1.0));
+        assert_eq!(
+            (sigmoid(f32::INFINITY), sigmoid(-200.0) < 1e-37),
+            (1.0, true)
+        );
+        assert_eq!(exp(200.0), exp(88.0));
+    }
+
+    #[test]
+    fn short_buffers_and_steps_past_the_end_are_errors_not_panics() {
+        let d = step(2, 3, 4, 1);
+        let (seq, st) = (2 * 4 * 3, 2 * 3);
+        let mut gates = vec![0.0; 4 * seq];
+        let mut c = vec![0.0; seq];
+        let mut h = vec![0.0; st];
+        assert!(Cpu
+            .lstm_cell_forward(d, None, &mut gates, &mut c, None, &mut h)
+            .is_ok());
+        let mut short = vec![0.0; st - 1];
+        assert!(Cpu
+            .lstm_cell_forward(d, None, &mut gates, &mut c, None, &mut short)
+            .is_err());
+        let rec = vec![0.0; 4 * st - 1];
+        assert!(Cpu
+            .lstm_cell_forward(d, Some(&rec), &mut gates, &mut c, None, &mut h)
+            .is_err());
+        let past = step(2, 3, 4, 4);
+        assert!(Cpu
+            .lstm_cell_forward(past, None, &mut gates, &mut c, None, &mut h)
+            .is_err());
+        let (mut dc, mut dg, mut dgs) = (vec![0.0; st], vec![0.0; 4 * seq], vec![0.0; 4 * st]);
+        assert!(Cpu
+            .lstm_cell_backward(d, &gates, &c, None, None, &mut dc, &mut dg, &mut dgs)
+            .is_ok());
+        let short_seq = vec![0.0; seq - 1];
+        assert!(Cpu
+            .lstm_cell_backward(
+                d,
+                &gates,
+                &c,
+                Some(&short_seq),
+                None,
+                &mut dc,
+                &mut dg,
+                &mut dgs
+            )
+            .is_err());
+        assert!(Cpu
+            .lstm_cell_backward(past, &gates, &c, None, None, &mut dc, &mut dg, &mut dgs)
+            .is_err());
+    }
+
+    #[test]
+    fn zero_pre_activations_give_half_gates_and_the_textbook_cell() {
+        // a = 0: i = f = o = 1/2, g = 0, so c_0 = 0 and h_0 = 0; with
+        // c_{-1} = 0 nothing moves. Give g a push: a_g = atanh(0.5) -> g = 0.5,
+        // c_0 = 0.5 * 0.5 = 0.25, h_0 = 0.5 * tanh(0.25).
+        let d = step(1, 1, 1, 0);
+        let mut gates = vec![0.0, 0.0, 0.5f32.atanh(), 0.0];
+        let (mut c, mut h, mut seq) = (vec![0.0], vec![0.0], vec![0.0]);
+        Cpu.lstm_cell_forward(d, None, &mut gates, &mut c, Some(&mut seq), &mut h)
+            .unwrap();
+        assert!((gates[2] - 0.5).abs() < 1e-6 && gates[0] == 0.5 && gates[3] == 0.5);
+        assert!((c[0] - 0.25).abs() < 1e-6);
+        assert!((h[0] - 0.5 * 0.25f32.tanh()).abs() < 1e-6 && seq == h);
+    }
+}
