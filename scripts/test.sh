@@ -18,11 +18,18 @@ cargo fmt --all -- --check
 step "lint: cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "lint: the engine with fast-math"
+cargo clippy --locked -p lasagna-infer --all-targets --features fast-math -- -D warnings
+
 step "no_std: reader and engine build for the microcontroller targets"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
   cargo build --locked -p lasagna-format --no-default-features --target "$target"
   cargo build --locked -p lasagna-infer --target "$target"
+  cargo build --locked -p lasagna-infer --target "$target" --features fast-math
 done
 
 step "tests: cargo test (workspace, unit + property + golden + doc tests)"
 cargo test --workspace --locked
+
+step "tests: the engine with fast-math"
+cargo test --locked -p lasagna-infer --features fast-math

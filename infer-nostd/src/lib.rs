@@ -1,10 +1,24 @@
-//! `lasagna-infer`: the `no_std`, no-heap inference engine.
-//!
-//! Not implemented yet: the engine arrives with the "no_std inference engine"
-//! issue. Today this crate only proves that the format reader it will build on
-//! compiles for the microcontroller targets; it exposes no API.
+#![doc = include_str!("../README.md")]
 #![no_std]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+#[cfg(test)]
+extern crate std;
+
+mod engine;
+mod error;
+pub mod math;
+pub mod ops;
+mod plan;
+
+pub use engine::Engine;
+pub use error::Error;
 pub use lasagna_format as format;
+pub use plan::{scratch_bytes, MAX_OPS, MAX_TENSORS};

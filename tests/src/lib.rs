@@ -1,3 +1,4 @@
-//! Cross-crate parity tests and end-to-end journeys live in `tests/tests/`.
-//! They arrive with the trainer and engine issues; each crate's own unit and
+//! Cross-crate parity tests and end-to-end journeys live in `tests/tests/`:
+//! the trainer's eval forward against the no_std engine on random layer
+//! stacks, before and after BatchNorm folding. Each crate's own unit and
 //! property tests sit next to its code.

@@ -4,12 +4,13 @@
 use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::layers::ExportOp;
 use crate::layers::{
     Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Embedding, Flatten,
     Layer, LayerNorm, Layers, Linear, Lstm, MaxPool2d, Softmax,
 };
 use crate::model::Model;
-use lasagna_format::{ModelBuilder, Op, TensorData};
+use lasagna_format::{ModelBuilder, Op, OpSpec, TensorData, ValueType};
 
 /// What the exporter writes besides the network.
 #[derive(Clone, Debug, Default)]
@@ -27,27 +28,74 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
         .map_err(|_| Error::config("export", format!("{what} {v} exceeds the format's u32")))
 }
 
+/// How weights are stored in a written file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightType {
+    /// 32-bit floats, exact.
+    F32,
+    /// 16-bit floats (half the bytes; the engine computes in f32).
+    F16,
+}
+
+impl WeightType {
+    /// The name written to the `lasagna.export.weights` metadata key.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightType::F32 => "f32",
+            WeightType::F16 => "f16",
+        }
+    }
+}
+
 /// Writes `model` as an f32 model file (eval semantics: Dropout disappears).
 pub fn export_f32<B: Backend>(b: &B, model: &Model<B>, info: &ExportInfo) -> Result<Vec<u8>> {
-    let dims = model
-        .input_shape()
+    write_model(model.input_shape(), model.export(b)?, info, WeightType::F32)
+}
+
+/// Writes format ops (with host tensors) as a model file: weights in
+/// `weights`, every op given the scratch the no_std engine asks for, the
+/// arena planned by the format's writer.
+pub fn write_model(
+    input: &[usize],
+    ops: Vec<ExportOp>,
+    info: &ExportInfo,
+    weights: WeightType,
+) -> Result<Vec<u8>> {
+    let dims = input
         .iter()
         .map(|&d| to_u32(d, "input dimension"))
         .collect::<Result<Vec<u32>>>()?;
     let mut builder = ModelBuilder::new(&dims);
     builder.normalization(info.normalization.0, info.normalization.1);
-    for (op, tensors) in model.export(b)? {
+    let mut shape = lasagna_format::Shape::new(&dims)
+        .ok_or_else(|| Error::config("export", "input rank must be 1 to 4"))?;
+    for (op, tensors) in ops {
         let data = tensors
             .iter()
             .enumerate()
             .map(|(j, values)| {
-                let shape = op.tensor_spec(j).map(|(_, _, s)| s).ok_or_else(|| {
+                let spec = op.tensor_spec(j).map(|(_, _, s)| s).ok_or_else(|| {
                     Error::config("export", format!("{} has no tensor {j}", op.kind()))
                 })?;
-                Ok(TensorData::f32(shape.dims(), values))
+                Ok(match weights {
+                    WeightType::F32 => TensorData::f32(spec.dims(), values),
+                    WeightType::F16 => TensorData::f16(spec.dims(), values),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        builder.op(op, data);
+        let scratch = lasagna_infer::scratch_bytes(&op, &shape);
+        builder.push(OpSpec {
+            op,
+            tensors: data,
+            output: ValueType::F32,
+            scratch_bytes: to_u32(scratch, "scratch bytes")?,
+        });
+        shape = op.infer_shape(shape).map_err(|reason| {
+            Error::config(
+                "export",
+                format!("{} does not fit its input: {reason}", op.kind()),
+            )
+        })?;
     }
     if !info.labels.is_empty() {
         builder.labels(info.labels.iter().cloned());
@@ -58,6 +106,64 @@ pub fn export_f32<B: Backend>(b: &B, model: &Model<B>, info: &ExportInfo) -> Res
     builder
         .build()
         .map_err(|e| Error::config("export", format!("the model could not be written: {e}")))
+}
+
+/// The ops of a model file with their tensors as host `f32` (dequantized if
+/// stored otherwise).
+pub fn file_ops(m: &lasagna_format::Model<'_>) -> Result<Vec<ExportOp>> {
+    let mut ops = Vec::new();
+    for e in m.ops() {
+        let mut tensors = Vec::new();
+        for j in 0..e.n_tensors {
+            let t = m.op_tensor(&e, j).ok_or_else(|| {
+                Error::config("model file", format!("op {} lacks tensor {j}", e.index))
+            })?;
+            let n = t.shape.numel() as usize;
+            tensors.push((0..n).map(|i| t.value_f32(i).unwrap_or(f32::NAN)).collect());
+        }
+        ops.push((e.op, tensors));
+    }
+    Ok(ops)
+}
+
+/// What `deploy` did, for the command's report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployReport {
+    /// Ops before and after folding.
+    pub ops: (usize, usize),
+    /// BatchNorms folded into the layer before them.
+    pub folded: usize,
+}
+
+/// Turns a trained model file into a deployment file: BatchNorms folded,
+/// weights stored as `weights`, labels and metadata kept.
+pub fn deploy(bytes: &[u8], weights: WeightType) -> Result<(Vec<u8>, DeployReport)> {
+    let m = lasagna_format::Model::parse(bytes)
+        .map_err(|e| Error::config("model file", e.to_string()))?;
+    let ops = file_ops(&m)?;
+    let before = ops.len();
+    let folded = crate::fold::fold_batchnorm(ops, m.input_shape());
+    let report = DeployReport {
+        ops: (before, folded.len()),
+        folded: before - folded.len(),
+    };
+    let mut meta: Vec<(String, String)> = m
+        .meta()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    meta.retain(|(k, _)| !k.starts_with("lasagna.export."));
+    meta.push(("lasagna.export.weights".into(), weights.name().into()));
+    meta.push((
+        "lasagna.export.folded_batchnorm".into(),
+        report.folded.to_string(),
+    ));
+    let info = ExportInfo {
+        normalization: m.normalization(),
+        labels: m.labels().map(String::from).collect(),
+        meta,
+    };
+    let input: Vec<usize> = m.input_shape().dims().iter().map(|&d| d as usize).collect();
+    Ok((write_model(&input, folded, &info, weights)?, report))
 }
 
 fn pair(v: [u8; 2]) -> (usize, usize) {

@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod export;
+pub mod fold;
 pub mod init;
 pub mod inspect;
 pub mod layers;

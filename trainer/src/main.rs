@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Train a model on MNIST and export it.
     Train(Box<cli::train::TrainArgs>),
+    /// Turn a trained model into a deployment file (BatchNorm folded, f32 or f16 weights).
+    Export(cli::export::ExportArgs),
     /// Evaluate a model file on the MNIST test set.
     Eval(cli::eval::EvalArgs),
     /// Print a model file's ops, shapes, dtypes, sizes, memory plan and metadata.
@@ -28,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train(a) => cli::train::run(*a),
+        Command::Export(a) => cli::export::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Inspect(a) => cli::eval::inspect(a),
     };

@@ -21,6 +21,19 @@ pub struct EvalArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
+    /// Which implementation runs the model: the trainer's layers, or the
+    /// no_std engine that runs on microcontrollers (one image at a time).
+    #[arg(long, value_enum, default_value_t = Engine::Trainer)]
+    pub engine: Engine,
+}
+
+/// `--engine`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The trainer's layers (batched, both cores).
+    Trainer,
+    /// `lasagna-infer`, the no_std engine, on the host.
+    Nostd,
 }
 
 /// Inspect a model file.
@@ -67,6 +80,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let (mean, std) = m.normalization();
     let dir = resolve_data_dir(a.data.as_deref());
     let data = load_mnist(&dir, Normalization { mean, std })?;
+    if a.engine == Engine::Nostd {
+        return eval_nostd(&a.model_file, &bytes, &data.test);
+    }
     let mut model = load_model(&b, &m, 1000)?;
     let want: usize = model.input_shape().iter().product();
     let have: usize = data.test.sample_shape.iter().product();
@@ -96,6 +112,69 @@ pub fn run(a: EvalArgs) -> Result<()> {
         100.0 * e.accuracy,
         data.test.len(),
         e.loss
+    );
+    Ok(())
+}
+
+/// Runs the test set through `lasagna-infer`, one image at a time, as a
+/// microcontroller would.
+fn eval_nostd(path: &Path, bytes: &[u8], test: &lasagna_trainer::data::Dataset) -> Result<()> {
+    // The engine borrows weights in place, which needs a 16-byte-aligned buffer.
+    let mut aligned = vec![0u128; bytes.len().div_ceil(16)];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
+    buf[..bytes.len()].copy_from_slice(bytes);
+    let engine_err = |e: lasagna_infer::Error| Error::ModelFile {
+        path: path.to_path_buf(),
+        reason: format!("the no_std engine cannot run it: {e}"),
+    };
+    let engine = lasagna_infer::Engine::new(&buf[..bytes.len()]).map_err(engine_err)?;
+    let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    let sample = test.sample_len();
+    if engine.input_len() != sample {
+        return Err(Error::config(
+            "model input",
+            format!(
+                "{} expects {} values per image, MNIST has {sample}",
+                path.display(),
+                engine.input_len()
+            ),
+        ));
+    }
+    let (mut correct, mut loss) = (0usize, 0.0f64);
+    let t0 = std::time::Instant::now();
+    for (i, &label) in test.y.iter().enumerate() {
+        let x = test.sample(i).unwrap_or(&[]);
+        let out = engine.run(arena, x).map_err(engine_err)?;
+        let (best, _) = out
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| {
+                if v > bv {
+                    (j, v)
+                } else {
+                    (bi, bv)
+                }
+            });
+        correct += (best == label as usize) as usize;
+        let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = max
+            + out
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        loss += lse - out.get(label as usize).copied().unwrap_or(0.0) as f64;
+    }
+    let n = test.len().max(1);
+    println!(
+        "{}: test accuracy {:.2}% ({} images), test loss {:.4} [no_std engine, {:.1} us per image, arena {} bytes]",
+        path.display(),
+        100.0 * correct as f64 / n as f64,
+        test.len(),
+        loss / n as f64,
+        t0.elapsed().as_secs_f64() * 1e6 / n as f64,
+        engine.arena_bytes()
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Subcommands of the `lasagna` binary.
 pub mod eval;
+pub mod export;
 pub mod progress;
 pub mod train;
 

@@ -1,0 +1,158 @@
+//! MaxPool2d: x is (c, h, w), y is (c, oh, ow). The window of output
+//! `(oy, ox)` covers padded rows `oy*s .. oy*s + k` (input rows shifted by
+//! `p`), clipped to the input: padding is `-inf`, so it never wins, and
+//! PyTorch's `padding <= kernel / 2` rule leaves every window at least one
+//! real element. The same rules as the trainer's `cpu/maxpool2d.rs`.
+
+use lasagna_format::Window;
+
+/// A pooling op's geometry for one sample (MaxPool2d and AvgPool2d).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    /// Channels (planes).
+    pub channels: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Kernel, stride and padding (dilation is 1).
+    pub window: Window,
+}
+
+/// The input range `[start, end)` that window `o` covers along one axis,
+/// exactly as the trainer computes it.
+#[inline]
+pub(crate) fn window(o: usize, k: u8, s: u8, p: u8, len: usize) -> (usize, usize) {
+    let at = o * s as usize;
+    let start = at.saturating_sub(p as usize);
+    // k >= p always (padding <= kernel / 2); saturating keeps a bad call sane.
+    let end = (at + (k as usize).saturating_sub(p as usize)).min(len);
+    (start, end.max(start))
+}
+
+/// `y[o] = max(window(o))`. NaN wins and a later NaN replaces an earlier
+/// one, as in PyTorch's CPU kernel (`val > max || isnan(val)`).
+pub fn forward(p: &Pool2d, x: &[f32], y: &mut [f32]) {
+    let (ow, plane_in, plane_out) = (p.ow, p.h * p.w, p.oh * p.ow);
+    // `chunks_exact` panics on a zero size: every size it gets is checked here.
+    if plane_in == 0 || plane_out == 0 || ow == 0 {
+        return;
+    }
+    let win = &p.window;
+    let planes = x.chunks_exact(plane_in).zip(y.chunks_exact_mut(plane_out));
+    for (xp, yp) in planes.take(p.channels) {
+        for (oy, y_row) in yp.chunks_exact_mut(ow).enumerate() {
+            let (y0, y1) = window(oy, win.kernel[0], win.stride[0], win.padding[0], p.h);
+            for (ox, out) in y_row.iter_mut().enumerate() {
+                let (x0, x1) = window(ox, win.kernel[1], win.stride[1], win.padding[1], p.w);
+                let mut best = f32::NEG_INFINITY;
+                for iy in y0..y1 {
+                    let Some(row) = xp.get(iy * p.w + x0..iy * p.w + x1) else {
+                        continue;
+                    };
+                    for &v in row {
+                        if v > best || v.is_nan() {
+                            best = v;
+                        }
+                    }
+                }
+                *out = best;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ops::testutil::values;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn naive(p: &Pool2d, x: &[f32]) -> Vec<f32> {
+        let win = p.window;
+        let mut y = vec![0.0; p.channels * p.oh * p.ow];
+        for c in 0..p.channels {
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    let mut best = f32::NEG_INFINITY;
+                    for ky in 0..win.kernel[0] as i64 {
+                        for kx in 0..win.kernel[1] as i64 {
+                            let iy =
+                                (oy * win.stride[0] as usize) as i64 - win.padding[0] as i64 + ky;
+                            let ix =
+                                (ox * win.stride[1] as usize) as i64 - win.padding[1] as i64 + kx;
+                            if iy < 0 || ix < 0 || iy >= p.h as i64 || ix >= p.w as i64 {
+                                continue; // -inf padding
+                            }
+                            best = best.max(x[(c * p.h + iy as usize) * p.w + ix as usize]);
+                        }
+                    }
+                    y[(c * p.oh + oy) * p.ow + ox] = best;
+                }
+            }
+        }
+        y
+    }
+
+    pub(crate) fn pool(
+        c: usize,
+        h: usize,
+        w: usize,
+        k: [u8; 2],
+        s: [u8; 2],
+        pad: [u8; 2],
+    ) -> Pool2d {
+        let out =
+            |a: usize, n: usize| (n + 2 * pad[a] as usize - k[a] as usize) / s[a] as usize + 1;
+        Pool2d {
+            channels: c,
+            h,
+            w,
+            oh: out(0, h),
+            ow: out(1, w),
+            window: Window {
+                kernel: k,
+                stride: s,
+                padding: pad,
+                dilation: [1, 1],
+            },
+        }
+    }
+
+    #[test]
+    fn matches_naive_max_with_minus_infinity_padding() {
+        for (n, &(c, h, w, k, s, pad)) in [
+            (2, 6, 6, [2, 2], [2, 2], [0, 0]),
+            (1, 7, 5, [3, 3], [2, 2], [1, 1]),
+            (3, 5, 8, [3, 2], [1, 2], [1, 0]),
+            (1, 1, 1, [1, 1], [1, 1], [0, 0]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let p = pool(c, h, w, k, s, pad);
+            // All negative, so a zero-padding bug would show as a 0 output.
+            let x: Vec<f32> = values(c * h * w, n as u64)
+                .iter()
+                .map(|v| v - 2.0)
+                .collect();
+            let mut y = vec![0.0; c * p.oh * p.ow];
+            forward(&p, &x, &mut y);
+            assert_eq!(y, naive(&p, &x));
+        }
+    }
+
+    #[test]
+    fn nan_wins_like_pytorch() {
+        let p = pool(1, 2, 2, [2, 2], [2, 2], [0, 0]);
+        let mut y = [0.0];
+        forward(&p, &[1.0, f32::NAN, 3.0, 2.0], &mut y);
+        assert!(y[0].is_nan());
+    }
+}

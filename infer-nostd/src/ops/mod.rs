@@ -1,0 +1,198 @@
+//! The kernels, one file per op (named as in `trainer/src/cpu/`). Each is a
+//! plain, allocation-free loop over slices; the [`Engine`](crate::Engine)
+//! has already checked every shape, dtype and buffer size, so a kernel only
+//! guards what would otherwise panic (zero-sized chunks, short slices) and
+//! does nothing rather than read out of bounds.
+//!
+//! Weights arrive as [`Weights`]: `f32` or `f16`, borrowed from the model
+//! file and converted to `f32` on the fly. Accumulation is always `f32`, in
+//! the order of a straightforward dot product, and additions happen in the
+//! same order as in the trainer's eval forward (product, then bias), which
+//! is what host parity is measured against.
+
+pub mod activation;
+pub mod avgpool2d;
+pub mod batchnorm;
+pub mod conv2d;
+pub mod embedding;
+pub mod flatten;
+pub mod layernorm;
+pub mod linear;
+pub mod lstm;
+pub mod maxpool2d;
+pub mod softmax;
+
+use half::f16;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+}
+
+/// A stored weight element: `f32` or `f16`, read as `f32`.
+pub trait Element: Copy + sealed::Sealed {
+    /// The value as `f32` (exact for both types).
+    fn to_f32(self) -> f32;
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Element for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+/// A weight, bias or statistics tensor borrowed in place from the model file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Weights<'m> {
+    /// Stored as `f32`.
+    F32(&'m [f32]),
+    /// Stored as `f16`; converted element by element as the kernels read it.
+    F16(&'m [f16]),
+}
+
+impl<'m> Weights<'m> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Weights::F32(w) => w.len(),
+            Weights::F16(w) => w.len(),
+        }
+    }
+
+    /// True when the tensor has no elements (never for a validated model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as `f32`, or 0 past the end (prepare has checked the
+    /// lengths; this only keeps a bad call from panicking).
+    #[inline]
+    pub fn at(&self, i: usize) -> f32 {
+        match self {
+            Weights::F32(w) => w.get(i).copied().unwrap_or(0.0),
+            Weights::F16(w) => w.get(i).map_or(0.0, |v| v.to_f32()),
+        }
+    }
+
+    /// `sum_k x[k] * W[row, k]` for a row-major `[rows, x.len()]` tensor,
+    /// accumulated in `f32` from `k = 0` up. 0 if the row is out of range.
+    #[inline]
+    pub fn dot(&self, row: usize, x: &[f32]) -> f32 {
+        let n = x.len();
+        let start = row.saturating_mul(n);
+        let end = start.saturating_add(n);
+        match self {
+            Weights::F32(w) => w.get(start..end).map_or(0.0, |w| dot(x, w)),
+            Weights::F16(w) => w.get(start..end).map_or(0.0, |w| dot(x, w)),
+        }
+    }
+
+    /// Copies row `row` of a row-major `[rows, out.len()]` tensor into `out`
+    /// as `f32`; leaves `out` alone if the row is out of range.
+    pub fn row_into(&self, row: usize, out: &mut [f32]) {
+        let n = out.len();
+        let start = row.saturating_mul(n);
+        let end = start.saturating_add(n);
+        match self {
+            Weights::F32(w) => {
+                if let Some(r) = w.get(start..end) {
+                    copy(r, out);
+                }
+            }
+            Weights::F16(w) => {
+                if let Some(r) = w.get(start..end) {
+                    for (o, v) in out.iter_mut().zip(r) {
+                        *o = v.to_f32();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `sum_k x[k] * w[k]` in `f32`, in index order (over the shorter length).
+#[inline]
+pub(crate) fn dot<W: Element>(x: &[f32], w: &[W]) -> f32 {
+    let mut acc = 0.0f32;
+    for (&a, &b) in x.iter().zip(w) {
+        acc += a * b.to_f32();
+    }
+    acc
+}
+
+/// `dst = src` over the shorter length (`copy_from_slice` panics on a length
+/// mismatch; prepare makes the lengths equal, this makes a mistake harmless).
+#[inline]
+pub(crate) fn copy(src: &[f32], dst: &mut [f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+pub(crate) mod testutil {
+    use std::vec::Vec;
+
+    /// Deterministic values in [-1, 1) (a 64-bit LCG; tests need no quality).
+    pub fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Fails with the first mismatch beyond `tol + |want| * tol`.
+    pub fn assert_close(got: &[f32], want: &[f64], tol: f64) {
+        assert_eq!(got.len(), want.len(), "lengths");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let d = (g as f64 - w).abs();
+            assert!(
+                d <= tol + w.abs() * tol,
+                "element {i}: got {g}, want {w} (|diff| {d})"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_read_f32_and_f16_alike_and_never_panic_out_of_range() {
+        let f = [1.0f32, 2.0, 3.0, 4.0];
+        let h = [
+            f16::from_f32(1.0),
+            f16::from_f32(2.0),
+            f16::from_f32(3.0),
+            f16::from_f32(4.0),
+        ];
+        for w in [Weights::F32(&f), Weights::F16(&h)] {
+            assert_eq!(w.len(), 4);
+            assert_eq!(w.at(2), 3.0);
+            assert_eq!(w.at(9), 0.0);
+            assert_eq!(w.dot(1, &[1.0, 0.5]), 3.0 + 2.0);
+            assert_eq!(w.dot(2, &[1.0, 0.5]), 0.0);
+            let mut out = [0.0; 2];
+            w.row_into(1, &mut out);
+            assert_eq!(out, [3.0, 4.0]);
+            w.row_into(5, &mut out);
+            assert_eq!(out, [3.0, 4.0]);
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Every way `Engine::new` and `run` refuse, with the context they report.
+mod common;
+
+use common::{arena, Aligned, Net, Rng};
+use lasagna_format::{DType, ModelBuilder, Op, OpSpec, TensorData, ValueType};
+use lasagna_infer::{Engine, Error, MAX_OPS, MAX_TENSORS};
+
+fn small_net() -> Net {
+    let rng = &mut Rng(1);
+    let mut net = Net::new(&[4]);
+    net.push(
+        Op::Linear {
+            in_features: 4,
+            out_features: 3,
+            bias: true,
+        },
+        rng,
+    )
+    .push(Op::Softmax, rng);
+    net
+}
+
+#[test]
+fn int8_weights_and_int8_activations_are_unsupported_for_now() {
+    let linear = Op::Linear {
+        in_features: 4,
+        out_features: 2,
+        bias: true,
+    };
+    let mut b = ModelBuilder::new(&[4]);
+    b.op(
+        linear,
+        vec![
+            TensorData::i8_per_channel(&[2, 4], &[1; 8], vec![0.1, 0.2]),
+            TensorData::f32(&[2], &[0.0, 1.0]),
+        ],
+    );
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("i8 weights");
+    assert!(matches!(err, Error::Unsupported { op: 0, .. }), "{err:?}");
+    assert!(err.to_string().contains("int8"), "{err}");
+
+    let q = ValueType::I8 {
+        scale: 0.1,
+        zero_point: 0,
+    };
+    let mut b = ModelBuilder::new(&[4]);
+    b.input_type(q).push(OpSpec {
+        op: Op::Relu,
+        tensors: vec![],
+        output: q,
+        scratch_bytes: 0,
+    });
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("i8 activations");
+    assert!(
+        matches!(err, Error::Unsupported { op: 0, what } if what.contains("int8 activations")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_misaligned_model_buffer_is_an_error_that_names_include_model() {
+    let file = small_net().build(false);
+    for shift in [1, 2, 3] {
+        let (words, len) = file.shifted(shift);
+        let bytes = &bytemuck::cast_slice::<u128, u8>(&words)[shift..shift + len];
+        let err = Engine::new(bytes).expect_err("misaligned");
+        assert!(
+            matches!(
+                err,
+                Error::Misaligned {
+                    op: 0,
+                    tensor: 0,
+                    align: 4,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("include_model!"), "{err}");
+    }
+    // f16 tensors need only 2-byte alignment.
+    let f16 = small_net().build(true);
+    let (words, len) = f16.shifted(2);
+    assert!(Engine::new(&bytemuck::cast_slice::<u128, u8>(&words)[2..2 + len]).is_ok());
+    let (words, len) = f16.shifted(1);
+    let err = Engine::new(&bytemuck::cast_slice::<u128, u8>(&words)[1..1 + len]).expect_err("odd");
+    assert!(matches!(err, Error::Misaligned { align: 2, .. }), "{err:?}");
+}
+
+#[test]
+fn invalid_files_are_format_errors() {
+    let file = small_net().build(false);
+    let mut bytes = file.bytes().to_vec();
+    bytes[40] ^= 1; // input dims, under the CRC
+    let damaged = Aligned::new(&bytes);
+    let err = Engine::new(damaged.bytes()).expect_err("crc");
+    assert!(
+        matches!(err, Error::Format(lasagna_format::Error::Crc { .. })),
+        "{err:?}"
+    );
+    assert!(matches!(Engine::new(&[]), Err(Error::Format(_))));
+}
+
+#[test]
+fn arena_size_and_alignment_are_checked_and_name_the_needed_bytes() {
+    let file = small_net().build(false);
+    let e = Engine::new(file.bytes()).expect("engine");
+    let needed = e.arena_bytes();
+    let mut a = arena(needed + 8);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut a);
+    let x = [0.0; 4];
+    let err = e.run(&mut bytes[..needed - 1], &x).expect_err("small");
+    assert_eq!(
+        err,
+        Error::ArenaTooSmall {
+            needed,
+            got: needed - 1
+        }
+    );
+    assert!(err.to_string().contains(&needed.to_string()));
+    for shift in 1..4 {
+        let err = e.run(&mut bytes[shift..], &x).expect_err("misaligned");
+        assert_eq!(err, Error::ArenaMisaligned { needed, align: 4 });
+    }
+    assert!(e.run(&mut bytes[4..], &x).is_ok());
+}
+
+#[test]
+fn input_length_and_kind_are_checked() {
+    let file = small_net().build(false);
+    let e = Engine::new(file.bytes()).expect("engine");
+    let mut a = arena(e.arena_bytes());
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut a);
+    assert_eq!(
+        e.run(bytes, &[0.0; 3]),
+        Err(Error::InputLength {
+            expected: 4,
+            got: 3
+        })
+    );
+    assert_eq!(
+        e.run(bytes, &[0.0; 5]),
+        Err(Error::InputLength {
+            expected: 4,
+            got: 5
+        })
+    );
+    let err = e
+        .run_tokens(bytes, &[0; 4])
+        .expect_err("tokens into an f32 model");
+    assert_eq!(
+        err,
+        Error::InputKind {
+            model: DType::F32,
+            called: DType::I32
+        }
+    );
+    assert!(err.to_string().contains("`run`"), "{err}");
+}
+
+fn token_net() -> Net {
+    let rng = &mut Rng(2);
+    let mut net = Net::new(&[3]);
+    net.tokens = true;
+    net.push(Op::Embedding { num: 5, dim: 2 }, rng);
+    net
+}
+
+#[test]
+fn token_ids_outside_the_table_are_errors_with_their_position() {
+    let file = token_net().build(false);
+    let e = Engine::new(file.bytes()).expect("engine");
+    let mut a = arena(e.arena_bytes());
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut a);
+    assert!(e.run_tokens(bytes, &[0, 4, 2]).is_ok());
+    assert_eq!(
+        e.run_tokens(bytes, &[0, 5, 2]),
+        Err(Error::TokenOutOfRange {
+            position: 1,
+            id: 5,
+            num: 5
+        })
+    );
+    assert_eq!(
+        e.run_tokens(bytes, &[0, 1, -1]),
+        Err(Error::TokenOutOfRange {
+            position: 2,
+            id: -1,
+            num: 5
+        })
+    );
+    assert!(matches!(
+        e.run(bytes, &[0.0; 3]),
+        Err(Error::InputKind {
+            model: DType::I32,
+            called: DType::F32
+        })
+    ));
+}
+
+#[test]
+fn a_plan_without_the_engines_lstm_scratch_is_refused() {
+    let lstm = Op::Lstm {
+        input_size: 2,
+        hidden_size: 3,
+        layers: 1,
+        return_sequences: false,
+    };
+    let rng = &mut Rng(3);
+    let mut b = ModelBuilder::new(&[4, 2]);
+    // `op` asks for no scratch, as an exporter that ignores scratch_bytes would.
+    let tensors = common::tensors_for(&lstm, rng)
+        .iter()
+        .enumerate()
+        .map(|(j, v)| {
+            TensorData::f32(
+                lstm.tensor_spec(j).map(|s| s.2).unwrap_or_default().dims(),
+                v,
+            )
+        })
+        .collect();
+    b.op(lstm, tensors);
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("no scratch");
+    assert_eq!(
+        err,
+        Error::ScratchTooSmall {
+            op: 0,
+            needed: 4 * (2 * 3 + 4 * 3),
+            planned: 0
+        }
+    );
+    assert!(err.to_string().contains("scratch_bytes"), "{err}");
+}
+
+#[test]
+fn capacity_limits_are_errors() {
+    let mut b = ModelBuilder::new(&[2]);
+    for _ in 0..=MAX_OPS {
+        b.op(Op::Relu, vec![]);
+    }
+    let file = Aligned::new(&b.build().expect("builds"));
+    assert_eq!(
+        Engine::new(file.bytes()).map(|_| ()),
+        Err(Error::TooManyOps {
+            ops: MAX_OPS + 1,
+            max: MAX_OPS
+        })
+    );
+    let rng = &mut Rng(4);
+    let mut net = Net::new(&[2]);
+    for _ in 0..MAX_TENSORS / 4 + 1 {
+        net.push(
+            Op::BatchNorm {
+                features: 2,
+                eps: 1e-5,
+            },
+            rng,
+        );
+    }
+    let file = net.build(false);
+    assert_eq!(
+        Engine::new(file.bytes()).map(|_| ()),
+        Err(Error::TooManyTensors {
+            tensors: MAX_TENSORS + 4,
+            max: MAX_TENSORS
+        })
+    );
+}
+
+#[test]
+fn every_error_displays_what_and_where() {
+    let errors = [
+        Error::Format(lasagna_format::Error::NoOps),
+        Error::Unsupported { op: 3, what: "x" },
+        Error::TooManyOps { ops: 70, max: 64 },
+        Error::TooManyTensors {
+            tensors: 200,
+            max: 128,
+        },
+        Error::Misaligned {
+            op: 1,
+            tensor: 2,
+            offset: 288,
+            align: 4,
+        },
+        Error::ScratchTooSmall {
+            op: 1,
+            needed: 96,
+            planned: 0,
+        },
+        Error::ArenaTooSmall {
+            needed: 100,
+            got: 10,
+        },
+        Error::ArenaMisaligned {
+            needed: 100,
+            align: 4,
+        },
+        Error::InputLength {
+            expected: 4,
+            got: 3,
+        },
+        Error::InputKind {
+            model: DType::I32,
+            called: DType::F32,
+        },
+        Error::TokenOutOfRange {
+            position: 1,
+            id: 9,
+            num: 5,
+        },
+        Error::Inconsistent { op: 0, what: "y" },
+    ];
+    for e in errors {
+        let s = e.to_string();
+        assert!(s.len() > 20, "{e:?} displays as {s:?}");
+        let _: &dyn std::error::Error = &e;
+    }
+}
