@@ -5,6 +5,23 @@ use lasagna_format::{ModelBuilder, Op, TensorData};
 
 /// The 784-256-64-10 MNIST MLP with deterministic f32 weights, as a model file.
 pub fn mnist_mlp_f32() -> Vec<u8> {
+    mnist_mlp(false)
+}
+
+/// The same MLP with f16 weights.
+pub fn mnist_mlp_f16() -> Vec<u8> {
+    mnist_mlp(true)
+}
+
+/// A copy of `bytes` in a 16-byte-aligned buffer (what `include_model!`
+/// gives a device), so the engine can borrow the weights in place.
+pub fn aligned(bytes: &[u8]) -> Vec<u128> {
+    let mut v = vec![0u128; bytes.len().div_ceil(16)];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
+    v
+}
+
+fn mnist_mlp(f16: bool) -> Vec<u8> {
     let mut b = ModelBuilder::new(&[1, 28, 28]);
     b.normalization(0.1307, 0.3081).op(Op::Flatten, vec![]);
     let dims = [(784u32, 256u32), (256, 64), (64, 10)];
@@ -19,10 +36,17 @@ pub fn mnist_mlp_f32() -> Vec<u8> {
                 out_features: fan_out,
                 bias: true,
             },
-            vec![
-                TensorData::f32(&[fan_out, fan_in], &w),
-                TensorData::f32(&[fan_out], &bias),
-            ],
+            if f16 {
+                vec![
+                    TensorData::f16(&[fan_out, fan_in], &w),
+                    TensorData::f16(&[fan_out], &bias),
+                ]
+            } else {
+                vec![
+                    TensorData::f32(&[fan_out, fan_in], &w),
+                    TensorData::f32(&[fan_out], &bias),
+                ]
+            },
         );
         if i + 1 < dims.len() {
             b.op(Op::Relu, vec![]);
