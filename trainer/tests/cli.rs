@@ -115,6 +115,30 @@ fn bad_input_gives_a_clear_error_not_a_panic() {
             "/nonexistent.lsn",
         ),
         (&["inspect", "Cargo.toml"], "not a Lasagna model"),
+        (
+            &[
+                "export",
+                "--model-file",
+                "/nonexistent.lsn",
+                "--out",
+                "/tmp/x.lsn",
+            ],
+            "/nonexistent.lsn",
+        ),
+        (
+            &[
+                "export",
+                "--model-file",
+                "Cargo.toml",
+                "--out",
+                "/tmp/x.lsn",
+            ],
+            "not a Lasagna model",
+        ),
+        (
+            &["eval", "--model-file", "Cargo.toml", "--engine", "nostd"],
+            "not a Lasagna model",
+        ),
     ];
     for (args, needle) in cases {
         let o = lasagna().args(*args).output().expect("run");
