@@ -174,7 +174,6 @@ fn pair(v: [u8; 2]) -> (usize, usize) {
 /// them (parameters first, then buffers such as running statistics).
 pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, Vec<Vec<f32>>)> {
     let mut layers: Vec<Box<dyn Layer<B>>> = Vec::new();
-    let mut tensors = Vec::new();
     for e in m.ops() {
         let unsupported = || {
             Error::config(
@@ -264,13 +263,10 @@ pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, V
             Op::Embedding { num, dim } => Box::new(Embedding::new(num as usize, dim as usize)),
             _ => return Err(unsupported()),
         };
-        for j in 0..e.n_tensors {
-            let t = m.op_tensor(&e, j).ok_or_else(unsupported)?;
-            let n = t.shape.numel() as usize;
-            tensors.push((0..n).map(|i| t.value_f32(i).unwrap_or(f32::NAN)).collect());
-        }
         layers.push(layer);
     }
+    // Tensors in op order: each layer takes its parameters, then its buffers.
+    let tensors = file_ops(m)?.into_iter().flat_map(|(_, t)| t).collect();
     Ok((layers, tensors))
 }
 

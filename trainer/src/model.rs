@@ -241,13 +241,7 @@ impl<B: Backend> Model<B> {
                 // Same elements, same order: the gradient passes through unchanged.
                 continue;
             }
-            let ctx = Ctx {
-                mode: self.mode,
-                batch,
-                seed,
-                offset: step.wrapping_mul(LAYER_STRIDE).wrapping_add(i as u64),
-                index: i,
-            };
+            let ctx = self.ctx(batch, seed, step, i);
             let x = match self.source[i] {
                 0 => &self.input,
                 v => &self.acts[v - 1],
