@@ -116,7 +116,28 @@ impl<'m> Engine<'m> {
             what: "input slot",
         })?;
         copy(input, slot);
-        self.execute(buf, &[])
+        self.execute(buf, &[], &mut |_, _| {})
+    }
+
+    /// [`run`](Engine::run), calling `observe(value, data)` with the input
+    /// (value 0) and then each op's output (value `i + 1` after op `i`) as
+    /// it is produced. Exporters use it to calibrate int8 ranges on the
+    /// exact graph they quantize.
+    pub fn run_observed<'a>(
+        &self,
+        arena: &'a mut [u8],
+        input: &[f32],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<&'a [f32], Error> {
+        self.expect(DType::F32, input.len())?;
+        let buf = self.arena(arena)?;
+        let slot = buf.get_mut(self.input.range()).ok_or(Error::Inconsistent {
+            op: 0,
+            what: "input slot",
+        })?;
+        copy(input, slot);
+        observe(0, slot);
+        self.execute(buf, &[], observe)
     }
 
     /// Runs one sequence of token ids through a model whose first op is an
@@ -126,7 +147,7 @@ impl<'m> Engine<'m> {
     pub fn run_tokens<'a>(&self, arena: &'a mut [u8], ids: &[i32]) -> Result<&'a [f32], Error> {
         self.expect(DType::I32, ids.len())?;
         let buf = self.arena(arena)?;
-        self.execute(buf, ids)
+        self.execute(buf, ids, &mut |_, _| {})
     }
 
     fn expect(&self, called: DType, len: usize) -> Result<(), Error> {
@@ -156,9 +177,17 @@ impl<'m> Engine<'m> {
         })
     }
 
-    fn execute<'a>(&self, buf: &'a mut [f32], ids: &[i32]) -> Result<&'a [f32], Error> {
+    fn execute<'a>(
+        &self,
+        buf: &'a mut [f32],
+        ids: &[i32],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<&'a [f32], Error> {
         for s in &self.steps {
             self.step(s, buf, ids)?;
+            if let Some(y) = buf.get(s.y.range()) {
+                observe(usize::from(s.index) + 1, y);
+            }
         }
         let buf: &'a [f32] = buf;
         buf.get(self.output.range()).ok_or(Error::Inconsistent {
