@@ -28,6 +28,15 @@ pub struct Scales<'a> {
 }
 
 impl<'a> Scales<'a> {
+    /// Scales read from little-endian `f32` bytes (a trailing partial
+    /// scale is ignored). The reader builds these from quant blocks; this
+    /// is for tools and tests that have the bytes.
+    pub fn from_le_bytes(bytes: &'a [u8]) -> Scales<'a> {
+        let whole = bytes.len() - bytes.len() % 4;
+        Scales {
+            bytes: bytes.get(..whole).unwrap_or_default(),
+        }
+    }
     /// Number of scales (the tensor's first dimension).
     pub fn len(&self) -> usize {
         self.bytes.len() / 4

@@ -2,8 +2,10 @@
 //! nothing but the arena and the input checked.
 
 use crate::error::Error;
-use crate::ops::{self, copy, Weights};
-use crate::plan::{self, carve, Kernel, Span, Step, ARENA_ALIGN, MAX_OPS, MAX_TENSORS};
+use crate::exec;
+use crate::ops::{copy, Weights};
+use crate::plan::{self, Span, Step, ARENA_ALIGN, MAX_OPS, MAX_TENSORS};
+use crate::quant::QParams;
 use lasagna_format::{DType, Model, Shape};
 
 /// A prepared model: the parsed file, one step per op and every tensor
@@ -11,18 +13,21 @@ use lasagna_format::{DType, Model, Shape};
 /// arena, so one engine can serve any number of arenas (and threads).
 #[derive(Clone, Debug)]
 pub struct Engine<'m> {
-    model: Model<'m>,
-    steps: heapless::Vec<Step, MAX_OPS>,
-    tensors: heapless::Vec<Weights<'m>, MAX_TENSORS>,
+    pub(crate) model: Model<'m>,
+    pub(crate) steps: heapless::Vec<Step, MAX_OPS>,
+    pub(crate) tensors: heapless::Vec<Weights<'m>, MAX_TENSORS>,
     input: Span,
     output: Span,
     input_dtype: DType,
+    int8: bool,
+    quant: (QParams, QParams),
 }
 
 impl<'m> Engine<'m> {
     /// Parses and validates `bytes` (see `lasagna_format::Model::parse`),
     /// then prepares every op: checks that this engine runs it with its
-    /// dtypes (f32 activations; f32 or f16 weights), borrows each tensor in
+    /// dtypes (all-f32 activations with f32, f16 or i8 weights; or all-int8
+    /// activations with i8 weights and i32 biases), borrows each tensor in
     /// place (the buffer must be 16-byte aligned, see
     /// `lasagna_format::include_model!`), and checks each op's scratch
     /// against [`scratch_bytes`](crate::scratch_bytes).
@@ -47,20 +52,30 @@ impl<'m> Engine<'m> {
             what,
         };
         let input = model.input().ok_or(inconsistent("input value"))?;
+        // The model's precision is its first output's: every other value
+        // must agree (checked per op in prepare).
+        let first = model.op(0).ok_or(inconsistent("op table"))?;
+        let int8 = first.output.dtype == DType::I8;
+        let qp = |q: Option<(f32, i32)>| {
+            q.map_or(QParams::default(), |(scale, zero_point)| QParams {
+                scale,
+                zero_point,
+            })
+        };
         let mut engine = Engine {
             model,
             steps: heapless::Vec::new(),
             tensors: heapless::Vec::new(),
-            input: Span {
-                start: input.arena_offset as usize / ARENA_ALIGN,
-                len: input.bytes as usize / ARENA_ALIGN,
-            },
+            input: plan::value_span(&input),
             output: Span::default(),
             input_dtype: input.dtype,
+            int8,
+            quant: (qp(input.quant), QParams::default()),
         };
         for e in model.ops() {
-            let step = plan::prepare(&model, &e, &mut engine.tensors)?;
+            let step = plan::prepare(&model, &e, int8, &mut engine.tensors)?;
             engine.output = step.y;
+            engine.quant.1 = step.q.1;
             engine.steps.push(step).map_err(|_| Error::TooManyOps {
                 ops: n_ops,
                 max: MAX_OPS,
@@ -93,10 +108,29 @@ impl<'m> Engine<'m> {
         numel(self.model.output_shape())
     }
 
-    /// The input's dtype: `F32` (call [`run`](Engine::run)) or `I32` token
-    /// ids (call [`run_tokens`](Engine::run_tokens)).
+    /// The input's dtype: `F32` (call [`run`](Engine::run)), `I8` (an int8
+    /// model: call [`run_i8`](Engine::run_i8)) or `I32` token ids (call
+    /// [`run_tokens`](Engine::run_tokens)).
     pub fn input_dtype(&self) -> DType {
         self.input_dtype
+    }
+
+    /// True for an int8 model (i8 activations throughout).
+    pub fn is_int8(&self) -> bool {
+        self.int8
+    }
+
+    /// Quantization `(scale, zero_point)` of an int8 model's input, `None`
+    /// for an f32 model. [`quantize_input`](Engine::quantize_input) applies it.
+    pub fn input_quant(&self) -> Option<(f32, i32)> {
+        (self.input_dtype == DType::I8).then_some((self.quant.0.scale, self.quant.0.zero_point))
+    }
+
+    /// Quantization `(scale, zero_point)` of an int8 model's output:
+    /// `real = scale · (q − zero_point)`. `None` for an f32 model.
+    pub fn output_quant(&self) -> Option<(f32, i32)> {
+        self.int8
+            .then_some((self.quant.1.scale, self.quant.1.zero_point))
     }
 
     /// Input normalization `(mean, std)` the model was trained with. The
@@ -105,18 +139,29 @@ impl<'m> Engine<'m> {
         self.model.normalization()
     }
 
+    /// Quantizes normalized `f32` inputs for an int8 model:
+    /// `q = round(x / scale) + zero_point`, saturated. (Lasagna's exporter
+    /// picks the input scale so that an MNIST pixel `p` becomes `p − 128`
+    /// exactly; firmware can skip this call and pass those levels.)
+    pub fn quantize_input(&self, x: &[f32], out: &mut [i8]) -> Result<(), Error> {
+        self.expect(DType::I8, x.len())?;
+        if out.len() != x.len() {
+            return Err(Error::InputLength {
+                expected: x.len(),
+                got: out.len(),
+            });
+        }
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = self.quant.0.quantize(v);
+        }
+        Ok(())
+    }
+
     /// Runs one sample. `arena` must be at least [`arena_bytes`](Engine::arena_bytes)
     /// long and 4-byte aligned; `input` holds [`input_len`](Engine::input_len)
     /// already-normalized values. Returns the output, which lives in the arena.
     pub fn run<'a>(&self, arena: &'a mut [u8], input: &[f32]) -> Result<&'a [f32], Error> {
-        self.expect(DType::F32, input.len())?;
-        let buf = self.arena(arena)?;
-        let slot = buf.get_mut(self.input.range()).ok_or(Error::Inconsistent {
-            op: 0,
-            what: "input slot",
-        })?;
-        copy(input, slot);
-        self.execute(buf, &[], &mut |_, _| {})
+        self.run_observed(arena, input, &mut |_, _| {})
     }
 
     /// [`run`](Engine::run), calling `observe(value, data)` with the input
@@ -131,13 +176,33 @@ impl<'m> Engine<'m> {
     ) -> Result<&'a [f32], Error> {
         self.expect(DType::F32, input.len())?;
         let buf = self.arena(arena)?;
+        let slot = self.slot_f32(buf, self.input, 0)?;
+        copy(input, slot);
+        observe(0, slot);
+        for s in &self.steps {
+            exec::step_f32(self, s, buf, &[])?;
+            if let Ok(y) = self.slot_f32(buf, s.y, s.index) {
+                observe(usize::from(s.index) + 1, y);
+            }
+        }
+        let out: &'a mut [u8] = buf;
+        out_f32(out, self.output, self.model.op_count())
+    }
+
+    /// Runs one sample through an int8 model: `input` holds
+    /// [`input_len`](Engine::input_len) levels of the input's quantization
+    /// ([`input_quant`](Engine::input_quant)). Returns the output levels
+    /// (see [`output_quant`](Engine::output_quant)), which live in the arena.
+    /// Integer-only per element: bit-identical on every target.
+    pub fn run_i8<'a>(&self, arena: &'a mut [u8], input: &[i8]) -> Result<&'a [i8], Error> {
+        self.expect(DType::I8, input.len())?;
+        let buf = self.arena(arena)?;
         let slot = buf.get_mut(self.input.range()).ok_or(Error::Inconsistent {
             op: 0,
             what: "input slot",
         })?;
-        copy(input, slot);
-        observe(0, slot);
-        self.execute(buf, &[], observe)
+        copy(bytemuck::cast_slice(input), slot);
+        self.execute_i8(buf, &[])
     }
 
     /// Runs one sequence of token ids through a model whose first op is an
@@ -147,7 +212,24 @@ impl<'m> Engine<'m> {
     pub fn run_tokens<'a>(&self, arena: &'a mut [u8], ids: &[i32]) -> Result<&'a [f32], Error> {
         self.expect(DType::I32, ids.len())?;
         let buf = self.arena(arena)?;
-        self.execute(buf, ids, &mut |_, _| {})
+        for s in &self.steps {
+            exec::step_f32(self, s, buf, ids)?;
+        }
+        let out: &'a mut [u8] = buf;
+        out_f32(out, self.output, self.model.op_count())
+    }
+
+    fn execute_i8<'a>(&self, buf: &'a mut [u8], ids: &[i32]) -> Result<&'a [i8], Error> {
+        for s in &self.steps {
+            exec::step_i8(self, s, buf, ids)?;
+        }
+        let out: &'a [u8] = buf;
+        out.get(self.output.range())
+            .map(bytemuck::cast_slice)
+            .ok_or(Error::Inconsistent {
+                op: self.model.op_count(),
+                what: "output slot",
+            })
     }
 
     fn expect(&self, called: DType, len: usize) -> Result<(), Error> {
@@ -164,116 +246,41 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// The arena as `f32`s, up to the plan's last whole element.
-    fn arena<'a>(&self, arena: &'a mut [u8]) -> Result<&'a mut [f32], Error> {
+    /// The arena up to the plan's end, checked for size and alignment.
+    fn arena<'a>(&self, arena: &'a mut [u8]) -> Result<&'a mut [u8], Error> {
         let needed = self.arena_bytes();
         let got = arena.len();
-        let bytes = arena
-            .get_mut(..needed - needed % ARENA_ALIGN)
+        let arena = arena
+            .get_mut(..needed)
             .ok_or(Error::ArenaTooSmall { needed, got })?;
-        bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::ArenaMisaligned {
-            needed,
-            align: ARENA_ALIGN,
-        })
+        if arena.as_ptr().align_offset(ARENA_ALIGN) != 0 {
+            return Err(Error::ArenaMisaligned {
+                needed,
+                align: ARENA_ALIGN,
+            });
+        }
+        Ok(arena)
     }
 
-    fn execute<'a>(
-        &self,
-        buf: &'a mut [f32],
-        ids: &[i32],
-        observe: &mut dyn FnMut(usize, &[f32]),
-    ) -> Result<&'a [f32], Error> {
-        for s in &self.steps {
-            self.step(s, buf, ids)?;
-            if let Some(y) = buf.get(s.y.range()) {
-                observe(usize::from(s.index) + 1, y);
-            }
-        }
-        let buf: &'a [f32] = buf;
-        buf.get(self.output.range()).ok_or(Error::Inconsistent {
-            op: self.model.op_count(),
-            what: "output slot",
-        })
-    }
-
-    fn step(&self, s: &Step, buf: &mut [f32], ids: &[i32]) -> Result<(), Error> {
-        let bad = |what| Error::Inconsistent { op: s.index, what };
-        let t = self
-            .tensors
-            .get(s.first..s.first.saturating_add(s.count))
-            .ok_or(bad("tensor table"))?;
-        if s.x == s.y {
-            // In place: the format allows it only for element-wise and
-            // normalization ops, with identical regions.
-            let [xy] = carve(buf, [s.y]).ok_or(bad("arena regions"))?;
-            return in_place(&s.kernel, xy, t).ok_or(bad("op cannot run in place"));
-        }
-        let [x, y, scratch] = carve(buf, [s.x, s.y, s.scratch]).ok_or(bad("arena regions"))?;
-        let missing = bad("tensor count");
-        match s.kernel {
-            Kernel::Linear(p) => {
-                let (w, b) = weight_bias(t).ok_or(missing)?;
-                ops::linear::forward(&p, x, w, b, y);
-            }
-            Kernel::Conv2d(p) => {
-                let (w, b) = weight_bias(t).ok_or(missing)?;
-                ops::conv2d::forward(&p, x, w, b, y);
-            }
-            Kernel::MaxPool2d(p) => ops::maxpool2d::forward(&p, x, y),
-            Kernel::AvgPool2d(p, include_pad) => ops::avgpool2d::forward(&p, include_pad, x, y),
-            Kernel::AdaptiveAvgPool2d(p) => ops::avgpool2d::adaptive_forward(&p, x, y),
-            Kernel::Embedding { num, dim } => {
-                let &[table] = t else {
-                    return Err(missing);
-                };
-                ops::embedding::forward(ids, table, num, dim, y).map_err(|b| {
-                    Error::TokenOutOfRange {
-                        position: b.position,
-                        id: b.id,
-                        num,
-                    }
-                })?;
-            }
-            Kernel::Lstm(p) => {
-                ops::lstm::forward(&p, x, t, scratch, y).ok_or(bad("LSTM scratch"))?
-            }
-            // Ops that may run in place run the same code out of place on a
-            // copy, so both plans give bit-identical results.
-            _ => {
-                copy(x, y);
-                in_place(&s.kernel, y, t).ok_or(bad("op cannot run in place"))?;
-            }
-        }
-        Ok(())
+    fn slot_f32<'a>(&self, buf: &'a mut [u8], s: Span, op: u16) -> Result<&'a mut [f32], Error> {
+        buf.get_mut(s.range())
+            .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
+            .ok_or(Error::Inconsistent {
+                op,
+                what: "f32 slot",
+            })
     }
 }
 
-/// Runs an element-wise or normalization kernel over `xy`; `None` for a
-/// kernel that cannot run in place or whose tensors are missing.
-fn in_place(k: &Kernel, xy: &mut [f32], t: &[Weights<'_>]) -> Option<()> {
-    match *k {
-        Kernel::Flatten => {}
-        Kernel::Activation(a) => ops::activation::forward_in_place(a, xy),
-        Kernel::Softmax { cols } => ops::softmax::forward_in_place(cols, xy),
-        Kernel::LayerNorm { cols, eps } => {
-            let &[w, b] = t else { return None };
-            ops::layernorm::forward_in_place(cols, eps, xy, w, b);
-        }
-        Kernel::BatchNorm(p) => {
-            let &[w, b, m, v] = t else { return None };
-            ops::batchnorm::forward_in_place(&p, xy, w, b, m, v);
-        }
-        _ => return None,
-    }
-    Some(())
-}
-
-fn weight_bias<'m>(t: &[Weights<'m>]) -> Option<(Weights<'m>, Option<Weights<'m>>)> {
-    match *t {
-        [w] => Some((w, None)),
-        [w, b] => Some((w, Some(b))),
-        _ => None,
-    }
+fn out_f32(buf: &mut [u8], s: Span, op: u16) -> Result<&[f32], Error> {
+    let bytes: &[u8] = buf.get(s.range()).ok_or(Error::Inconsistent {
+        op,
+        what: "output slot",
+    })?;
+    bytemuck::try_cast_slice(bytes).map_err(|_| Error::Inconsistent {
+        op,
+        what: "output slot",
+    })
 }
 
 fn numel(s: Shape) -> usize {

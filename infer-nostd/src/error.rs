@@ -11,8 +11,8 @@ use lasagna_format::DType;
 pub enum Error {
     /// The file failed validation in the `lasagna-format` reader.
     Format(lasagna_format::Error),
-    /// The model uses an op or a dtype this engine does not run (int8
-    /// weights and activations, for now).
+    /// The model uses an op or a dtype this engine does not run (an int8
+    /// LSTM or Embedding, a model mixing f32 and int8 activations).
     Unsupported {
         /// Op index.
         op: u16,
@@ -81,8 +81,8 @@ pub enum Error {
         /// Elements passed.
         got: usize,
     },
-    /// `run` was called on a model that takes token ids, or `run_tokens` on
-    /// one that takes `f32` values.
+    /// The wrong `run` for the model's input: `run` takes `f32` values,
+    /// `run_i8` int8 levels, `run_tokens` token ids.
     InputKind {
         /// The model's input dtype.
         model: DType,
@@ -156,7 +156,11 @@ impl fmt::Display for Error {
                 write!(f, "the input has {got} elements but the model takes {expected}")
             }
             Error::InputKind { model, called } => {
-                let call = |d: DType| if d == DType::I32 { "run_tokens" } else { "run" };
+                let call = |d: DType| match d {
+                    DType::I32 => "run_tokens",
+                    DType::I8 => "run_i8",
+                    _ => "run",
+                };
                 write!(
                     f,
                     "the model's input is {model}, so call `{}`, not `{}`",

@@ -14,9 +14,11 @@ extern crate std;
 
 mod engine;
 mod error;
+mod exec;
 pub mod math;
 pub mod ops;
 mod plan;
+pub mod quant;
 
 pub use engine::Engine;
 pub use error::Error;

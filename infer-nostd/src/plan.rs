@@ -1,7 +1,8 @@
 //! Prepare: every check the hot path must not repeat. Each op of a parsed
 //! model becomes a [`Step`]: its kernel with the sizes it loops over, its
-//! input, output and scratch as `f32` ranges of the arena, and its tensors
-//! as borrowed slices in a shared table.
+//! input, output and scratch as byte ranges of the arena, the int8
+//! quantization of its input and output, and its tensors as borrowed
+//! slices in a shared table.
 
 use crate::error::Error;
 use crate::ops::activation::Activation;
@@ -11,8 +12,9 @@ use crate::ops::conv2d::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::lstm::{self, Lstm};
 use crate::ops::maxpool2d::Pool2d;
-use crate::ops::Weights;
-use lasagna_format::{DType, Model, Op, OpEntry, Shape, TensorRef, ValueInfo};
+use crate::ops::{WeightScale, Weights};
+use crate::quant::QParams;
+use lasagna_format::{DType, Model, Op, OpEntry, Quant, Shape, TensorRef, ValueInfo};
 
 /// Most ops the engine's plan holds. The plan is a fixed-capacity array
 /// inside [`Engine`](crate::Engine), so this bounds its size (76 bytes per
@@ -26,7 +28,8 @@ pub const MAX_OPS: usize = 64;
 /// [`Error::TooManyTensors`].
 pub const MAX_TENSORS: usize = 128;
 
-/// Activations are read in place as `f32`, so the arena must be this aligned.
+/// f32 activations are read in place as `f32`, so the arena must be this
+/// aligned (the format makes every offset a multiple of it).
 pub(crate) const ARENA_ALIGN: usize = 4;
 
 /// Scratch bytes `op` needs in this engine when its input has shape `input`.
@@ -55,7 +58,7 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
     }
 }
 
-/// A range of the arena in `f32` elements.
+/// A range of the arena in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct Span {
     pub start: usize,
@@ -93,6 +96,8 @@ pub(crate) struct Step {
     pub x: Span,
     pub y: Span,
     pub scratch: Span,
+    /// Quantization of the input and output (int8 models; default for f32).
+    pub q: (QParams, QParams),
     /// The op's tensors: `first..first + count` of the engine's table.
     pub first: usize,
     pub count: usize,
@@ -105,11 +110,19 @@ fn to_usize(v: u64, op: u16) -> Result<usize, Error> {
     })
 }
 
-fn value_span(v: &ValueInfo) -> Span {
+pub(crate) fn value_span(v: &ValueInfo) -> Span {
     Span {
-        start: v.arena_offset as usize / ARENA_ALIGN,
-        len: v.bytes as usize / ARENA_ALIGN,
+        start: v.arena_offset as usize,
+        len: v.bytes as usize,
     }
+}
+
+fn qparams(v: &ValueInfo) -> QParams {
+    v.quant
+        .map_or(QParams::default(), |(scale, zero_point)| QParams {
+            scale,
+            zero_point,
+        })
 }
 
 /// The kernel for an op and its input and output shapes.
@@ -247,55 +260,79 @@ fn weights<'m>(op: u16, t: &TensorRef<'m>) -> Result<Weights<'m>, Error> {
     match t.dtype {
         DType::F32 => t.as_f32().map(Weights::F32).map_err(misaligned),
         DType::F16 => t.as_f16().map(Weights::F16).map_err(misaligned),
-        DType::I8 => Err(Error::Unsupported {
-            op,
-            what: "an int8 weight tensor (the int8 path is not implemented yet)",
-        }),
-        DType::I32 => Err(Error::Unsupported {
-            op,
-            what: "an int32 bias tensor (the int8 path is not implemented yet)",
-        }),
+        DType::I8 => {
+            let q = t.as_i8().map_err(misaligned)?;
+            match t.quant {
+                Quant::PerChannel(s) => Ok(Weights::I8(q, WeightScale::Channel(s))),
+                Quant::PerTensor {
+                    scale,
+                    zero_point: 0,
+                } => Ok(Weights::I8(q, WeightScale::Tensor(scale))),
+                _ => Err(Error::Unsupported {
+                    op,
+                    what: "an int8 weight with a nonzero zero point (weights are symmetric)",
+                }),
+            }
+        }
+        DType::I32 => t.as_i32().map(Weights::I32).map_err(misaligned),
     }
 }
 
-/// Checks the value dtypes of an op: `f32` in and out, or `i32` ids into an
-/// Embedding (the format guarantees the latter only for op 0).
-fn check_dtypes(e: &OpEntry) -> Result<(), Error> {
-    let int8 = Error::Unsupported {
-        op: e.index,
-        what: "int8 activations (the int8 path is not implemented yet)",
-    };
-    let input_ok = match e.input.dtype {
-        DType::F32 => !matches!(e.op, Op::Embedding { .. }),
-        DType::I32 => matches!(e.op, Op::Embedding { .. }),
-        DType::I8 => return Err(int8),
-        DType::F16 => false,
-    };
-    if !input_ok {
-        return Err(Error::Unsupported {
-            op: e.index,
-            what: "this input dtype for the op",
-        });
+/// Checks an op's values and tensors against the model's precision: all
+/// `f32` activations (or `i32` ids into an Embedding), or all `i8`. In an
+/// int8 model Linear and Conv2d take `i8` weights and `i32` biases; every
+/// other tensor (LayerNorm, unfolded BatchNorm), like every tensor of an
+/// f32 model, is `f32` or `f16`.
+fn check_dtypes(e: &OpEntry, int8: bool, tensors: &[Weights<'_>]) -> Result<(), Error> {
+    let unsupported = |what| Error::Unsupported { op: e.index, what };
+    let mixed = "a model that mixes f32 and int8 activations (export all f32 or all int8)";
+    let act = if int8 { DType::I8 } else { DType::F32 };
+    match (e.input.dtype, &e.op) {
+        (DType::I32, Op::Embedding { .. }) if int8 => {
+            return Err(unsupported(
+                "an int8 Embedding (export the model as f32 or f16)",
+            ))
+        }
+        (DType::I32, Op::Embedding { .. }) => {}
+        (_, Op::Embedding { .. }) => return Err(unsupported("this input dtype for the op")),
+        (d, _) if d == act => {}
+        (DType::F32 | DType::I8, _) => return Err(unsupported(mixed)),
+        _ => return Err(unsupported("this input dtype for the op")),
     }
-    match e.output.dtype {
-        DType::F32 => Ok(()),
-        DType::I8 => Err(int8),
-        _ => Err(Error::Unsupported {
-            op: e.index,
-            what: "a non-f32 output value",
-        }),
+    if e.output.dtype != act {
+        return Err(unsupported(mixed));
     }
+    if int8 && matches!(e.op, Op::Lstm { .. }) {
+        return Err(unsupported("an int8 LSTM (export the model as f32 or f16)"));
+    }
+    let conv_like = int8 && matches!(e.op, Op::Linear { .. } | Op::Conv2d { .. });
+    for (j, w) in tensors.iter().enumerate() {
+        let ok = matches!(
+            (conv_like, j, w),
+            (true, 0, Weights::I8(..))
+                | (true, 1, Weights::I32(_))
+                | (false, _, Weights::F32(_) | Weights::F16(_))
+        );
+        if !ok {
+            return Err(unsupported(if int8 {
+                "int8 Linear/Conv2d tensors other than i8 weights and an i32 bias"
+            } else {
+                "an i8 or i32 tensor in an f32 model (export all int8 with --quantize int8)"
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Prepares one op: kernel, dtypes, tensors (pushed to `table`), scratch.
 pub(crate) fn prepare<'m, const T: usize>(
     model: &Model<'m>,
     e: &OpEntry,
+    int8: bool,
     table: &mut heapless::Vec<Weights<'m>, T>,
 ) -> Result<Step, Error> {
     let op = e.index;
     let kernel = kernel(e)?;
-    check_dtypes(e)?;
     let first = table.len();
     for j in 0..e.n_tensors {
         let t = model.op_tensor(e, j).ok_or(Error::Inconsistent {
@@ -308,6 +345,7 @@ pub(crate) fn prepare<'m, const T: usize>(
             max: T,
         })?;
     }
+    check_dtypes(e, int8, table.get(first..).unwrap_or_default())?;
     let needed = scratch_bytes(&e.op, &e.input.shape);
     let (offset, planned) = (e.scratch.0 as usize, e.scratch.1 as usize);
     if needed > planned {
@@ -321,8 +359,8 @@ pub(crate) fn prepare<'m, const T: usize>(
         Span::default()
     } else {
         Span {
-            start: offset / ARENA_ALIGN,
-            len: needed / ARENA_ALIGN,
+            start: offset,
+            len: needed,
         }
     };
     Ok(Step {
@@ -331,6 +369,7 @@ pub(crate) fn prepare<'m, const T: usize>(
         x: value_span(&e.input),
         y: value_span(&e.output),
         scratch,
+        q: (qparams(&e.input), qparams(&e.output)),
         first,
         count: e.n_tensors as usize,
     })
@@ -340,13 +379,13 @@ pub(crate) fn prepare<'m, const T: usize>(
 /// (empty spans may sit anywhere and come back empty). `None` if two
 /// overlap or one ends past `buf`: the plan is checked in prepare, so this
 /// is the safe-code way to hand out disjoint borrows, not a validation.
-pub(crate) fn carve<'b, const N: usize>(
-    buf: &'b mut [f32],
+pub(crate) fn carve<'b, T, const N: usize>(
+    buf: &'b mut [T],
     spans: [Span; N],
-) -> Option<[&'b mut [f32]; N]> {
-    let mut out: [&'b mut [f32]; N] = core::array::from_fn(|_| <&mut [f32]>::default());
+) -> Option<[&'b mut [T]; N]> {
+    let mut out: [&'b mut [T]; N] = core::array::from_fn(|_| <&mut [T]>::default());
     let mut taken = [false; N];
-    let mut rest: &'b mut [f32] = buf;
+    let mut rest: &'b mut [T] = buf;
     let mut consumed = 0usize;
     // Lowest start first. N is 2 or 3: selecting the minimum each round is
     // smaller code than a sort (and has no panic path).

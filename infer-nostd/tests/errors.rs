@@ -21,7 +21,7 @@ fn small_net() -> Net {
 }
 
 #[test]
-fn int8_weights_and_int8_activations_are_unsupported_for_now() {
+fn int8_weights_in_an_f32_model_and_mixed_models_are_unsupported() {
     let linear = Op::Linear {
         in_features: 4,
         out_features: 2,
@@ -36,26 +36,45 @@ fn int8_weights_and_int8_activations_are_unsupported_for_now() {
         ],
     );
     let file = Aligned::new(&b.build().expect("builds"));
-    let err = Engine::new(file.bytes()).expect_err("i8 weights");
+    let err = Engine::new(file.bytes()).expect_err("i8 weights, f32 activations");
     assert!(matches!(err, Error::Unsupported { op: 0, .. }), "{err:?}");
-    assert!(err.to_string().contains("int8"), "{err}");
+    assert!(err.to_string().contains("--quantize int8"), "{err}");
 
+    // f32 in, int8 out: a mixed model.
     let q = ValueType::I8 {
         scale: 0.1,
         zero_point: 0,
     };
     let mut b = ModelBuilder::new(&[4]);
-    b.input_type(q).push(OpSpec {
+    b.push(OpSpec {
         op: Op::Relu,
         tensors: vec![],
         output: q,
         scratch_bytes: 0,
     });
     let file = Aligned::new(&b.build().expect("builds"));
-    let err = Engine::new(file.bytes()).expect_err("i8 activations");
+    let err = Engine::new(file.bytes()).expect_err("mixed");
     assert!(
-        matches!(err, Error::Unsupported { op: 0, what } if what.contains("int8 activations")),
+        matches!(err, Error::Unsupported { op: 0, what } if what.contains("mixes f32 and int8")),
         "{err:?}"
+    );
+
+    // An int8 model's Linear must have i8 weights and an i32 bias.
+    let mut b = ModelBuilder::new(&[4]);
+    b.input_type(q).push(OpSpec {
+        op: linear,
+        tensors: vec![
+            TensorData::f32(&[2, 4], &[1.0; 8]),
+            TensorData::f32(&[2], &[0.0, 1.0]),
+        ],
+        output: q,
+        scratch_bytes: 0,
+    });
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("f32 weights in int8");
+    assert!(
+        err.to_string().contains("i8 weights and an i32 bias"),
+        "{err}"
     );
 }
 

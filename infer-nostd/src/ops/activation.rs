@@ -2,6 +2,7 @@
 //! trainer's `cpu/activation.rs` writes them so that rounding agrees).
 
 use crate::math;
+use crate::quant::{saturate, QParams, Requant, Rescale};
 
 /// sqrt(2 / pi), for the tanh form of GELU (the trainer's literal).
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -81,6 +82,48 @@ pub fn forward_in_place(act: Activation, xy: &mut [f32]) {
     }
 }
 
+/// int8, in place. ReLU is integer-only: `max(q, zp_x)` (the level of real
+/// 0), then mapped to the output's quantization if it differs (the exporter
+/// makes it equal, so ReLU fused into the op before it costs one compare).
+/// LeakyReLU is integer-only too: `zp_y + M·(q − zp_x)`, with `M` the
+/// positive or the negative slope's multiplier. The smooth activations go
+/// through `f32` per element: dequantize, the f32 function, quantize.
+pub fn forward_in_place_i8(act: Activation, (qx, qy): (QParams, QParams), xy: &mut [i8]) {
+    match act {
+        Activation::Relu => {
+            let zero = qx.zero_point.clamp(-128, 127) as i8;
+            match Rescale::new(qx, qy) {
+                None => xy.iter_mut().for_each(|v| *v = (*v).max(zero)),
+                Some(r) => xy.iter_mut().for_each(|v| *v = r.apply((*v).max(zero))),
+            }
+        }
+        Activation::LeakyRelu(a) => {
+            let ratio = qx.scale / qy.scale;
+            let pos = Requant::new(ratio);
+            // A negative slope flips the sign; its multiplier is |a|.
+            let neg = Requant::new(a.abs() * ratio);
+            let sign = if a < 0.0 { -1 } else { 1 };
+            for v in xy.iter_mut() {
+                let d = i32::from(*v) - qx.zero_point;
+                let r = if d > 0 {
+                    pos.apply(d)
+                } else {
+                    sign * neg.apply(d)
+                };
+                *v = saturate(r, qy.zero_point);
+            }
+        }
+        _ => map_i8(xy, |x| qy.quantize(apply(act, qx.dequantize(x)))),
+    }
+}
+
+#[inline(always)]
+fn map_i8(xy: &mut [i8], f: impl Fn(i8) -> i8) {
+    for v in xy {
+        *v = f(*v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +193,47 @@ mod tests {
         assert_eq!(apply(Activation::Silu, -1000.0), -0.0);
         assert_eq!(apply(Activation::Tanh, 50.0), 1.0);
         assert_eq!(apply(Activation::Tanh, -50.0), -1.0);
+    }
+
+    #[test]
+    fn int8_activations_stay_within_one_level_of_the_real_function() {
+        let qx = QParams {
+            scale: 0.05,
+            zero_point: -10,
+        };
+        let qy = QParams {
+            scale: 0.03,
+            zero_point: 4,
+        };
+        let acts = [
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::LeakyRelu(-0.5),
+            Activation::Gelu,
+            Activation::Silu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+        ];
+        for act in acts {
+            for same in [false, true] {
+                let qy = if same { qx } else { qy };
+                let mut xy: [i8; 256] = core::array::from_fn(|i| (i as i32 - 128) as i8);
+                forward_in_place_i8(act, (qx, qy), &mut xy);
+                for (i, &got) in xy.iter().enumerate() {
+                    let x = qx.dequantize((i as i32 - 128) as i8) as f64;
+                    let want = reference(act, x) / qy.scale as f64 + qy.zero_point as f64;
+                    let want = want.clamp(-128.0, 127.0);
+                    let slack = if cfg!(feature = "fast-math") {
+                        0.1
+                    } else {
+                        1e-3
+                    };
+                    assert!(
+                        (got as f64 - want).abs() <= 0.5 + slack,
+                        "{act:?} same {same}: level {i}: got {got}, want {want}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! (`cpu/avgpool2d.rs`), so results agree to the last bit or two.
 
 use super::maxpool2d::{window, Pool2d};
+use crate::quant::{div_round, saturate, QParams, Requant};
 
 /// An AdaptiveAvgPool2d op's geometry for one sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct Adaptive {
 /// window's size clipped to the padded input (the whole kernel when
 /// `ceil_mode=False`); without, the number of real elements.
 #[inline]
-fn divisor(p: &Pool2d, include_pad: bool, oy: usize, ox: usize) -> f32 {
+fn divisor(p: &Pool2d, include_pad: bool, oy: usize, ox: usize) -> usize {
     let win = &p.window;
     let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
     let (sh, sw) = (win.stride[0] as usize, win.stride[1] as usize);
@@ -31,11 +32,11 @@ fn divisor(p: &Pool2d, include_pad: bool, oy: usize, ox: usize) -> f32 {
     if include_pad {
         let rows = (oy * sh + kh).min(p.h + 2 * ph).saturating_sub(oy * sh);
         let cols = (ox * sw + kw).min(p.w + 2 * pw).saturating_sub(ox * sw);
-        (rows * cols) as f32
+        rows * cols
     } else {
         let (y0, y1) = window(oy, win.kernel[0], win.stride[0], win.padding[0], p.h);
         let (x0, x1) = window(ox, win.kernel[1], win.stride[1], win.padding[1], p.w);
-        ((y1 - y0) * (x1 - x0)) as f32
+        (y1 - y0) * (x1 - x0)
     }
 }
 
@@ -66,7 +67,8 @@ pub fn forward(p: &Pool2d, count_include_pad: bool, x: &[f32], y: &mut [f32]) {
             let rows = window(oy, win.kernel[0], win.stride[0], win.padding[0], p.h);
             for (ox, out) in y_row.iter_mut().enumerate() {
                 let cols = window(ox, win.kernel[1], win.stride[1], win.padding[1], p.w);
-                *out = block_sum(xp, p.w, rows, cols) / divisor(p, count_include_pad, oy, ox);
+                *out =
+                    block_sum(xp, p.w, rows, cols) / divisor(p, count_include_pad, oy, ox) as f32;
             }
         }
     }
@@ -99,6 +101,82 @@ pub fn adaptive_forward(p: &Adaptive, x: &[f32], y: &mut [f32]) {
                 let cols = adaptive_bin(j, p.w, p.ow);
                 let sum = block_sum(xp, p.w, rows, cols);
                 *out = sum / (rows.1 - rows.0) as f32 / (cols.1 - cols.0) as f32;
+            }
+        }
+    }
+}
+
+/// Sum of `q − zp` over a block (the int8 form of [`block_sum`]).
+#[inline]
+fn block_sum_i8(
+    plane: &[i8],
+    w: usize,
+    zp: i32,
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> i32 {
+    let mut sum = 0i32;
+    for iy in y0..y1 {
+        if let Some(row) = plane.get(iy * w + x0..iy * w + x1) {
+            for &q in row {
+                sum = sum.wrapping_add(i32::from(q) - zp);
+            }
+        }
+    }
+    sum
+}
+
+/// The output level of a mean of `q − zp_x` levels: the same level when the
+/// quantizations agree (the exporter's choice), else requantized.
+#[inline]
+fn level(mean: i32, (qx, qy): (QParams, QParams), m: Requant) -> i8 {
+    if qx == qy {
+        saturate(mean, qx.zero_point)
+    } else {
+        saturate(m.apply(mean), qy.zero_point)
+    }
+}
+
+/// int8 AvgPool2d: `round(sum(q − zp_x) / divisor)` (ties away from zero,
+/// TFLite Micro's rounding; padding is level `zp_x`, real 0), then
+/// the output level (requantized if the quantizations differ).
+pub fn forward_i8(p: &Pool2d, include_pad: bool, q: (QParams, QParams), x: &[i8], y: &mut [i8]) {
+    let (ow, plane_in, plane_out) = (p.ow, p.h * p.w, p.oh * p.ow);
+    if plane_in == 0 || plane_out == 0 || ow == 0 {
+        return;
+    }
+    let (win, m) = (&p.window, Requant::new(q.0.scale / q.1.scale));
+    let planes = x.chunks_exact(plane_in).zip(y.chunks_exact_mut(plane_out));
+    for (xp, yp) in planes.take(p.channels) {
+        for (oy, y_row) in yp.chunks_exact_mut(ow).enumerate() {
+            let rows = window(oy, win.kernel[0], win.stride[0], win.padding[0], p.h);
+            for (ox, out) in y_row.iter_mut().enumerate() {
+                let cols = window(ox, win.kernel[1], win.stride[1], win.padding[1], p.w);
+                let sum = block_sum_i8(xp, p.w, q.0.zero_point, rows, cols);
+                let count = divisor(p, include_pad, oy, ox) as i32;
+                *out = level(div_round(sum, count), q, m);
+            }
+        }
+    }
+}
+
+/// int8 AdaptiveAvgPool2d: the bin's `round(sum(q − zp_x) / (bin height ·
+/// bin width))`, then the output level.
+pub fn adaptive_forward_i8(p: &Adaptive, q: (QParams, QParams), x: &[i8], y: &mut [i8]) {
+    let (ow, plane_in, plane_out) = (p.ow, p.h * p.w, p.oh * p.ow);
+    if plane_in == 0 || plane_out == 0 || ow == 0 {
+        return;
+    }
+    let m = Requant::new(q.0.scale / q.1.scale);
+    let planes = x.chunks_exact(plane_in).zip(y.chunks_exact_mut(plane_out));
+    for (xp, yp) in planes.take(p.channels) {
+        for (i, y_row) in yp.chunks_exact_mut(ow).enumerate() {
+            let rows = adaptive_bin(i, p.h, p.oh);
+            for (j, out) in y_row.iter_mut().enumerate() {
+                let cols = adaptive_bin(j, p.w, p.ow);
+                let sum = block_sum_i8(xp, p.w, q.0.zero_point, rows, cols);
+                let count = ((rows.1 - rows.0) * (cols.1 - cols.0)) as i32;
+                *out = level(div_round(sum, count), q, m);
             }
         }
     }
@@ -159,6 +237,21 @@ mod tests {
                 let mut y = vec![0.0; c * p.oh * p.ow];
                 forward(&p, include, &x, &mut y);
                 assert_close(&y, &naive(&p, include, &x), 1e-6);
+                // int8, same quantization in and out: the rounded mean of
+                // the levels minus the zero point, plus the zero point.
+                let qp = QParams {
+                    scale: 0.1,
+                    zero_point: -20,
+                };
+                let xq: Vec<i8> = x.iter().map(|v| (v * 100.0) as i8).collect();
+                let shifted: Vec<f32> = xq.iter().map(|&v| (v as i32 + 20) as f32).collect();
+                let mut yq = vec![0i8; y.len()];
+                forward_i8(&p, include, (qp, qp), &xq, &mut yq);
+                let want: Vec<i8> = naive(&p, include, &shifted)
+                    .iter()
+                    .map(|m| (m.round() as i32 - 20).clamp(-128, 127) as i8)
+                    .collect();
+                assert_eq!(yq, want, "case {n}, include_pad {include}");
             }
         }
     }
@@ -208,6 +301,28 @@ mod tests {
             let mut y = vec![0.0; c * oh * ow];
             adaptive_forward(&p, &x, &mut y);
             assert_close(&y, &naive_adaptive(&p, &x), 1e-6);
+            // int8 with a different output quantization: rounded mean, then
+            // requantized by s_x / s_y.
+            let (qx, qy) = (
+                QParams {
+                    scale: 0.1,
+                    zero_point: 7,
+                },
+                QParams {
+                    scale: 0.25,
+                    zero_point: -3,
+                },
+            );
+            let xq: Vec<i8> = x.iter().map(|v| (v * 120.0) as i8).collect();
+            let shifted: Vec<f32> = xq.iter().map(|&v| (v as i32 - 7) as f32).collect();
+            let mut yq = vec![0i8; y.len()];
+            adaptive_forward_i8(&p, (qx, qy), &xq, &mut yq);
+            let m = Requant::new(0.1f32 / 0.25);
+            let want: Vec<i8> = naive_adaptive(&p, &shifted)
+                .iter()
+                .map(|v| saturate(m.apply(v.round() as i32), -3))
+                .collect();
+            assert_eq!(yq, want, "case {n}");
         }
         assert_eq!(
             (0..3).map(|i| adaptive_bin(i, 7, 3)).collect::<Vec<_>>(),

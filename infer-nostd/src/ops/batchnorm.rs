@@ -4,6 +4,7 @@
 
 use super::Weights;
 use crate::math;
+use crate::quant::QParams;
 
 /// A BatchNorm op's sizes for one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,6 +37,27 @@ pub fn forward_in_place(
         let (mean, shift) = (running_mean.at(c), bias.at(c));
         for v in plane {
             *v = (*v - mean) * scale + shift;
+        }
+    }
+}
+
+/// int8, in place: the f32 formula on each dequantized level, quantized to
+/// `qy` (a BatchNorm the exporter could not fold).
+pub fn forward_in_place_i8(
+    p: &BatchNorm,
+    (qx, qy): (QParams, QParams),
+    xy: &mut [i8],
+    t: [Weights<'_>; 4],
+) {
+    let [weight, bias, running_mean, running_var] = t;
+    if p.spatial == 0 {
+        return;
+    }
+    for (c, plane) in xy.chunks_exact_mut(p.spatial).enumerate().take(p.channels) {
+        let scale = weight.at(c) / math::sqrt(running_var.at(c) + p.eps);
+        let (mean, shift) = (running_mean.at(c), bias.at(c));
+        for v in plane {
+            *v = qy.quantize((qx.dequantize(*v) - mean) * scale + shift);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! (channel, ky, kx) taps in that order, the order of the trainer's im2col
 //! rows; taps that fall on zero padding are skipped (they add exact zeros).
 
-use super::{Element, Weights};
+use super::{Element, WeightScale, Weights};
+use crate::quant::{saturate, QParams, Requant};
 use lasagna_format::Window;
 
 /// A Conv2d op's geometry for one sample.
@@ -67,6 +68,8 @@ pub fn forward(
     match weight {
         Weights::F32(w) => run(p, x, w, bias, y),
         Weights::F16(w) => run(p, x, w, bias, y),
+        // Prepare admits only f32 and f16 weights into an f32 model.
+        Weights::I8(..) | Weights::I32(_) => {}
     }
 }
 
@@ -127,6 +130,79 @@ fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>
                     Some(b) => acc + b,
                     None => acc,
                 };
+            }
+        }
+    }
+}
+
+/// int8: each output is `zp_y + round(M_oc · (bias[oc] + sum over taps of
+/// (x − zp_x) · w))`, saturated, with `M_oc = (s_x / s_y) · s_w[oc]` (see
+/// [`Requant`]). Taps on zero padding are skipped: padding is real 0, level
+/// `zp_x`, and adds exactly nothing. Same loops as the f32 kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_i8(
+    p: &Conv2d,
+    (qx, qy): (QParams, QParams),
+    x: &[i8],
+    weight: &[i8],
+    scale: WeightScale<'_>,
+    bias: Option<&[i32]>,
+    y: &mut [i8],
+) {
+    let win = &p.window;
+    let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
+    let (dh, dw) = (
+        win.dilation[0].max(1) as usize,
+        win.dilation[1].max(1) as usize,
+    );
+    let groups = p.groups.max(1);
+    let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
+    let (w, ow) = (p.w, p.ow);
+    let (hw, ohw, kk) = (p.h * w, p.oh * ow, kh * kw);
+    let kg = cin_g * kk;
+    if [hw, ohw, kk, kg, cout_g, ow, w, kw].contains(&0) {
+        return;
+    }
+    let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
+    let per_out = weight.chunks_exact(kg).zip(y.chunks_exact_mut(ohw));
+    for (oc, (w_oc, y_oc)) in per_out.enumerate().take(p.out_channels) {
+        let g = oc / cout_g;
+        let Some(x_g) = x.get(g * cin_g * hw..(g + 1) * cin_g * hw) else {
+            return;
+        };
+        let b = bias.and_then(|b| b.get(oc)).copied().unwrap_or(0);
+        let m = Requant::new(ratio * scale.of(oc));
+        for (oy, y_row) in y_oc.chunks_exact_mut(ow).enumerate() {
+            let (ky0, ky1, iy0) = taps(
+                oy,
+                win.stride[0],
+                win.padding[0],
+                win.dilation[0],
+                win.kernel[0],
+                p.h,
+            );
+            for (ox, out) in y_row.iter_mut().enumerate() {
+                let (kx0, kx1, ix0) = taps(
+                    ox,
+                    win.stride[1],
+                    win.padding[1],
+                    win.dilation[1],
+                    win.kernel[1],
+                    w,
+                );
+                let mut acc = b;
+                for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kk)) {
+                    let x_rows = x_plane.chunks_exact(w).skip(iy0).step_by(dh);
+                    let w_rows = w_plane.chunks_exact(kw).skip(ky0).take(ky1 - ky0);
+                    for (xr, wr) in x_rows.zip(w_rows) {
+                        let xs = xr.iter().skip(ix0).step_by(dw);
+                        for (&a, &b) in xs.zip(wr.iter().skip(kx0).take(kx1 - kx0)) {
+                            let v = i32::from(a) - zp;
+                            acc = acc.wrapping_add(v.wrapping_mul(i32::from(b)));
+                        }
+                    }
+                }
+                *out = saturate(m.apply(acc), qy.zero_point);
             }
         }
     }
@@ -236,6 +312,36 @@ mod tests {
                     &mut y,
                 );
                 assert_close(&y, &naive(&p, &x, &wt, bias.then_some(&b[..])), 1e-5);
+            }
+            // int8 on the same geometry: the naive f64 sum of integer
+            // products is exact, so it is the integer reference.
+            let (qx, qy) = (
+                QParams {
+                    scale: 0.03,
+                    zero_point: 5,
+                },
+                QParams {
+                    scale: 0.07,
+                    zero_point: -9,
+                },
+            );
+            let xq: Vec<i8> = x.iter().map(|v| (v * 127.0) as i8).collect();
+            let wq: Vec<i8> = wt.iter().map(|v| (v * 127.0) as i8).collect();
+            let bq: Vec<i32> = b.iter().map(|v| (v * 3000.0) as i32).collect();
+            let scales: Vec<u8> = (0..cout)
+                .flat_map(|c| (0.002f32 + 0.001 * c as f32).to_le_bytes())
+                .collect();
+            let s = WeightScale::Channel(lasagna_format::Scales::from_le_bytes(&scales));
+            let shifted: Vec<f32> = xq.iter().map(|&v| (v as i32 - 5) as f32).collect();
+            let wf: Vec<f32> = wq.iter().map(|&v| v as f32).collect();
+            let sums = naive(&p, &shifted, &wf, None);
+            let mut y = vec![0i8; cout * p.oh * p.ow];
+            forward_i8(&p, (qx, qy), &xq, &wq, s, Some(&bq), &mut y);
+            for (i, (&got, &sum)) in y.iter().zip(&sums).enumerate() {
+                let oc = i / (p.oh * p.ow);
+                let m = Requant::new((0.03f32 / 0.07) * s.of(oc));
+                let want = (m.apply(sum as i32 + bq[oc]) - 9).clamp(-128, 127) as i8;
+                assert_eq!(got, want, "case {n}, output {i}");
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::Weights;
 use crate::math;
+use crate::quant::QParams;
 
 /// `y = (x - mean) * rstd * weight + bias` per row, in place.
 ///
@@ -36,6 +37,40 @@ pub fn forward_in_place(
         let mean = mean as f32;
         for (k, v) in row.iter_mut().enumerate() {
             *v = (*v - mean) * rstd * weight.at(k) + bias.at(k);
+        }
+    }
+}
+
+/// int8, in place: the f32 formula on dequantized levels (mean and
+/// variance in `f64`, as above), each result quantized to `qy`.
+pub fn forward_in_place_i8(
+    cols: usize,
+    eps: f32,
+    (qx, qy): (QParams, QParams),
+    xy: &mut [i8],
+    weight: Weights<'_>,
+    bias: Weights<'_>,
+) {
+    if cols == 0 {
+        return;
+    }
+    for row in xy.chunks_exact_mut(cols) {
+        let n = cols as f64;
+        let real = |q: i8| qx.dequantize(q) as f64;
+        let mean = row.iter().map(|&q| real(q)).sum::<f64>() / n;
+        let var = row
+            .iter()
+            .map(|&q| {
+                let d = real(q) - mean;
+                d * d
+            })
+            .sum::<f64>()
+            / n;
+        let rstd = 1.0 / math::sqrt((var + eps as f64) as f32);
+        let mean = mean as f32;
+        for (k, v) in row.iter_mut().enumerate() {
+            let x = qx.dequantize(*v);
+            *v = qy.quantize((x - mean) * rstd * weight.at(k) + bias.at(k));
         }
     }
 }

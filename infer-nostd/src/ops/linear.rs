@@ -1,7 +1,8 @@
 //! Linear: `y = x W^T + b` over the last dimension.
 //! x is (rows, in), weight is (out, in), bias is (out), y is (rows, out).
 
-use super::Weights;
+use super::{WeightScale, Weights};
+use crate::quant::{saturate, QParams, Requant};
 
 /// A Linear op's sizes for one sample: `rows` is the input's element count
 /// divided by `in_features` (Linear acts on the last dimension).
@@ -41,6 +42,81 @@ pub fn forward(
             };
         }
     }
+}
+
+/// int8: `y[r, o] = zp_y + round(M_o · (bias[o] + sum_k (x[r, k] − zp_x) · w[o, k]))`,
+/// saturated, with `M_o = (s_x / s_y) · s_w[o]` as a [`Requant`]. The sum
+/// is exact in `i32` (wrapping, never panicking, for rows longer than
+/// 65,000 that could overflow it).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_i8(
+    p: &Linear,
+    (qx, qy): (QParams, QParams),
+    x: &[i8],
+    weight: &[i8],
+    scale: WeightScale<'_>,
+    bias: Option<&[i32]>,
+    y: &mut [i8],
+) {
+    let n = p.in_features;
+    if n == 0 || p.out_features == 0 {
+        return;
+    }
+    let ratio = qx.scale / qy.scale;
+    let zp = qx.zero_point;
+    let finish = |o: usize, acc: i32| {
+        let b = bias.and_then(|b| b.get(o)).copied().unwrap_or(0);
+        let m = Requant::new(ratio * scale.of(o));
+        saturate(m.apply(acc.wrapping_add(b)), qy.zero_point)
+    };
+    let rows = x.chunks_exact(n).zip(y.chunks_exact_mut(p.out_features));
+    for (xr, yr) in rows.take(p.rows) {
+        let mut w_rows = weight.chunks_exact(n);
+        let mut blocks = yr.chunks_exact_mut(4);
+        let mut o = 0;
+        // Four outputs at a time: each input element is loaded (and its
+        // zero point subtracted) once for four multiply-accumulates.
+        for y4 in &mut blocks {
+            let (Some(w0), Some(w1), Some(w2), Some(w3)) =
+                (w_rows.next(), w_rows.next(), w_rows.next(), w_rows.next())
+            else {
+                return;
+            };
+            let acc = dot4_i8(xr, zp, [w0, w1, w2, w3]);
+            for (j, (yv, a)) in y4.iter_mut().zip(acc).enumerate() {
+                *yv = finish(o + j, a);
+            }
+            o += 4;
+        }
+        for (j, (yv, wr)) in blocks.into_remainder().iter_mut().zip(w_rows).enumerate() {
+            *yv = finish(o + j, dot_i8(xr, zp, wr));
+        }
+    }
+}
+
+/// `sum_k (x[k] − zp) · w[k]` in wrapping `i32`.
+#[inline]
+pub(crate) fn dot_i8(x: &[i8], zp: i32, w: &[i8]) -> i32 {
+    let mut acc = 0i32;
+    for (&a, &b) in x.iter().zip(w) {
+        acc = acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b)));
+    }
+    acc
+}
+
+/// [`dot_i8`] of one `x` with four weight rows.
+#[inline]
+fn dot4_i8(x: &[i8], zp: i32, w: [&[i8]; 4]) -> [i32; 4] {
+    let [w0, w1, w2, w3] = w;
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    for ((((&a, &b0), &b1), &b2), &b3) in x.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+        let v = i32::from(a) - zp;
+        a0 = a0.wrapping_add(v.wrapping_mul(i32::from(b0)));
+        a1 = a1.wrapping_add(v.wrapping_mul(i32::from(b1)));
+        a2 = a2.wrapping_add(v.wrapping_mul(i32::from(b2)));
+        a3 = a3.wrapping_add(v.wrapping_mul(i32::from(b3)));
+    }
+    [a0, a1, a2, a3]
 }
 
 #[cfg(test)]
@@ -118,5 +194,57 @@ mod tests {
             out_features: 0,
         };
         forward(&p0, &[], Weights::F32(&[]), None, &mut []);
+    }
+
+    #[test]
+    fn int8_matches_a_naive_integer_reference_for_every_block_remainder() {
+        use crate::quant::Requant;
+        let (qx, qy) = (
+            QParams {
+                scale: 0.02,
+                zero_point: -7,
+            },
+            QParams {
+                scale: 0.05,
+                zero_point: 3,
+            },
+        );
+        for &(rows, i, o) in &[(1, 1, 1), (1, 9, 3), (2, 16, 4), (1, 33, 7), (3, 5, 10)] {
+            let lcg = |n: usize, seed: u64| -> Vec<i8> {
+                values(n, seed).iter().map(|v| (v * 127.0) as i8).collect()
+            };
+            let (x, w) = (lcg(rows * i, 11), lcg(o * i, 12));
+            let b: Vec<i32> = (0..o as i32).map(|c| c * 37 - 100).collect();
+            let scales: Vec<u8> = (0..o)
+                .flat_map(|c| (0.001f32 * (c + 1) as f32).to_le_bytes())
+                .collect();
+            let s = lasagna_format::Scales::from_le_bytes(&scales);
+            let p = Linear {
+                rows,
+                in_features: i,
+                out_features: o,
+            };
+            let mut y = vec![0i8; rows * o];
+            forward_i8(
+                &p,
+                (qx, qy),
+                &x,
+                &w,
+                WeightScale::Channel(s),
+                Some(&b),
+                &mut y,
+            );
+            for r in 0..rows {
+                for c in 0..o {
+                    let mut acc = b[c];
+                    for k in 0..i {
+                        acc += (x[r * i + k] as i32 + 7) * w[c * i + k] as i32;
+                    }
+                    let m = Requant::new((0.02f32 / 0.05) * (0.001 * (c + 1) as f32));
+                    let want = (m.apply(acc) + 3).clamp(-128, 127) as i8;
+                    assert_eq!(y[r * o + c], want, "row {r} out {c}");
+                }
+            }
+        }
     }
 }

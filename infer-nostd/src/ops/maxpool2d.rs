@@ -4,6 +4,7 @@
 //! PyTorch's `padding <= kernel / 2` rule leaves every window at least one
 //! real element. The same rules as the trainer's `cpu/maxpool2d.rs`.
 
+use crate::quant::Rescale;
 use lasagna_format::Window;
 
 /// A pooling op's geometry for one sample (MaxPool2d and AvgPool2d).
@@ -37,6 +38,25 @@ pub(crate) fn window(o: usize, k: u8, s: u8, p: u8, len: usize) -> (usize, usize
 /// `y[o] = max(window(o))`. NaN wins and a later NaN replaces an earlier
 /// one, as in PyTorch's CPU kernel (`val > max || isnan(val)`).
 pub fn forward(p: &Pool2d, x: &[f32], y: &mut [f32]) {
+    pool(p, x, y, f32::NEG_INFINITY, |v, best| v > best || v.is_nan());
+}
+
+/// int8: the largest level of each window (the order of levels is the
+/// order of real values), mapped to the output's quantization by
+/// `rescale` when it differs (the exporter makes it equal).
+pub fn forward_i8(p: &Pool2d, x: &[i8], y: &mut [i8], rescale: Option<Rescale>) {
+    pool(p, x, y, i8::MIN, |v, best| v > best);
+    if let Some(r) = rescale {
+        for v in y.iter_mut() {
+            *v = r.apply(*v);
+        }
+    }
+}
+
+/// The window loop shared by both element types: `better(v, best)` says
+/// whether `v` replaces the running maximum that starts at `lowest`.
+#[inline(always)]
+fn pool<T: Copy>(p: &Pool2d, x: &[T], y: &mut [T], lowest: T, better: impl Fn(T, T) -> bool) {
     let (ow, plane_in, plane_out) = (p.ow, p.h * p.w, p.oh * p.ow);
     // `chunks_exact` panics on a zero size: every size it gets is checked here.
     if plane_in == 0 || plane_out == 0 || ow == 0 {
@@ -49,13 +69,13 @@ pub fn forward(p: &Pool2d, x: &[f32], y: &mut [f32]) {
             let (y0, y1) = window(oy, win.kernel[0], win.stride[0], win.padding[0], p.h);
             for (ox, out) in y_row.iter_mut().enumerate() {
                 let (x0, x1) = window(ox, win.kernel[1], win.stride[1], win.padding[1], p.w);
-                let mut best = f32::NEG_INFINITY;
+                let mut best = lowest;
                 for iy in y0..y1 {
                     let Some(row) = xp.get(iy * p.w + x0..iy * p.w + x1) else {
                         continue;
                     };
                     for &v in row {
-                        if v > best || v.is_nan() {
+                        if better(v, best) {
                             best = v;
                         }
                     }
@@ -145,6 +165,13 @@ pub(crate) mod tests {
             let mut y = vec![0.0; c * p.oh * p.ow];
             forward(&p, &x, &mut y);
             assert_eq!(y, naive(&p, &x));
+            // int8 levels order like reals: the same windows win.
+            let xq: Vec<i8> = x.iter().map(|v| (v * 40.0) as i8).collect();
+            let mut yq = vec![0i8; y.len()];
+            forward_i8(&p, &xq, &mut yq, None);
+            let as_f: Vec<f32> = xq.iter().map(|&v| v as f32).collect();
+            let want: Vec<i8> = naive(&p, &as_f).iter().map(|&v| v as i8).collect();
+            assert_eq!(yq, want);
         }
     }
 

@@ -4,11 +4,15 @@
 //! guards what would otherwise panic (zero-sized chunks, short slices) and
 //! does nothing rather than read out of bounds.
 //!
-//! Weights arrive as [`Weights`]: `f32` or `f16`, borrowed from the model
-//! file and converted to `f32` on the fly. Accumulation is always `f32`, in
-//! the order of a straightforward dot product, and additions happen in the
-//! same order as in the trainer's eval forward (product, then bias), which
-//! is what host parity is measured against.
+//! Weights arrive as [`Weights`]: `f32` or `f16` (or `i8`, dequantized),
+//! borrowed from the model file and converted to `f32` on the fly. The f32
+//! path accumulates in `f32`, in the order of a straightforward dot product,
+//! and adds in the same order as the trainer's eval forward (product, then
+//! bias), which is what host parity is measured against.
+//!
+//! The int8 path (`*_i8` functions, arithmetic in [`crate::quant`]) reads
+//! `i8` activations and weights, accumulates in `i32` and requantizes with a
+//! fixed-point multiplier: integer-only, so every target agrees to the bit.
 
 pub mod activation;
 pub mod avgpool2d;
@@ -23,6 +27,7 @@ pub mod maxpool2d;
 pub mod softmax;
 
 use half::f16;
+use lasagna_format::Scales;
 
 mod sealed {
     pub trait Sealed {}
@@ -57,6 +62,34 @@ pub enum Weights<'m> {
     F32(&'m [f32]),
     /// Stored as `f16`; converted element by element as the kernels read it.
     F16(&'m [f16]),
+    /// Stored as `i8` with its scales (zero points are 0: weights are
+    /// symmetric). The int8 kernels read the levels; [`at`](Weights::at)
+    /// and friends dequantize.
+    I8(&'m [i8], WeightScale<'m>),
+    /// Stored as `i32`: an int8 Linear or Conv2d bias, in units of
+    /// `s_in · s_w[c]` (the accumulator's).
+    I32(&'m [i32]),
+}
+
+/// Scales of an `i8` weight tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightScale<'m> {
+    /// One scale for the whole tensor.
+    Tensor(f32),
+    /// One scale per slice along axis 0 (per output channel).
+    Channel(Scales<'m>),
+}
+
+impl WeightScale<'_> {
+    /// Scale of slice `c` along axis 0 (1.0 past the end; prepare checked
+    /// the counts).
+    #[inline]
+    pub fn of(&self, c: usize) -> f32 {
+        match self {
+            WeightScale::Tensor(s) => *s,
+            WeightScale::Channel(s) => s.get(c).unwrap_or(1.0),
+        }
+    }
 }
 
 impl<'m> Weights<'m> {
@@ -65,6 +98,8 @@ impl<'m> Weights<'m> {
         match self {
             Weights::F32(w) => w.len(),
             Weights::F16(w) => w.len(),
+            Weights::I8(w, _) => w.len(),
+            Weights::I32(w) => w.len(),
         }
     }
 
@@ -80,6 +115,12 @@ impl<'m> Weights<'m> {
         match self {
             Weights::F32(w) => w.get(i).copied().unwrap_or(0.0),
             Weights::F16(w) => w.get(i).map_or(0.0, |v| v.to_f32()),
+            Weights::I8(w, s) => {
+                let per = w.len() / channels(s, w.len());
+                w.get(i)
+                    .map_or(0.0, |&q| s.of(i / per.max(1)) * f32::from(q))
+            }
+            Weights::I32(w) => w.get(i).map_or(0.0, |&v| v as f32),
         }
     }
 
@@ -93,6 +134,10 @@ impl<'m> Weights<'m> {
         match self {
             Weights::F32(w) => w.get(start..end).map_or(0.0, |w| dot(x, w)),
             Weights::F16(w) => w.get(start..end).map_or(0.0, |w| dot(x, w)),
+            _ => x
+                .iter()
+                .enumerate()
+                .fold(0.0, |acc, (k, &a)| acc + a * self.at(start + k)),
         }
     }
 
@@ -115,7 +160,22 @@ impl<'m> Weights<'m> {
                     }
                 }
             }
+            _ => {
+                if end <= self.len() {
+                    for (k, o) in out.iter_mut().enumerate() {
+                        *o = self.at(start + k);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Slices along axis 0 an `i8` tensor of `len` elements has scales for.
+fn channels(s: &WeightScale<'_>, len: usize) -> usize {
+    match s {
+        WeightScale::Tensor(_) => 1,
+        WeightScale::Channel(c) => c.len().clamp(1, len.max(1)),
     }
 }
 
@@ -132,7 +192,7 @@ pub(crate) fn dot<W: Element>(x: &[f32], w: &[W]) -> f32 {
 /// `dst = src` over the shorter length (`copy_from_slice` panics on a length
 /// mismatch; prepare makes the lengths equal, this makes a mistake harmless).
 #[inline]
-pub(crate) fn copy(src: &[f32], dst: &mut [f32]) {
+pub(crate) fn copy<T: Copy>(src: &[T], dst: &mut [T]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = s;
     }

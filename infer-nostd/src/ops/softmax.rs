@@ -1,6 +1,7 @@
 //! Softmax over the last dimension, in place: x is (rows, cols).
 
 use crate::math;
+use crate::quant::QParams;
 
 /// `x = softmax(x)` per row of `cols`, with the row max subtracted for
 /// stability and the sum's inverse multiplied in, the trainer's order.
@@ -18,6 +19,26 @@ pub fn forward_in_place(cols: usize, xy: &mut [f32]) {
         let inv = 1.0 / sum;
         for v in row.iter_mut() {
             *v *= inv;
+        }
+    }
+}
+
+/// int8, in place: per row, `exp(s_x · (q − q_max))` in `f32` (the
+/// largest level is the largest value), summed in order, then each
+/// probability quantized to `qy` (the exporter uses scale 1/256, zero point
+/// −128, TFLite's choice). The exponentials are recomputed in the second
+/// pass rather than stored: no scratch, the same values.
+pub fn forward_in_place_i8(cols: usize, (qx, qy): (QParams, QParams), xy: &mut [i8]) {
+    if cols == 0 {
+        return;
+    }
+    for row in xy.chunks_exact_mut(cols) {
+        let max = row.iter().copied().fold(i8::MIN, i8::max);
+        let e = |q: i8| math::exp(qx.scale * (i32::from(q) - i32::from(max)) as f32);
+        let sum: f32 = row.iter().map(|&q| e(q)).sum();
+        let inv = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v = qy.quantize(e(*v) * inv);
         }
     }
 }
@@ -54,5 +75,35 @@ mod tests {
         let mut y = [1000.0f32, 1000.0, -1000.0];
         forward_in_place(3, &mut y);
         assert_eq!(y, [0.5, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn int8_rows_are_the_quantized_probabilities() {
+        let qx = QParams {
+            scale: 0.1,
+            zero_point: 3,
+        };
+        let qy = QParams {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        };
+        let mut xy: Vec<i8> = values(20, 81).iter().map(|v| (v * 100.0) as i8).collect();
+        let x = xy.clone();
+        forward_in_place_i8(10, (qx, qy), &mut xy);
+        for (r, row) in x.chunks(10).enumerate() {
+            let e: Vec<f64> = row
+                .iter()
+                .map(|&q| (0.1 * (q as f64 - 3.0)).exp())
+                .collect();
+            let s: f64 = e.iter().sum();
+            for (k, v) in e.iter().enumerate() {
+                let want = (v / s * 256.0 - 128.0).clamp(-128.0, 127.0);
+                let got = xy[r * 10 + k] as f64;
+                assert!(
+                    (got - want).abs() <= 0.51,
+                    "row {r} col {k}: {got} vs {want}"
+                );
+            }
+        }
     }
 }

@@ -142,10 +142,24 @@ fn eval_nostd(path: &Path, bytes: &[u8], test: &lasagna_trainer::data::Dataset) 
         ));
     }
     let (mut correct, mut loss) = (0usize, 0.0f64);
+    // An int8 model takes levels and gives levels: quantize each image with
+    // the model's input quantization, dequantize the logits for the loss.
+    let mut levels = vec![0i8; sample];
+    let mut logits = vec![0.0f32; engine.output_len()];
     let t0 = std::time::Instant::now();
     for (i, &label) in test.y.iter().enumerate() {
         let x = test.sample(i).unwrap_or(&[]);
-        let out = engine.run(arena, x).map_err(engine_err)?;
+        let out: &[f32] = match engine.output_quant() {
+            Some((scale, zp)) => {
+                engine.quantize_input(x, &mut levels).map_err(engine_err)?;
+                let q = engine.run_i8(arena, &levels).map_err(engine_err)?;
+                for (o, &v) in logits.iter_mut().zip(q) {
+                    *o = scale * (i32::from(v) - zp) as f32;
+                }
+                &logits
+            }
+            None => engine.run(arena, x).map_err(engine_err)?,
+        };
         let (best, _) = out
             .iter()
             .enumerate()
@@ -168,11 +182,12 @@ fn eval_nostd(path: &Path, bytes: &[u8], test: &lasagna_trainer::data::Dataset) 
     }
     let n = test.len().max(1);
     println!(
-        "{}: test accuracy {:.2}% ({} images), test loss {:.4} [no_std engine, {:.1} us per image, arena {} bytes]",
+        "{}: test accuracy {:.2}% ({} images), test loss {:.4} [no_std engine, {}, {:.1} us per image, arena {} bytes]",
         path.display(),
         100.0 * correct as f64 / n as f64,
         test.len(),
         loss / n as f64,
+        if engine.is_int8() { "int8" } else { "f32" },
         t0.elapsed().as_secs_f64() * 1e6 / n as f64,
         engine.arena_bytes()
     );
