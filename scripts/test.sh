@@ -31,5 +31,6 @@ done
 step "tests: cargo test (workspace, unit + property + golden + doc tests)"
 cargo test --workspace --locked
 
-step "tests: the engine with fast-math"
+step "tests: the engine with fast-math (its own tests, and MNIST argmax agreement)"
 cargo test --locked -p lasagna-infer --features fast-math
+cargo test --locked -p lasagna-tests --features fast-math --test mnist_engine
