@@ -8,14 +8,26 @@ use crate::plan::{self, Span, Step, ARENA_ALIGN, MAX_OPS, MAX_TENSORS};
 use crate::quant::QParams;
 use lasagna_format::{DType, Model, Shape};
 
+/// The engine with the default capacity: [`MAX_OPS`] ops and
+/// [`MAX_TENSORS`] tensors. Use [`EngineWith`] to size the plan for a
+/// small device.
+pub type Engine<'m> = EngineWith<'m, MAX_OPS, MAX_TENSORS>;
+
 /// A prepared model: the parsed file, one step per op and every tensor
-/// borrowed in place. It holds no activations; `run` borrows the caller's
-/// arena, so one engine can serve any number of arenas (and threads).
+/// borrowed in place, in fixed-capacity tables of `OPS` steps and `TENSORS`
+/// tensors (a larger model is [`Error::TooManyOps`] /
+/// [`Error::TooManyTensors`]). It holds no activations; `run` borrows the
+/// caller's arena, so one engine can serve any number of arenas (and
+/// threads).
+///
+/// [`Engine`] is this with room for 64 ops and 128 tensors (about 9 KB on
+/// a Cortex-M). On a small part, size it to the model:
+/// `EngineWith::<'_, 8, 8>::new(bytes)` holds the MNIST MLP in under 1 KB.
 #[derive(Clone, Debug)]
-pub struct Engine<'m> {
+pub struct EngineWith<'m, const OPS: usize, const TENSORS: usize> {
     pub(crate) model: Model<'m>,
-    pub(crate) steps: heapless::Vec<Step, MAX_OPS>,
-    pub(crate) tensors: heapless::Vec<Weights<'m>, MAX_TENSORS>,
+    pub(crate) steps: heapless::Vec<Step, OPS>,
+    pub(crate) tensors: heapless::Vec<Weights<'m>, TENSORS>,
     input: Span,
     output: Span,
     input_dtype: DType,
@@ -23,7 +35,7 @@ pub struct Engine<'m> {
     quant: (QParams, QParams),
 }
 
-impl<'m> Engine<'m> {
+impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
     /// Parses and validates `bytes` (see `lasagna_format::Model::parse`),
     /// then prepares every op: checks that this engine runs it with its
     /// dtypes (all-f32 activations with f32, f16 or i8 weights; or all-int8
@@ -31,20 +43,20 @@ impl<'m> Engine<'m> {
     /// place (the buffer must be 16-byte aligned, see
     /// `lasagna_format::include_model!`), and checks each op's scratch
     /// against [`scratch_bytes`](crate::scratch_bytes).
-    pub fn new(bytes: &'m [u8]) -> Result<Engine<'m>, Error> {
+    pub fn new(bytes: &'m [u8]) -> Result<Self, Error> {
         let model = Model::parse(bytes)?;
         let n_ops = model.op_count() as usize;
-        if n_ops > MAX_OPS {
+        if n_ops > OPS {
             return Err(Error::TooManyOps {
                 ops: n_ops,
-                max: MAX_OPS,
+                max: OPS,
             });
         }
         let tensors = model.tensor_count() as usize;
-        if tensors > MAX_TENSORS {
+        if tensors > TENSORS {
             return Err(Error::TooManyTensors {
                 tensors,
-                max: MAX_TENSORS,
+                max: TENSORS,
             });
         }
         let inconsistent = |what| Error::Inconsistent {
@@ -62,7 +74,7 @@ impl<'m> Engine<'m> {
                 zero_point,
             })
         };
-        let mut engine = Engine {
+        let mut engine = EngineWith {
             model,
             steps: heapless::Vec::new(),
             tensors: heapless::Vec::new(),
@@ -78,7 +90,7 @@ impl<'m> Engine<'m> {
             engine.quant.1 = step.q.1;
             engine.steps.push(step).map_err(|_| Error::TooManyOps {
                 ops: n_ops,
-                max: MAX_OPS,
+                max: OPS,
             })?;
         }
         if engine.steps.len() != n_ops {

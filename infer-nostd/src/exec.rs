@@ -3,13 +3,16 @@
 //! the model (prepare did); a `None` from carving or casting means an
 //! engine bug and becomes [`Error::Inconsistent`].
 
-use crate::engine::Engine;
+use crate::engine::EngineWith;
 use crate::error::Error;
 use crate::ops::{self, copy, Weights};
 use crate::plan::{carve, Kernel, Step};
 use crate::quant::{QParams, Rescale};
 
-fn tensors<'e, 'm>(e: &'e Engine<'m>, s: &Step) -> Result<&'e [Weights<'m>], Error> {
+fn tensors<'e, 'm, const O: usize, const T: usize>(
+    e: &'e EngineWith<'m, O, T>,
+    s: &Step,
+) -> Result<&'e [Weights<'m>], Error> {
     e.tensors
         .get(s.first..s.first.saturating_add(s.count))
         .ok_or(Error::Inconsistent {
@@ -28,7 +31,12 @@ fn as_f32(b: &mut [u8]) -> Option<&mut [f32]> {
 }
 
 /// Runs an f32 step over the byte arena `buf`.
-pub(crate) fn step_f32(e: &Engine<'_>, s: &Step, buf: &mut [u8], ids: &[i32]) -> Result<(), Error> {
+pub(crate) fn step_f32<const O: usize, const T: usize>(
+    e: &EngineWith<'_, O, T>,
+    s: &Step,
+    buf: &mut [u8],
+    ids: &[i32],
+) -> Result<(), Error> {
     let bad = |what| Error::Inconsistent { op: s.index, what };
     let t = tensors(e, s)?;
     if s.x == s.y {
@@ -99,7 +107,12 @@ fn in_place_f32(k: &Kernel, xy: &mut [f32], t: &[Weights<'_>]) -> Option<()> {
 }
 
 /// Runs an int8 step over the byte arena `buf`.
-pub(crate) fn step_i8(e: &Engine<'_>, s: &Step, buf: &mut [u8], _ids: &[i32]) -> Result<(), Error> {
+pub(crate) fn step_i8<const O: usize, const T: usize>(
+    e: &EngineWith<'_, O, T>,
+    s: &Step,
+    buf: &mut [u8],
+    _ids: &[i32],
+) -> Result<(), Error> {
     let bad = |what| Error::Inconsistent { op: s.index, what };
     let t = tensors(e, s)?;
     if s.x == s.y {

@@ -20,7 +20,7 @@ pub mod ops;
 mod plan;
 pub mod quant;
 
-pub use engine::Engine;
+pub use engine::{Engine, EngineWith};
 pub use error::Error;
 pub use lasagna_format as format;
 pub use plan::{scratch_bytes, MAX_OPS, MAX_TENSORS};

@@ -17,13 +17,13 @@ use crate::quant::QParams;
 use lasagna_format::{DType, Model, Op, OpEntry, Quant, Shape, TensorRef, ValueInfo};
 
 /// Most ops the engine's plan holds. The plan is a fixed-capacity array
-/// inside [`Engine`](crate::Engine), so this bounds its size (76 bytes per
+/// inside [`Engine`](crate::Engine), so this bounds its size (92 bytes per
 /// op on `thumbv7em-none-eabihf`); a larger model is
 /// [`Error::TooManyOps`]. Raise it here if a model needs more.
 pub const MAX_OPS: usize = 64;
 
 /// Most tensors (weights, biases, statistics) the engine's table holds
-/// (12 bytes each on a 32-bit target). Each LSTM layer takes 4, so a
+/// (20 bytes each on a 32-bit target). Each LSTM layer takes 4, so a
 /// 1-op model may have 32 LSTM layers. A larger model is
 /// [`Error::TooManyTensors`].
 pub const MAX_TENSORS: usize = 128;
