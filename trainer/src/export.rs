@@ -61,41 +61,87 @@ pub fn write_model(
     info: &ExportInfo,
     weights: WeightType,
 ) -> Result<Vec<u8>> {
-    let dims = input
-        .iter()
-        .map(|&d| to_u32(d, "input dimension"))
-        .collect::<Result<Vec<u32>>>()?;
-    let mut builder = ModelBuilder::new(&dims);
-    builder.normalization(info.normalization.0, info.normalization.1);
-    let mut shape = lasagna_format::Shape::new(&dims)
-        .ok_or_else(|| Error::config("export", "input rank must be 1 to 4"))?;
+    let specs = float_specs(input, ops, weights)?;
+    write_specs(input, ValueType::F32, specs, info)
+}
+
+/// Format op specs for ops with float weights: tensors stored as `weights`,
+/// every value `f32`, scratch as [`lasagna_infer::scratch_bytes`] asks.
+pub fn float_specs(
+    input: &[usize],
+    ops: Vec<ExportOp>,
+    weights: WeightType,
+) -> Result<Vec<OpSpec>> {
+    let mut shape = input_shape(input)?;
+    let mut specs = Vec::with_capacity(ops.len());
     for (op, tensors) in ops {
         let data = tensors
             .iter()
             .enumerate()
             .map(|(j, values)| {
-                let spec = op.tensor_spec(j).map(|(_, _, s)| s).ok_or_else(|| {
-                    Error::config("export", format!("{} has no tensor {j}", op.kind()))
-                })?;
+                let dims = tensor_dims(&op, j)?;
                 Ok(match weights {
-                    WeightType::F32 => TensorData::f32(spec.dims(), values),
-                    WeightType::F16 => TensorData::f16(spec.dims(), values),
+                    WeightType::F32 => TensorData::f32(&dims, values),
+                    WeightType::F16 => TensorData::f16(&dims, values),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let scratch = lasagna_infer::scratch_bytes(&op, &shape);
-        builder.push(OpSpec {
+        specs.push(OpSpec {
             op,
             tensors: data,
             output: ValueType::F32,
             scratch_bytes: to_u32(scratch, "scratch bytes")?,
         });
-        shape = op.infer_shape(shape).map_err(|reason| {
-            Error::config(
-                "export",
-                format!("{} does not fit its input: {reason}", op.kind()),
-            )
-        })?;
+        shape = next_shape(&op, shape)?;
+    }
+    Ok(specs)
+}
+
+/// The per-sample input shape as the format's [`lasagna_format::Shape`].
+fn input_shape(input: &[usize]) -> Result<lasagna_format::Shape> {
+    let dims = input
+        .iter()
+        .map(|&d| to_u32(d, "input dimension"))
+        .collect::<Result<Vec<u32>>>()?;
+    lasagna_format::Shape::new(&dims)
+        .ok_or_else(|| Error::config("export", "input rank must be 1 to 4"))
+}
+
+/// The output shape of `op` for input `shape`, as an export error if it does not fit.
+fn next_shape(op: &Op, shape: lasagna_format::Shape) -> Result<lasagna_format::Shape> {
+    op.infer_shape(shape).map_err(|reason| {
+        Error::config(
+            "export",
+            format!("{} does not fit its input: {reason}", op.kind()),
+        )
+    })
+}
+
+/// Dimensions of tensor `j` of `op` (PyTorch's layout).
+pub(crate) fn tensor_dims(op: &Op, j: usize) -> Result<Vec<u32>> {
+    op.tensor_spec(j)
+        .map(|(_, _, s)| s.dims().to_vec())
+        .ok_or_else(|| Error::config("export", format!("{} has no tensor {j}", op.kind())))
+}
+
+/// Writes ready-made format op specs as a model file: `input_type` is the
+/// type of value 0 (`f32`, or `i8` for an int8 model), normalization,
+/// labels and metadata come from `info`, and the format's writer plans the
+/// arena.
+pub fn write_specs(
+    input: &[usize],
+    input_type: ValueType,
+    specs: Vec<OpSpec>,
+    info: &ExportInfo,
+) -> Result<Vec<u8>> {
+    let shape = input_shape(input)?;
+    let mut builder = ModelBuilder::new(shape.dims());
+    builder
+        .input_type(input_type)
+        .normalization(info.normalization.0, info.normalization.1);
+    for spec in specs {
+        builder.push(spec);
     }
     if !info.labels.is_empty() {
         builder.labels(info.labels.iter().cloned());
@@ -135,9 +181,23 @@ pub struct DeployReport {
     pub folded: usize,
 }
 
-/// Turns a trained model file into a deployment file: BatchNorms folded,
-/// weights stored as `weights`, labels and metadata kept.
-pub fn deploy(bytes: &[u8], weights: WeightType) -> Result<(Vec<u8>, DeployReport)> {
+/// A trained model file with its BatchNorms folded: what every deployment
+/// (f32, f16, int8) starts from.
+#[derive(Clone, Debug)]
+pub struct Folded {
+    /// Per-sample input shape.
+    pub input: Vec<usize>,
+    /// The ops after folding, with host `f32` tensors.
+    pub ops: Vec<ExportOp>,
+    /// Normalization, labels and the file's metadata, without earlier
+    /// `lasagna.export.*` keys but with `lasagna.export.folded_batchnorm`.
+    pub info: ExportInfo,
+    /// Ops before and after folding.
+    pub report: DeployReport,
+}
+
+/// Parses a trained model file and folds its BatchNorms.
+pub fn fold_file(bytes: &[u8]) -> Result<Folded> {
     let m = lasagna_format::Model::parse(bytes)
         .map_err(|e| Error::config("model file", e.to_string()))?;
     let ops = file_ops(&m)?;
@@ -152,18 +212,34 @@ pub fn deploy(bytes: &[u8], weights: WeightType) -> Result<(Vec<u8>, DeployRepor
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     meta.retain(|(k, _)| !k.starts_with("lasagna.export."));
-    meta.push(("lasagna.export.weights".into(), weights.name().into()));
     meta.push((
         "lasagna.export.folded_batchnorm".into(),
         report.folded.to_string(),
     ));
-    let info = ExportInfo {
-        normalization: m.normalization(),
-        labels: m.labels().map(String::from).collect(),
-        meta,
-    };
-    let input: Vec<usize> = m.input_shape().dims().iter().map(|&d| d as usize).collect();
-    Ok((write_model(&input, folded, &info, weights)?, report))
+    Ok(Folded {
+        input: m.input_shape().dims().iter().map(|&d| d as usize).collect(),
+        ops: folded,
+        info: ExportInfo {
+            normalization: m.normalization(),
+            labels: m.labels().map(String::from).collect(),
+            meta,
+        },
+        report,
+    })
+}
+
+/// Turns a trained model file into a deployment file: BatchNorms folded,
+/// weights stored as `weights`, labels and metadata kept.
+pub fn deploy(bytes: &[u8], weights: WeightType) -> Result<(Vec<u8>, DeployReport)> {
+    let Folded {
+        input,
+        ops,
+        mut info,
+        report,
+    } = fold_file(bytes)?;
+    info.meta
+        .push(("lasagna.export.weights".into(), weights.name().into()));
+    Ok((write_model(&input, ops, &info, weights)?, report))
 }
 
 fn pair(v: [u8; 2]) -> (usize, usize) {

@@ -1,22 +1,52 @@
 //! `lasagna inspect`: a human-readable listing of a model file.
 
-use lasagna_format::{Model, Quant};
+use lasagna_format::{Model, Quant, ValueInfo};
 use std::fmt::Write;
 
-/// Renders the ops, shapes, dtypes, parameter bytes, arena and metadata of a model.
+/// `scale, zero point` of an i8 value; empty for other dtypes.
+fn value_quant(v: &ValueInfo) -> String {
+    match v.quant {
+        Some((scale, zp)) => format!("{scale:.6e}, {zp}"),
+        None => String::new(),
+    }
+}
+
+/// Renders the ops, shapes, dtypes, parameter bytes, arena and metadata of
+/// a model. Int8 models get a column with each op output's scale and zero
+/// point (`real = scale * (q - zero point)`); tensors show their
+/// quantization kind (`/channel`: one scale per output channel, `/tensor`:
+/// one scale and zero point).
 pub fn render(model: &Model<'_>) -> String {
     let mut s = String::new();
     let (mean, std) = model.normalization();
+    let input = model.input();
+    let input_quant = match input.and_then(|v| v.quant) {
+        Some((scale, zp)) => format!(", scale {scale:.6e}, zero point {zp}"),
+        None => String::new(),
+    };
     let _ = writeln!(
         s,
-        "input {} ({}), normalized as (x - {mean}) / {std}",
+        "input {} ({}{input_quant}), normalized as (x - {mean}) / {std}",
         model.input_shape(),
-        model.input().map(|v| v.dtype.name()).unwrap_or("?")
+        input.map(|v| v.dtype.name()).unwrap_or("?")
     );
+    let quantized = model.ops().any(|e| e.output.quant.is_some());
+    let quant_col = |text: &str| {
+        if quantized {
+            format!(" {text:<18}")
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         s,
-        "{:>3}  {:<18} {:<16} {:<16} {:>10}  tensors",
-        "#", "op", "input", "output", "params B"
+        "{:>3}  {:<18} {:<16} {:<16}{} {:>10}  tensors",
+        "#",
+        "op",
+        "input",
+        "output",
+        quant_col("out scale, zp"),
+        "params B"
     );
     for e in model.ops() {
         let mut tensors = String::new();
@@ -34,11 +64,12 @@ pub fn render(model: &Model<'_>) -> String {
         }
         let _ = writeln!(
             s,
-            "{:>3}  {:<18} {:<16} {:<16} {:>10}  {}",
+            "{:>3}  {:<18} {:<16} {:<16}{} {:>10}  {}",
             e.index,
             e.op.kind().name(),
             format!("{}{}", e.input.dtype, e.input.shape),
             format!("{}{}", e.output.dtype, e.output.shape),
+            quant_col(&value_quant(&e.output)),
             bytes,
             tensors.trim_end()
         );

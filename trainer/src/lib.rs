@@ -22,6 +22,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod philox;
+pub mod quantize;
 pub mod train;
 
 pub use error::{Error, Result};

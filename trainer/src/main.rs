@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Train a model on MNIST and export it.
     Train(Box<cli::train::TrainArgs>),
-    /// Turn a trained model into a deployment file (BatchNorm folded, f32 or f16 weights).
+    /// Turn a trained model into a deployment file (BatchNorm folded; f32, f16 or int8).
     Export(cli::export::ExportArgs),
     /// Evaluate a model file on the MNIST test set.
     Eval(cli::eval::EvalArgs),

@@ -74,65 +74,19 @@ pub fn forward(
 }
 
 fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>>, y: &mut [f32]) {
-    let win = &p.window;
-    let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
-    let (dh, dw) = (
-        win.dilation[0].max(1) as usize,
-        win.dilation[1].max(1) as usize,
+    // Product first, then bias: the trainer's GEMM-then-add order.
+    direct(
+        p,
+        x,
+        weight,
+        y,
+        |_| 0.0f32,
+        |acc, a, b: W| acc + a * b.to_f32(),
+        |oc, acc| match bias {
+            Some(b) => acc + b.at(oc),
+            None => acc,
+        },
     );
-    let groups = p.groups.max(1);
-    let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
-    let (w, ow) = (p.w, p.ow);
-    let (hw, ohw, kk) = (p.h * w, p.oh * ow, kh * kw);
-    let kg = cin_g * kk;
-    // `chunks_exact` panics on a zero size: every size it gets is checked here.
-    if [hw, ohw, kk, kg, cout_g, ow, w, kw].contains(&0) {
-        return;
-    }
-    let per_out = weight.chunks_exact(kg).zip(y.chunks_exact_mut(ohw));
-    for (oc, (w_oc, y_oc)) in per_out.enumerate().take(p.out_channels) {
-        let g = oc / cout_g;
-        let Some(x_g) = x.get(g * cin_g * hw..(g + 1) * cin_g * hw) else {
-            return;
-        };
-        let b = bias.map(|b| b.at(oc));
-        for (oy, y_row) in y_oc.chunks_exact_mut(ow).enumerate() {
-            let (ky0, ky1, iy0) = taps(
-                oy,
-                win.stride[0],
-                win.padding[0],
-                win.dilation[0],
-                win.kernel[0],
-                p.h,
-            );
-            for (ox, out) in y_row.iter_mut().enumerate() {
-                let (kx0, kx1, ix0) = taps(
-                    ox,
-                    win.stride[1],
-                    win.padding[1],
-                    win.dilation[1],
-                    win.kernel[1],
-                    w,
-                );
-                let mut acc = 0.0f32;
-                for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kk)) {
-                    let x_rows = x_plane.chunks_exact(w).skip(iy0).step_by(dh);
-                    let w_rows = w_plane.chunks_exact(kw).skip(ky0).take(ky1 - ky0);
-                    for (xr, wr) in x_rows.zip(w_rows) {
-                        let xs = xr.iter().skip(ix0).step_by(dw);
-                        for (&a, &b) in xs.zip(wr.iter().skip(kx0).take(kx1 - kx0)) {
-                            acc += a * b.to_f32();
-                        }
-                    }
-                }
-                // Product first, then bias: the trainer's GEMM-then-add order.
-                *out = match b {
-                    Some(b) => acc + b,
-                    None => acc,
-                };
-            }
-        }
-    }
 }
 
 /// int8: each output is `zp_y + round(M_oc · (bias[oc] + sum over taps of
@@ -149,29 +103,88 @@ pub fn forward_i8(
     bias: Option<&[i32]>,
     y: &mut [i8],
 ) {
+    let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
+    // One multiplier per output channel, formed when the channel starts.
+    let mut m = (usize::MAX, Requant::default());
+    direct(
+        p,
+        x,
+        weight,
+        y,
+        |oc| bias.and_then(|b| b.get(oc)).copied().unwrap_or(0),
+        |acc: i32, a: i8, b: i8| acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b))),
+        |oc, acc| {
+            if m.0 != oc {
+                m = (oc, Requant::new(ratio * scale.of(oc)));
+            }
+            saturate(m.1.apply(acc), qy.zero_point)
+        },
+    );
+}
+
+/// Output columns computed together: their accumulators live in registers
+/// or on the stack, and each weight is loaded once per chunk.
+const CHUNK: usize = 32;
+
+/// The output columns `ox` whose tap `kx` lands inside the input row:
+/// `0 <= ox * s + kx * d - p < w`, as `lo..hi` within `0..ow`.
+#[inline]
+fn columns(kx: usize, s: usize, d: usize, pad: usize, w: usize, ow: usize) -> (usize, usize) {
+    let off = kx * d;
+    let lo = if pad > off {
+        (pad - off).div_ceil(s)
+    } else {
+        0
+    };
+    let hi = if w + pad > off {
+        (w + pad - off).div_ceil(s)
+    } else {
+        0
+    };
+    (lo.min(ow), hi.min(ow).max(lo.min(ow)))
+}
+
+/// The loops both precisions share. For each output channel and output row,
+/// `CHUNK` columns at a time: accumulators start at `start(oc)`, then every
+/// tap in (input channel, ky, kx) order adds `mac(acc, x, w)` to every
+/// column it reaches (taps on padding are skipped: they add exact zeros),
+/// and `finish(oc, acc)` gives the output. Each output therefore sums its
+/// taps in the order of the trainer's im2col rows, and the innermost loop
+/// runs over consecutive columns with one weight.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn direct<X: Copy, W: Copy, A: Copy, Y>(
+    p: &Conv2d,
+    x: &[X],
+    weight: &[W],
+    y: &mut [Y],
+    start: impl Fn(usize) -> A,
+    mac: impl Fn(A, X, W) -> A,
+    mut finish: impl FnMut(usize, A) -> Y,
+) {
     let win = &p.window;
     let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
     let (dh, dw) = (
         win.dilation[0].max(1) as usize,
         win.dilation[1].max(1) as usize,
     );
+    let (sw, pw) = (win.stride[1].max(1) as usize, win.padding[1] as usize);
     let groups = p.groups.max(1);
     let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
     let (w, ow) = (p.w, p.ow);
     let (hw, ohw, kk) = (p.h * w, p.oh * ow, kh * kw);
     let kg = cin_g * kk;
+    // `chunks_exact` panics on a zero size: every size it gets is checked here.
     if [hw, ohw, kk, kg, cout_g, ow, w, kw].contains(&0) {
         return;
     }
-    let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
     let per_out = weight.chunks_exact(kg).zip(y.chunks_exact_mut(ohw));
     for (oc, (w_oc, y_oc)) in per_out.enumerate().take(p.out_channels) {
         let g = oc / cout_g;
         let Some(x_g) = x.get(g * cin_g * hw..(g + 1) * cin_g * hw) else {
             return;
         };
-        let b = bias.and_then(|b| b.get(oc)).copied().unwrap_or(0);
-        let m = Requant::new(ratio * scale.of(oc));
+        let a0 = start(oc);
         for (oy, y_row) in y_oc.chunks_exact_mut(ow).enumerate() {
             let (ky0, ky1, iy0) = taps(
                 oy,
@@ -181,28 +194,43 @@ pub fn forward_i8(
                 win.kernel[0],
                 p.h,
             );
-            for (ox, out) in y_row.iter_mut().enumerate() {
-                let (kx0, kx1, ix0) = taps(
-                    ox,
-                    win.stride[1],
-                    win.padding[1],
-                    win.dilation[1],
-                    win.kernel[1],
-                    w,
-                );
-                let mut acc = b;
+            for (c, y_chunk) in y_row.chunks_mut(CHUNK).enumerate() {
+                let (c0, c1) = (c * CHUNK, c * CHUNK + y_chunk.len());
+                let mut acc = [a0; CHUNK];
                 for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kk)) {
                     let x_rows = x_plane.chunks_exact(w).skip(iy0).step_by(dh);
                     let w_rows = w_plane.chunks_exact(kw).skip(ky0).take(ky1 - ky0);
-                    for (xr, wr) in x_rows.zip(w_rows) {
-                        let xs = xr.iter().skip(ix0).step_by(dw);
-                        for (&a, &b) in xs.zip(wr.iter().skip(kx0).take(kx1 - kx0)) {
-                            let v = i32::from(a) - zp;
-                            acc = acc.wrapping_add(v.wrapping_mul(i32::from(b)));
+                    for (x_row, w_row) in x_rows.zip(w_rows) {
+                        for (kx, &wv) in w_row.iter().enumerate() {
+                            let (lo, hi) = columns(kx, sw, dw, pw, w, ow);
+                            let (lo, hi) = (lo.max(c0), hi.min(c1));
+                            if lo >= hi {
+                                continue;
+                            }
+                            // Input column of output `lo`; `lo` is past the
+                            // padding, so this does not underflow.
+                            let ix = (lo * sw + kx * dw).saturating_sub(pw);
+                            let Some(xs) = x_row.get(ix..) else {
+                                continue;
+                            };
+                            let Some(a) = acc.get_mut(lo - c0..hi - c0) else {
+                                continue;
+                            };
+                            if sw == 1 {
+                                for (a, &xv) in a.iter_mut().zip(xs) {
+                                    *a = mac(*a, xv, wv);
+                                }
+                            } else {
+                                for (a, &xv) in a.iter_mut().zip(xs.iter().step_by(sw)) {
+                                    *a = mac(*a, xv, wv);
+                                }
+                            }
                         }
                     }
                 }
-                *out = saturate(m.apply(acc), qy.zero_point);
+                for (o, &a) in y_chunk.iter_mut().zip(&acc) {
+                    *o = finish(oc, a);
+                }
             }
         }
     }

@@ -1,23 +1,60 @@
 //! `lasagna export`: a trained model file to a deployment file.
 
 use clap::Args;
+use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
 use lasagna_trainer::error::{Error, Result};
-use lasagna_trainer::export::{deploy, WeightType};
-use std::path::PathBuf;
+use lasagna_trainer::export::{deploy, DeployReport, WeightType};
+use lasagna_trainer::quantize::{
+    calibration_set, check_calibration, check_int8_file, deploy_int8, DEFAULT_CALIBRATION,
+};
+use std::path::{Path, PathBuf};
 
 /// Fold BatchNorm into the layer before it, drop training-only ops, plan the
-/// activation arena, and store weights as f32 or f16.
+/// activation arena, and store the model as f32, f16 or int8.
 #[derive(Args)]
 pub struct ExportArgs {
     /// The trained model file (`lasagna train --out`).
     #[arg(long, value_name = "FILE")]
     pub model_file: PathBuf,
-    /// Weight storage: f32 (exact) or f16 (half the bytes, computed in f32).
-    #[arg(long, value_enum, default_value_t = WeightType::F32)]
-    pub quantize: WeightType,
+    /// How the deployment file stores the model.
+    ///
+    /// int8 is post-training quantization: weights and activations become
+    /// 8-bit integers, about a quarter of the f32 bytes, with integer arithmetic on
+    /// the device. Weights are quantized per channel: each output channel (a
+    /// row of a Linear, a filter of a Conv2d) gets its own scale, so a filter
+    /// with small weights keeps its precision next to one with large weights.
+    /// Activations are quantized per tensor: one scale and zero point for the
+    /// whole tensor, chosen by calibration, which runs the first
+    /// --calibration training images through the BatchNorm-folded f32 model
+    /// and records the range of every activation. LSTM and Embedding models
+    /// cannot be int8; use f16 for them.
+    #[arg(long, value_enum, default_value_t = Quantize::F32)]
+    pub quantize: Quantize,
+    /// int8 only: calibrate activation ranges on the first N MNIST training
+    /// images (in file order, so the export is reproducible). More images
+    /// give ranges closer to what the model will see; outliers widen them
+    /// [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub calibration: Option<usize>,
+    /// int8 only: folder with the MNIST IDX files used for calibration
+    /// [default: $LASAGNA_DATA, else data/mnist].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Where to write the deployment file.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// `--quantize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quantize {
+    /// 32-bit float weights and activations: exact.
+    F32,
+    /// 16-bit float weights (half the bytes); the engine computes in f32.
+    F16,
+    /// 8-bit integer weights (per output channel) and activations
+    /// (per tensor, calibrated): a quarter of the bytes, integer arithmetic.
+    Int8,
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
@@ -25,7 +62,32 @@ pub fn run(a: ExportArgs) -> Result<()> {
         path: a.model_file.clone(),
         source,
     })?;
-    let (out, report) = deploy(&bytes, a.quantize)?;
+    let (out, report, calibrated) = match a.quantize {
+        Quantize::F32 | Quantize::F16 => {
+            for (given, flag) in [
+                (a.calibration.is_some(), "--calibration"),
+                (a.data.is_some(), "--data"),
+            ] {
+                if given {
+                    return Err(Error::config(
+                        flag,
+                        "only int8 exports are calibrated. HINT: add --quantize int8, or drop it",
+                    ));
+                }
+            }
+            let w = if a.quantize == Quantize::F32 {
+                WeightType::F32
+            } else {
+                WeightType::F16
+            };
+            let (out, report) = deploy(&bytes, w)?;
+            (out, report, None)
+        }
+        Quantize::Int8 => {
+            let (out, report, n) = int8(&a, &bytes)?;
+            (out, report, Some(n))
+        }
+    };
     std::fs::write(&a.out, &out).map_err(|source| Error::Io {
         path: a.out.clone(),
         source,
@@ -34,14 +96,51 @@ pub fn run(a: ExportArgs) -> Result<()> {
         path: a.out.clone(),
         reason: e.to_string(),
     })?;
+    let weights = match a.quantize {
+        Quantize::F32 => "f32",
+        Quantize::F16 => "f16",
+        Quantize::Int8 => "int8",
+    };
+    let calibrated = calibrated
+        .map(|n| format!(", calibrated on {n} images"))
+        .unwrap_or_default();
     println!(
-        "wrote {} ({} bytes, {} weights): {} ops ({} BatchNorm folded), arena {} bytes",
+        "wrote {} ({} bytes, {weights} weights): {} ops ({} BatchNorm folded), arena {} bytes{calibrated}",
         a.out.display(),
         out.len(),
-        a.quantize.name(),
         report.ops.1,
         report.folded,
         m.arena_bytes()
     );
     Ok(())
+}
+
+/// Loads MNIST with the model's normalization and quantizes on its first
+/// `--calibration` training images.
+fn int8(a: &ExportArgs, bytes: &[u8]) -> Result<(Vec<u8>, DeployReport, usize)> {
+    let m = lasagna_format::Model::parse(bytes).map_err(|e| Error::ModelFile {
+        path: a.model_file.clone(),
+        reason: e.to_string(),
+    })?;
+    // Everything that can be refused is refused before MNIST is loaded.
+    let n = a.calibration.unwrap_or(DEFAULT_CALIBRATION);
+    check_calibration(n, None)?;
+    check_int8_file(&m).map_err(|e| in_file(e, &a.model_file))?;
+    let (mean, std) = m.normalization();
+    let dir = resolve_data_dir(a.data.as_deref());
+    let data = load_mnist(&dir, Normalization { mean, std })?;
+    let set = calibration_set(&data.train, n).map_err(|e| in_file(e, &dir))?;
+    let (out, report) = deploy_int8(bytes, &set).map_err(|e| in_file(e, &a.model_file))?;
+    Ok((out, report, n))
+}
+
+/// A configuration error prefixed with the file or folder it is about.
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Config { what, reason } => Error::Config {
+            what,
+            reason: format!("{}: {reason}", path.display()),
+        },
+        e => e,
+    }
 }

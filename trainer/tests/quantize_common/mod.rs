@@ -1,0 +1,210 @@
+//! Helpers of `tests/quantize.rs`: reading a file's int8 values, a small
+//! CNN trained and exported through the CLI, and a fake-quantized reference
+//! that runs an int8 file op by op in f32 between int8 values.
+
+use lasagna_format::{DType, Model, Quant, TensorRef};
+use lasagna_trainer::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
+use lasagna_trainer::quantize::ValueQuant;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn lasagna() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lasagna"))
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("lasagna-quantize-{}-{name}", std::process::id()))
+}
+
+pub fn value_quant(m: &Model<'_>, v: usize) -> ValueQuant {
+    let info = if v == 0 {
+        m.input()
+    } else {
+        m.op(v as u16 - 1).map(|e| e.output)
+    }
+    .expect("value");
+    assert_eq!(info.dtype, DType::I8, "value {v}");
+    let (scale, zero_point) = info.quant.expect("i8 values carry a quantization");
+    ValueQuant { scale, zero_point }
+}
+
+pub fn per_channel(t: &TensorRef<'_>) -> Vec<f32> {
+    match t.quant {
+        Quant::PerChannel(s) => s.iter().collect(),
+        q => panic!("expected per-channel scales, got {q:?}"),
+    }
+}
+
+/// A small CNN trained for one epoch on 5,000 MNIST images via the CLI,
+/// exported as f32 and int8 (1000 calibration images): shared by the
+/// accuracy tests.
+pub fn trained_pair() -> &'static (Vec<u8>, Vec<u8>, Dataset) {
+    static PAIR: OnceLock<(Vec<u8>, Vec<u8>, Dataset)> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let toml = tmp("cnn.toml");
+        std::fs::write(
+            &toml,
+            "input = [1, 28, 28]\n\
+             [[layers]]\ntype = \"conv2d\"\nout = 8\nkernel = 3\npadding = 1\n\
+             [[layers]]\ntype = \"batch_norm2d\"\n\
+             [[layers]]\ntype = \"relu\"\n\
+             [[layers]]\ntype = \"max_pool2d\"\nkernel = 2\n\
+             [[layers]]\ntype = \"conv2d\"\nout = 8\nkernel = 3\npadding = 1\nstride = 2\n\
+             [[layers]]\ntype = \"relu\"\n\
+             [[layers]]\ntype = \"flatten\"\n\
+             [[layers]]\ntype = \"linear\"\nout = 32\n\
+             [[layers]]\ntype = \"relu\"\n\
+             [[layers]]\ntype = \"linear\"\nout = 10\n\
+             [optimizer]\ntype = \"adam\"\nlr = 2e-3\n\
+             [training]\nepochs = 1\nbatch_size = 32\n",
+        )
+        .expect("write toml");
+        let (trained, f32_out, int8_out) =
+            (tmp("cnn.lsn"), tmp("cnn-f32.lsn"), tmp("cnn-int8.lsn"));
+        let [t, m, f, q] = [&toml, &trained, &f32_out, &int8_out]
+            .map(|p| p.to_str().expect("temporary paths are UTF-8"));
+        let run = |args: &[&str]| {
+            let o = lasagna().args(args).output().expect("run lasagna");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let train = [
+            "train",
+            "--model",
+            t,
+            "--train-subset",
+            "5500",
+            "--val",
+            "500",
+        ];
+        run(&[&train[..], &["--quiet", "--out", m]].concat());
+        run(&["export", "--model-file", m, "--out", f]);
+        let said = run(&[
+            "export",
+            "--model-file",
+            m,
+            "--quantize",
+            "int8",
+            "--out",
+            q,
+        ]);
+        assert!(
+            said.contains("int8 weights") && said.contains("calibrated on 1000 images"),
+            "{said}"
+        );
+        let f32_bytes = std::fs::read(&f32_out).expect("f32 file");
+        let int8_bytes = std::fs::read(&int8_out).expect("int8 file");
+        for p in [&toml, &trained, &f32_out, &int8_out] {
+            let _ = std::fs::remove_file(p);
+        }
+        let m = Model::parse(&f32_bytes).expect("parse");
+        let (mean, std) = m.normalization();
+        let data = load_mnist(&resolve_data_dir(None), Normalization { mean, std }).expect("MNIST");
+        (f32_bytes, int8_bytes, data.test.subset(500))
+    })
+}
+
+pub fn aligned(bytes: &[u8]) -> Vec<u128> {
+    let mut a = vec![0u128; bytes.len().div_ceil(16)];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut a)[..bytes.len()].copy_from_slice(bytes);
+    a
+}
+
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
+    (0..v.len()).fold(0, |b, j| if v[j] > v[b] { j } else { b })
+}
+
+/// Argmax of the f32 engine on every image of `data`.
+pub fn f32_predictions(file: &[u8], data: &Dataset) -> Vec<usize> {
+    let buf = aligned(file);
+    let engine =
+        lasagna_infer::Engine::new(&bytemuck::cast_slice(&buf)[..file.len()]).expect("engine");
+    let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
+    (0..data.len())
+        .map(|i| {
+            let x = data.sample(i).expect("sample");
+            argmax(
+                engine
+                    .run(bytemuck::cast_slice_mut(&mut arena), x)
+                    .expect("run"),
+            )
+        })
+        .collect()
+}
+
+pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+pub fn quantize(x: f32, q: ValueQuant) -> i32 {
+    ((x / q.scale).round() as i32 + q.zero_point).clamp(-128, 127)
+}
+
+/// Fake quantization: each op of the int8 file runs in f32 (through a
+/// one-op f32 model in the no_std engine) on its dequantized int8 input,
+/// with dequantized weights and biases, and its output is requantized with
+/// the file's scale and zero point. An integer engine computes the same up
+/// to the rounding of its fixed-point rescale.
+pub fn fake_quant_predictions(int8_file: &[u8], data: &Dataset) -> Vec<usize> {
+    let m = Model::parse(int8_file).expect("parse");
+    let quants: Vec<ValueQuant> = (0..=m.op_count() as usize)
+        .map(|v| value_quant(&m, v))
+        .collect();
+    let mut files = Vec::new();
+    for e in m.ops() {
+        let s_in = quants[e.index as usize].scale;
+        let mut tensors = Vec::new();
+        for j in 0..e.n_tensors {
+            let t = m.op_tensor(&e, j).expect("tensor");
+            let values: Vec<f32> = match (t.dtype, j) {
+                (DType::I32, 1) => {
+                    let s_w = per_channel(&m.op_tensor(&e, 0).expect("weight"));
+                    let b = t.as_i32().expect("bias");
+                    b.iter()
+                        .zip(&s_w)
+                        .map(|(&b, &s)| b as f32 * s_in * s)
+                        .collect()
+                }
+                _ => (0..t.shape.numel() as usize)
+                    .map(|i| t.value_f32(i).expect("value"))
+                    .collect(),
+            };
+            tensors.push(lasagna_format::TensorData::f32(t.shape.dims(), &values));
+        }
+        let mut b = lasagna_format::ModelBuilder::new(e.input.shape.dims());
+        b.op(e.op, tensors);
+        let file = b.build().expect("one-op model");
+        files.push((aligned(&file), file.len()));
+    }
+    let engines: Vec<lasagna_infer::Engine<'_>> = files
+        .iter()
+        .map(|(f, len)| {
+            lasagna_infer::Engine::new(&bytemuck::cast_slice(f)[..*len]).expect("engine")
+        })
+        .collect();
+    let max_arena = engines.iter().map(|e| e.arena_bytes()).max().unwrap_or(0);
+    let mut arena = vec![0u32; max_arena.div_ceil(4)];
+    (0..data.len())
+        .map(|i| {
+            let mut q: Vec<i32> = data
+                .sample(i)
+                .expect("sample")
+                .iter()
+                .map(|&x| quantize(x, quants[0]))
+                .collect();
+            for (k, engine) in engines.iter().enumerate() {
+                let (qi, qo) = (quants[k], quants[k + 1]);
+                let x: Vec<f32> = q
+                    .iter()
+                    .map(|&c| qi.scale * (c - qi.zero_point) as f32)
+                    .collect();
+                let y = engine
+                    .run(bytemuck::cast_slice_mut(&mut arena), &x)
+                    .expect("run");
+                q = y.iter().map(|&v| quantize(v, qo)).collect();
+            }
+            argmax(&q)
+        })
+        .collect()
+}
