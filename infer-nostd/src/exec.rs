@@ -21,9 +21,10 @@ fn tensors<'e, 'm, const O: usize, const T: usize>(
         })
 }
 
-fn as_f32(b: &mut [u8]) -> Option<&mut [f32]> {
-    // An empty region (no scratch) comes from `carve` with a dangling,
-    // unaligned pointer, which bytemuck would refuse.
+/// A region as `f32`s or `u32` words. An empty region (no scratch) comes
+/// from `carve` with a dangling, unaligned pointer, which bytemuck would
+/// refuse.
+fn view<T: bytemuck::Pod>(b: &mut [u8]) -> Option<&mut [T]> {
     if b.is_empty() {
         return Some(&mut []);
     }
@@ -43,11 +44,12 @@ pub(crate) fn step_f32<const O: usize, const T: usize>(
         // In place: the format allows it only for element-wise and
         // normalization ops, with identical regions.
         let [xy] = carve(buf, [s.y]).ok_or(bad("arena regions"))?;
-        let xy = as_f32(xy).ok_or(bad("f32 region"))?;
+        let xy = view::<f32>(xy).ok_or(bad("f32 region"))?;
         return in_place_f32(&s.kernel, xy, t).ok_or(bad("op cannot run in place"));
     }
     let [x, y, scratch] = carve(buf, [s.x, s.y, s.scratch]).ok_or(bad("arena regions"))?;
-    let (Some(x), Some(y), Some(scratch)) = (as_f32(x), as_f32(y), as_f32(scratch)) else {
+    let (Some(x), Some(y), Some(scratch)) = (view::<f32>(x), view::<f32>(y), view::<f32>(scratch))
+    else {
         return Err(bad("f32 region"));
     };
     let missing = bad("tensor count");
@@ -120,13 +122,14 @@ pub(crate) fn step_i8<const O: usize, const T: usize>(
         let xy: &mut [i8] = bytemuck::cast_slice_mut(xy);
         return in_place_i8(&s.kernel, s.q, xy, t).ok_or(bad("op cannot run in place"));
     }
-    let [x, y] = carve(buf, [s.x, s.y]).ok_or(bad("arena regions"))?;
+    let [x, y, scratch] = carve(buf, [s.x, s.y, s.scratch]).ok_or(bad("arena regions"))?;
     let (x, y): (&mut [i8], &mut [i8]) = (bytemuck::cast_slice_mut(x), bytemuck::cast_slice_mut(y));
     let missing = bad("tensor count");
     match s.kernel {
         Kernel::Linear(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;
-            ops::linear::forward_i8(&p, s.q, x, w, scale, b, y);
+            let words = view::<u32>(scratch).ok_or(bad("u32 region"))?;
+            ops::linear::forward_i8(&p, s.q, x, w, scale, b, words, y);
         }
         Kernel::Conv2d(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-#![forbid(unsafe_code)]
+// One module may use `unsafe`: ops/dsp.rs, register-only `asm!` for the
+// Cortex-M4 DSP instructions behind the `arm-dsp` feature.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(
     clippy::unwrap_used,
@@ -23,4 +25,4 @@ pub mod quant;
 pub use engine::{Engine, EngineWith};
 pub use error::Error;
 pub use lasagna_format as format;
-pub use plan::{scratch_bytes, MAX_OPS, MAX_TENSORS};
+pub use plan::{scratch_bytes, scratch_bytes_int8, MAX_OPS, MAX_TENSORS};

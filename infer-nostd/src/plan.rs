@@ -58,6 +58,18 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
     }
 }
 
+/// Scratch bytes `op` needs in this engine in an int8 model (the f32 rule
+/// is [`scratch_bytes`]). Exporters write it into each op record like the
+/// f32 rule. An int8 Linear widens its input once into `i16` pairs (2
+/// bytes per element, whole groups of 4) so that every group of weight
+/// rows reads them with plain loads; every other int8 op needs 0.
+pub fn scratch_bytes_int8(op: &Op) -> usize {
+    match *op {
+        Op::Linear { in_features, .. } => (in_features as usize / 4).saturating_mul(8),
+        _ => 0,
+    }
+}
+
 /// A range of the arena in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct Span {
@@ -346,7 +358,11 @@ pub(crate) fn prepare<'m, const T: usize>(
         })?;
     }
     check_dtypes(e, int8, table.get(first..).unwrap_or_default())?;
-    let needed = scratch_bytes(&e.op, &e.input.shape);
+    let needed = if int8 {
+        scratch_bytes_int8(&e.op)
+    } else {
+        scratch_bytes(&e.op, &e.input.shape)
+    };
     let (offset, planned) = (e.scratch.0 as usize, e.scratch.1 as usize);
     if needed > planned {
         return Err(Error::ScratchTooSmall {

@@ -109,7 +109,7 @@ fn quantize(net: &Net, inputs: &[Vec<f32>]) -> Quantized {
             op: l.op,
             tensors,
             output: vt(i + 1),
-            scratch_bytes: 0,
+            scratch_bytes: lasagna_infer::scratch_bytes_int8(&l.op) as u32,
         });
     }
     Quantized {
@@ -256,10 +256,19 @@ fn int8_in_place_and_out_of_place_plans_give_identical_levels() {
             offsets.push(end);
             end += (s.numel() as u32).div_ceil(4) * 4;
         }
+        // Scratch after every value; the ops that need none get offset 0.
+        let needs: Vec<u32> = m
+            .ops()
+            .map(|e| lasagna_infer::scratch_bytes_int8(&e.op) as u32)
+            .collect();
+        let most = needs.iter().copied().max().unwrap_or(0);
         b.with_plan(Plan {
-            arena_bytes: end,
+            arena_bytes: end + most,
             value_offsets: offsets,
-            scratch_offsets: vec![0; shapes.len() - 1],
+            scratch_offsets: needs
+                .iter()
+                .map(|&n| if n == 0 { 0 } else { end })
+                .collect(),
         });
         let spread = Aligned::new(&b.build().expect("out of place"));
         for x in inputs(net, 8, 400 + n as u64) {

@@ -18,6 +18,8 @@ pub mod activation;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod conv2d;
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+pub mod dsp;
 pub mod embedding;
 pub mod flatten;
 pub mod layernorm;

@@ -136,7 +136,8 @@ pub fn calibration_set(train: &Dataset, n: usize) -> Result<Dataset> {
 
 /// The int8 op specs for folded `ops`, given the quantization of every
 /// value (`ops.len() + 1`, input first): Linear and Conv2d weights per
-/// channel with i32 biases, other tensors f32, every output int8, no scratch.
+/// channel with i32 biases, other tensors f32, every output int8, scratch as the engine asks
+/// ([`lasagna_infer::scratch_bytes_int8`]).
 pub fn int8_specs(ops: Vec<ExportOp>, quants: &[ValueQuant]) -> Result<Vec<OpSpec>> {
     check_int8(&ops.iter().map(|(op, _)| *op).collect::<Vec<_>>())?;
     if quants.len() != ops.len() + 1 {
@@ -162,8 +163,13 @@ pub fn int8_specs(ops: Vec<ExportOp>, quants: &[ValueQuant]) -> Result<Vec<OpSpe
             op,
             tensors,
             output: quants[i + 1].value_type(),
-            // The int8 kernels work in registers and the output slot.
-            scratch_bytes: 0,
+            // What the engine asks for (an int8 Linear widens its input).
+            scratch_bytes: u32::try_from(lasagna_infer::scratch_bytes_int8(&op)).map_err(|_| {
+                Error::config(
+                    "int8 export",
+                    format!("op {i}: scratch exceeds the format's u32"),
+                )
+            })?,
         });
     }
     Ok(specs)
