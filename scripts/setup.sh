@@ -12,3 +12,16 @@ fi
 rustup toolchain install stable --profile minimal >/dev/null 2>&1 || true
 rustup component add rustfmt clippy rust-src >/dev/null
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null
+
+# The emulated Cortex-M4 (QEMU's mps2-an386) and ELF section sizes, for
+# the firmware and `lasagna deploy`. Installed only when missing.
+need=()
+command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+command -v arm-none-eabi-size >/dev/null 2>&1 || need+=(binutils-arm-none-eabi)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "setup: installing ${need[*]} (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi

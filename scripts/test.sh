@@ -28,6 +28,12 @@ for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
   cargo build --locked -p lasagna-infer --target "$target" --features fast-math
 done
 
+step "lint: the engine's Cortex-M4 DSP kernels (arm-dsp)"
+cargo clippy --locked -p lasagna-infer --target thumbv7em-none-eabihf --features arm-dsp -- -D warnings
+
+step "firmware: builds for Cortex-M4 (arm-dsp) and Cortex-M0+ with the committed int8 test model"
+(cd firmware && cargo build --locked --release && cargo build --locked --release --target thumbv6m-none-eabi)
+
 step "tests: cargo test (workspace, unit + property + golden + doc tests)"
 cargo test --workspace --locked
 

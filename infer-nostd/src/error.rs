@@ -143,7 +143,7 @@ impl fmt::Display for Error {
             Error::ScratchTooSmall { op, needed, planned } => write!(
                 f,
                 "op {op}: the memory plan gives {planned} scratch bytes but the engine needs {needed} \
-                 (re-export the model; the exporter must use lasagna_infer::scratch_bytes)"
+                 (re-export the model with this version of `lasagna export`; exporters must ask lasagna_infer::scratch_bytes or scratch_bytes_int8)"
             ),
             Error::ArenaTooSmall { needed, got } => {
                 write!(f, "the arena has {got} bytes but the model needs {needed}")

@@ -62,10 +62,16 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
 /// is [`scratch_bytes`]). Exporters write it into each op record like the
 /// f32 rule. An int8 Linear widens its input once into `i16` pairs (2
 /// bytes per element, whole groups of 4) so that every group of weight
-/// rows reads them with plain loads; every other int8 op needs 0.
-pub fn scratch_bytes_int8(op: &Op) -> usize {
+/// rows reads them with plain loads; an int8 Conv2d accumulates one output
+/// plane in `i32` (4 bytes per output position); every other int8 op needs
+/// 0. Saturates at `usize::MAX` for sizes no target can hold.
+pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
     match *op {
         Op::Linear { in_features, .. } => (in_features as usize / 4).saturating_mul(8),
+        Op::Conv2d { .. } => match op.infer_shape(*input).map(|s| s.raw()) {
+            Ok([_, oh, ow, _]) => (oh as usize).saturating_mul(ow as usize).saturating_mul(4),
+            Err(_) => usize::MAX,
+        },
         _ => 0,
     }
 }
@@ -359,7 +365,7 @@ pub(crate) fn prepare<'m, const T: usize>(
     }
     check_dtypes(e, int8, table.get(first..).unwrap_or_default())?;
     let needed = if int8 {
-        scratch_bytes_int8(&e.op)
+        scratch_bytes_int8(&e.op, &e.input.shape)
     } else {
         scratch_bytes(&e.op, &e.input.shape)
     };

@@ -66,6 +66,7 @@ fn quantize(net: &Net, inputs: &[Vec<f32>]) -> Quantized {
     let mut b = ModelBuilder::new(&net.input);
     b.input_type(vt(0));
     let mut deq = net.clone();
+    let mut shape = lasagna_format::Shape::new(&net.input).expect("input shape");
     for (i, l) in net.layers.iter().enumerate() {
         let channels = match l.op {
             Op::Linear { out_features, .. } => Some(out_features),
@@ -109,8 +110,9 @@ fn quantize(net: &Net, inputs: &[Vec<f32>]) -> Quantized {
             op: l.op,
             tensors,
             output: vt(i + 1),
-            scratch_bytes: lasagna_infer::scratch_bytes_int8(&l.op) as u32,
+            scratch_bytes: lasagna_infer::scratch_bytes_int8(&l.op, &shape) as u32,
         });
+        shape = l.op.infer_shape(shape).expect("shape");
     }
     Quantized {
         int8: b.build().expect("int8 model builds"),
@@ -259,7 +261,7 @@ fn int8_in_place_and_out_of_place_plans_give_identical_levels() {
         // Scratch after every value; the ops that need none get offset 0.
         let needs: Vec<u32> = m
             .ops()
-            .map(|e| lasagna_infer::scratch_bytes_int8(&e.op) as u32)
+            .map(|e| lasagna_infer::scratch_bytes_int8(&e.op, &e.input.shape) as u32)
             .collect();
         let most = needs.iter().copied().max().unwrap_or(0);
         b.with_plan(Plan {
@@ -306,4 +308,50 @@ fn int8_calls_are_checked_like_f32_ones() {
         })
     );
     assert!(e.quantize_input(&[0.0; 20], &mut [0; 3]).is_err());
+}
+
+mod damaged {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fix_crc(bytes: &mut [u8]) {
+        if bytes.len() >= 16 {
+            let crc = crc32fast::hash(&bytes[16..]);
+            bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Mutated int8 files (behind a recomputed CRC half the time, so
+        /// they reach validation and the engine) are refused with an error
+        /// or run without panicking.
+        #[test]
+        fn damaged_int8_files_are_refused_or_run_without_panicking(
+            which in 0usize..2,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            recompute_crc in any::<bool>(),
+        ) {
+            let net = &nets()[which];
+            let q = quantize(net, &inputs(net, 4, 77));
+            let mut bytes = q.int8.clone();
+            for (at, v) in &edits {
+                let i = at.index(bytes.len());
+                bytes[i] = *v;
+            }
+            if recompute_crc {
+                fix_crc(&mut bytes);
+            }
+            let file = Aligned::new(&bytes);
+            if let Ok(e) = Engine::new(file.bytes()) {
+                if e.arena_bytes() <= 1 << 22 && e.input_len() <= 1 << 16 {
+                    let mut a = arena(e.arena_bytes());
+                    let x = vec![3i8; e.input_len()];
+                    let _ = e.run_i8(bytemuck::cast_slice_mut(&mut a), &x);
+                    let _ = e.run(bytemuck::cast_slice_mut(&mut a), &vec![0.0; e.input_len()]);
+                }
+            };
+        }
+    }
 }

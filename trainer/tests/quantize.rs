@@ -161,7 +161,7 @@ fn every_value_is_int8_with_the_contract_scales_and_zero_points() {
     for e in m.ops() {
         assert_eq!(
             e.scratch.1 as usize,
-            lasagna_infer::scratch_bytes_int8(&e.op),
+            lasagna_infer::scratch_bytes_int8(&e.op, &e.input.shape),
             "op {}: the scratch the engine asks for in int8",
             e.index
         );

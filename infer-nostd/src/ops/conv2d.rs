@@ -29,34 +29,6 @@ pub struct Conv2d {
     pub window: Window,
 }
 
-/// The kernel taps `k0..k1` of output position `o` whose input index
-/// `o * stride - pad + k * dil` lies in `0..n`, and that index for `k0`.
-/// Shared with nothing else: pooling clips its windows the trainer's way.
-#[inline]
-pub(crate) fn taps(
-    o: usize,
-    stride: u8,
-    pad: u8,
-    dil: u8,
-    k: u8,
-    n: usize,
-) -> (usize, usize, usize) {
-    let d = i64::from(dil.max(1));
-    let base = o as i64 * i64::from(stride) - i64::from(pad);
-    // First tap at or past index 0: ceil(-base / d) when base is negative.
-    let k0 = if base >= 0 { 0 } else { (-base + d - 1) / d };
-    // Taps with base + k d < n: k < (n - base) / d.
-    let room = n as i64 - base;
-    let k1 = if room > 0 {
-        ((room + d - 1) / d).min(i64::from(k))
-    } else {
-        0
-    };
-    let k0 = k0.min(k1);
-    let first = (base + k0 * d).max(0);
-    (k0 as usize, k1 as usize, first as usize)
-}
-
 /// `y[oc, oy, ox] = sum over taps of x * weight, + bias[oc]`.
 pub fn forward(
     p: &Conv2d,
@@ -74,25 +46,24 @@ pub fn forward(
 }
 
 fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>>, y: &mut [f32]) {
-    // Product first, then bias: the trainer's GEMM-then-add order.
-    direct(
-        p,
-        x,
-        weight,
-        y,
-        |_| 0.0f32,
-        |acc, a, b: W| acc + a * b.to_f32(),
-        |oc, acc| match bias {
-            Some(b) => acc + b.at(oc),
-            None => acc,
-        },
-    );
+    each_channel(p, x, weight, y, |oc, x_g, w_oc, y_oc| {
+        // The output plane is the accumulator: start at 0, add the taps,
+        // then the bias (the trainer's GEMM-then-add order).
+        y_oc.fill(0.0);
+        accumulate(p, x_g, w_oc, y_oc, |acc, a, b: W| acc + a * b.to_f32());
+        if let Some(b) = bias {
+            let b = b.at(oc);
+            y_oc.iter_mut().for_each(|v| *v += b);
+        }
+    });
 }
 
 /// int8: each output is `zp_y + round(M_oc · (bias[oc] + sum over taps of
 /// (x − zp_x) · w))`, saturated, with `M_oc = (s_x / s_y) · s_w[oc]` (see
 /// [`Requant`]). Taps on zero padding are skipped: padding is real 0, level
-/// `zp_x`, and adds exactly nothing. Same loops as the f32 kernel.
+/// `zp_x`, and adds exactly nothing. Same loops as the f32 kernel, with
+/// the `i32` accumulators in `scratch` (one output plane,
+/// [`crate::scratch_bytes_int8`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_i8(
     p: &Conv2d,
@@ -101,81 +72,60 @@ pub fn forward_i8(
     weight: &[i8],
     scale: WeightScale<'_>,
     bias: Option<&[i32]>,
+    scratch: &mut [i32],
     y: &mut [i8],
 ) {
     let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
-    // One multiplier per output channel, formed when the channel starts.
-    let mut m = (usize::MAX, Requant::default());
-    direct(
-        p,
-        x,
-        weight,
-        y,
-        |oc| bias.and_then(|b| b.get(oc)).copied().unwrap_or(0),
-        |acc: i32, a: i8, b: i8| acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b))),
-        |oc, acc| {
-            if m.0 != oc {
-                m = (oc, Requant::new(ratio * scale.of(oc)));
-            }
-            saturate(m.1.apply(acc), qy.zero_point)
-        },
-    );
+    let Some(acc) = scratch.get_mut(..p.oh * p.ow) else {
+        return;
+    };
+    each_channel(p, x, weight, y, |oc, x_g, w_oc, y_oc| {
+        acc.fill(bias.and_then(|b| b.get(oc)).copied().unwrap_or(0));
+        accumulate(p, x_g, w_oc, acc, |acc: i32, a: i8, b: i8| {
+            acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b)))
+        });
+        let m = Requant::new(ratio * scale.of(oc));
+        for (o, &a) in y_oc.iter_mut().zip(acc.iter()) {
+            *o = saturate(m.apply(a), qy.zero_point);
+        }
+    });
 }
 
-/// Output columns computed together: their accumulators live in registers
-/// or on the stack, and each weight is loaded once per chunk.
-const CHUNK: usize = 32;
-
-/// The output columns `ox` whose tap `kx` lands inside the input row:
-/// `0 <= ox * s + kx * d - p < w`, as `lo..hi` within `0..ow`.
+/// The output positions `o` whose tap `k` lands inside an input of `n`:
+/// `0 <= o * s + k * d - pad < n`, as `lo..hi` within `0..out`.
 #[inline]
-fn columns(kx: usize, s: usize, d: usize, pad: usize, w: usize, ow: usize) -> (usize, usize) {
-    let off = kx * d;
+fn reach(k: usize, s: usize, d: usize, pad: usize, n: usize, out: usize) -> (usize, usize) {
+    let off = k * d;
     let lo = if pad > off {
         (pad - off).div_ceil(s)
     } else {
         0
     };
-    let hi = if w + pad > off {
-        (w + pad - off).div_ceil(s)
+    let hi = if n + pad > off {
+        (n + pad - off).div_ceil(s)
     } else {
         0
     };
-    (lo.min(ow), hi.min(ow).max(lo.min(ow)))
+    (lo.min(out), hi.min(out).max(lo.min(out)))
 }
 
-/// The loops both precisions share. For each output channel and output row,
-/// `CHUNK` columns at a time: accumulators start at `start(oc)`, then every
-/// tap in (input channel, ky, kx) order adds `mac(acc, x, w)` to every
-/// column it reaches (taps on padding are skipped: they add exact zeros),
-/// and `finish(oc, acc)` gives the output. Each output therefore sums its
-/// taps in the order of the trainer's im2col rows, and the innermost loop
-/// runs over consecutive columns with one weight.
-#[allow(clippy::too_many_arguments)]
+/// Calls `f(oc, input group, weights of oc, output plane of oc)` for every
+/// output channel (sizes checked: `chunks_exact` panics on zero).
 #[inline(always)]
-fn direct<X: Copy, W: Copy, A: Copy, Y>(
+fn each_channel<X, W, Y>(
     p: &Conv2d,
     x: &[X],
     weight: &[W],
     y: &mut [Y],
-    start: impl Fn(usize) -> A,
-    mac: impl Fn(A, X, W) -> A,
-    mut finish: impl FnMut(usize, A) -> Y,
+    mut f: impl FnMut(usize, &[X], &[W], &mut [Y]),
 ) {
     let win = &p.window;
-    let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
-    let (dh, dw) = (
-        win.dilation[0].max(1) as usize,
-        win.dilation[1].max(1) as usize,
-    );
-    let (sw, pw) = (win.stride[1].max(1) as usize, win.padding[1] as usize);
+    let kk = win.kernel[0] as usize * win.kernel[1] as usize;
     let groups = p.groups.max(1);
     let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
-    let (w, ow) = (p.w, p.ow);
-    let (hw, ohw, kk) = (p.h * w, p.oh * ow, kh * kw);
+    let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
     let kg = cin_g * kk;
-    // `chunks_exact` panics on a zero size: every size it gets is checked here.
-    if [hw, ohw, kk, kg, cout_g, ow, w, kw].contains(&0) {
+    if [hw, ohw, kk, kg, cout_g, p.ow, p.w, win.kernel[1] as usize].contains(&0) {
         return;
     }
     let per_out = weight.chunks_exact(kg).zip(y.chunks_exact_mut(ohw));
@@ -184,52 +134,64 @@ fn direct<X: Copy, W: Copy, A: Copy, Y>(
         let Some(x_g) = x.get(g * cin_g * hw..(g + 1) * cin_g * hw) else {
             return;
         };
-        let a0 = start(oc);
-        for (oy, y_row) in y_oc.chunks_exact_mut(ow).enumerate() {
-            let (ky0, ky1, iy0) = taps(
-                oy,
-                win.stride[0],
-                win.padding[0],
-                win.dilation[0],
-                win.kernel[0],
-                p.h,
-            );
-            for (c, y_chunk) in y_row.chunks_mut(CHUNK).enumerate() {
-                let (c0, c1) = (c * CHUNK, c * CHUNK + y_chunk.len());
-                let mut acc = [a0; CHUNK];
-                for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kk)) {
-                    let x_rows = x_plane.chunks_exact(w).skip(iy0).step_by(dh);
-                    let w_rows = w_plane.chunks_exact(kw).skip(ky0).take(ky1 - ky0);
-                    for (x_row, w_row) in x_rows.zip(w_rows) {
-                        for (kx, &wv) in w_row.iter().enumerate() {
-                            let (lo, hi) = columns(kx, sw, dw, pw, w, ow);
-                            let (lo, hi) = (lo.max(c0), hi.min(c1));
-                            if lo >= hi {
-                                continue;
-                            }
-                            // Input column of output `lo`; `lo` is past the
-                            // padding, so this does not underflow.
-                            let ix = (lo * sw + kx * dw).saturating_sub(pw);
-                            let Some(xs) = x_row.get(ix..) else {
-                                continue;
-                            };
-                            let Some(a) = acc.get_mut(lo - c0..hi - c0) else {
-                                continue;
-                            };
-                            if sw == 1 {
-                                for (a, &xv) in a.iter_mut().zip(xs) {
-                                    *a = mac(*a, xv, wv);
-                                }
-                            } else {
-                                for (a, &xv) in a.iter_mut().zip(xs.iter().step_by(sw)) {
-                                    *a = mac(*a, xv, wv);
-                                }
-                            }
+        f(oc, x_g, w_oc, y_oc);
+    }
+}
+
+/// Adds every tap of one output channel to its accumulator plane `acc`
+/// (`oh * ow`): for each input channel, ky and kx in that order, the
+/// weight times the input it meets, at every output the tap reaches (taps
+/// on padding are skipped: they add exact zeros). Each output therefore
+/// sums its taps in the order of the trainer's im2col rows, and the
+/// per-tap bookkeeping is paid once per output row, not per output.
+#[inline(always)]
+fn accumulate<X: Copy, W: Copy, A: Copy>(
+    p: &Conv2d,
+    x_g: &[X],
+    w_oc: &[W],
+    acc: &mut [A],
+    mac: impl Fn(A, X, W) -> A,
+) {
+    let win = &p.window;
+    let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
+    let (sh, sw) = (win.stride[0].max(1) as usize, win.stride[1].max(1) as usize);
+    let (dh, dw) = (
+        win.dilation[0].max(1) as usize,
+        win.dilation[1].max(1) as usize,
+    );
+    let (ph, pw) = (win.padding[0] as usize, win.padding[1] as usize);
+    let (w, ow, hw) = (p.w, p.ow, p.h * p.w);
+    if [hw, kh * kw, kw, w, ow].contains(&0) {
+        return;
+    }
+    for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kh * kw)) {
+        for (ky, w_row) in w_plane.chunks_exact(kw).enumerate() {
+            let (oy0, oy1) = reach(ky, sh, dh, ph, p.h, p.oh);
+            for (kx, &wv) in w_row.iter().enumerate() {
+                let (ox0, ox1) = reach(kx, sw, dw, pw, w, ow);
+                if ox0 >= ox1 {
+                    continue;
+                }
+                // Input column of output `ox0` (past the padding by
+                // construction, so no underflow).
+                let ix0 = (ox0 * sw + kx * dw).saturating_sub(pw);
+                for oy in oy0..oy1 {
+                    let iy = (oy * sh + ky * dh).saturating_sub(ph);
+                    let Some(xs) = x_plane.get(iy * w + ix0..(iy + 1) * w) else {
+                        continue;
+                    };
+                    let Some(a) = acc.get_mut(oy * ow + ox0..oy * ow + ox1) else {
+                        continue;
+                    };
+                    if sw == 1 {
+                        for (a, &xv) in a.iter_mut().zip(xs) {
+                            *a = mac(*a, xv, wv);
+                        }
+                    } else {
+                        for (a, &xv) in a.iter_mut().zip(xs.iter().step_by(sw)) {
+                            *a = mac(*a, xv, wv);
                         }
                     }
-                }
-                for (o, &a) in y_chunk.iter_mut().zip(&acc) {
-                    *o = finish(oc, a);
                 }
             }
         }
@@ -364,7 +326,8 @@ mod tests {
             let wf: Vec<f32> = wq.iter().map(|&v| v as f32).collect();
             let sums = naive(&p, &shifted, &wf, None);
             let mut y = vec![0i8; cout * p.oh * p.ow];
-            forward_i8(&p, (qx, qy), &xq, &wq, s, Some(&bq), &mut y);
+            let mut scratch = vec![0i32; p.oh * p.ow];
+            forward_i8(&p, (qx, qy), &xq, &wq, s, Some(&bq), &mut scratch, &mut y);
             for (i, (&got, &sum)) in y.iter().zip(&sums).enumerate() {
                 let oc = i / (p.oh * p.ow);
                 let m = Requant::new((0.03f32 / 0.07) * s.of(oc));
@@ -375,29 +338,23 @@ mod tests {
     }
 
     #[test]
-    fn taps_cover_exactly_the_in_range_positions() {
-        for o in 0..6 {
-            for (s, p, d, k, n) in [
-                (1, 1, 1, 3, 5),
-                (2, 2, 2, 3, 6),
-                (3, 0, 1, 2, 4),
-                (1, 3, 1, 4, 2),
+    fn reach_covers_exactly_the_in_range_outputs() {
+        for k in 0..5usize {
+            for (s, p, d, n, out) in [
+                (1, 1, 1, 5, 5),
+                (2, 2, 2, 6, 4),
+                (3, 0, 1, 4, 2),
+                (1, 3, 1, 2, 5),
             ] {
-                let (k0, k1, first) = taps(o, s, p, d, k, n);
-                let inside: Vec<u8> = (0..k)
-                    .filter(|&kk| {
-                        let i = o as i64 * s as i64 - p as i64 + kk as i64 * d as i64;
+                let (lo, hi) = reach(k, s, d, p, n, out);
+                let inside: Vec<usize> = (0..out)
+                    .filter(|&o| {
+                        let i = (o * s + k * d) as i64 - p as i64;
                         i >= 0 && i < n as i64
                     })
                     .collect();
-                let got: Vec<u8> = (k0 as u8..k1 as u8).collect();
-                assert_eq!(got, inside, "o {o}, s {s}, p {p}, d {d}, k {k}, n {n}");
-                if k0 < k1 {
-                    assert_eq!(
-                        first as i64,
-                        o as i64 * s as i64 - p as i64 + k0 as i64 * d as i64
-                    );
-                }
+                let got: Vec<usize> = (lo..hi).collect();
+                assert_eq!(got, inside, "k {k}, s {s}, p {p}, d {d}, n {n}, out {out}");
             }
         }
     }

@@ -138,7 +138,14 @@ pub fn calibration_set(train: &Dataset, n: usize) -> Result<Dataset> {
 /// value (`ops.len() + 1`, input first): Linear and Conv2d weights per
 /// channel with i32 biases, other tensors f32, every output int8, scratch as the engine asks
 /// ([`lasagna_infer::scratch_bytes_int8`]).
-pub fn int8_specs(ops: Vec<ExportOp>, quants: &[ValueQuant]) -> Result<Vec<OpSpec>> {
+pub fn int8_specs(
+    input: &[usize],
+    ops: Vec<ExportOp>,
+    quants: &[ValueQuant],
+) -> Result<Vec<OpSpec>> {
+    let dims: Vec<u32> = input.iter().map(|&d| d as u32).collect();
+    let mut shape = lasagna_format::Shape::new(&dims)
+        .ok_or_else(|| Error::config("int8 export", "input rank must be 1 to 4"))?;
     check_int8(&ops.iter().map(|(op, _)| *op).collect::<Vec<_>>())?;
     if quants.len() != ops.len() + 1 {
         return Err(Error::config(
@@ -163,14 +170,20 @@ pub fn int8_specs(ops: Vec<ExportOp>, quants: &[ValueQuant]) -> Result<Vec<OpSpe
             op,
             tensors,
             output: quants[i + 1].value_type(),
-            // What the engine asks for (an int8 Linear widens its input).
-            scratch_bytes: u32::try_from(lasagna_infer::scratch_bytes_int8(&op)).map_err(|_| {
-                Error::config(
-                    "int8 export",
-                    format!("op {i}: scratch exceeds the format's u32"),
-                )
-            })?,
+            // What the engine asks for (Linear widens its input, Conv2d
+            // accumulates a plane in i32).
+            scratch_bytes: u32::try_from(lasagna_infer::scratch_bytes_int8(&op, &shape)).map_err(
+                |_| {
+                    Error::config(
+                        "int8 export",
+                        format!("op {i}: scratch exceeds the format's u32"),
+                    )
+                },
+            )?,
         });
+        shape = op.infer_shape(shape).map_err(|reason| {
+            Error::config("int8 export", format!("op {i} ({}): {reason}", op.kind()))
+        })?;
     }
     Ok(specs)
 }
@@ -229,7 +242,7 @@ pub fn deploy_int8(bytes: &[u8], calibration: &Dataset) -> Result<(Vec<u8>, Depl
         .first()
         .map(|q| q.value_type())
         .ok_or_else(|| Error::config("int8 export", "the model has no input value"))?;
-    let specs = int8_specs(ops, &quants)?;
+    let specs = int8_specs(&input, ops, &quants)?;
     info.meta
         .push(("lasagna.export.weights".into(), "int8".into()));
     info.meta.push((
