@@ -133,8 +133,8 @@ pub(crate) fn step_i8<const O: usize, const T: usize>(
         }
         Kernel::Conv2d(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;
-            let acc = view::<i32>(scratch).ok_or(bad("i32 region"))?;
-            ops::conv2d::forward_i8(&p, s.q, x, w, scale, b, acc, y);
+            let words = view::<u32>(scratch).ok_or(bad("u32 region"))?;
+            ops::conv2d::forward_i8(&p, s.q, x, w, scale, b, words, y);
         }
         Kernel::MaxPool2d(p) => ops::maxpool2d::forward_i8(&p, x, y, Rescale::new(s.q.0, s.q.1)),
         Kernel::AvgPool2d(p, include_pad) => ops::avgpool2d::forward_i8(&p, include_pad, s.q, x, y),

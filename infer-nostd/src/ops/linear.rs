@@ -174,7 +174,7 @@ fn widen<'s>(x: &[i8], zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 #[inline]
 fn dot_block(x: &[i8], zp: i32, wide: &[u32], w: [&[i8]; 3]) -> [i32; 3] {
-    let [a0, a1, a2] = dot3_wide(wide, w);
+    let [a0, a1, a2] = super::dsp::dot3_wide(wide, w);
     let [w0, w1, w2] = w;
     let done = wide.len() * 2;
     let tail = |w: &[i8]| {
@@ -196,72 +196,11 @@ fn dot_block(x: &[i8], zp: i32, wide: &[u32], w: [&[i8]; 3]) -> [i32; 3] {
 #[inline]
 fn dot_one(x: &[i8], zp: i32, wide: &[u32], w: &[i8]) -> i32 {
     let done = wide.len() * 2;
-    dot1_wide(wide, w).wrapping_add(dot_i8(
+    super::dsp::dot1_wide(wide, w).wrapping_add(dot_i8(
         x.get(done..).unwrap_or_default(),
         zp,
         w.get(done..).unwrap_or_default(),
     ))
-}
-
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[inline(always)]
-fn mac_word(acc: i32, xe: u32, xo: u32, ww: u32) -> i32 {
-    use super::dsp::{smlad, sxtb16, sxtb16_ror8};
-    smlad(xo, sxtb16_ror8(ww), smlad(xe, sxtb16(ww), acc))
-}
-
-/// A weight row as little-endian words, when it starts on a 4-byte
-/// boundary (rows of a 16-aligned tensor with `in_features % 4 == 0`).
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[inline(always)]
-fn words(w: &[i8]) -> Option<&[u32]> {
-    let whole = w.len() / 4 * 4;
-    bytemuck::try_cast_slice(w.get(..whole)?).ok()
-}
-
-/// Three weight rows against the widened input (whole groups of 4). Rows
-/// read as words keep the loop at loads with post-increment; a row that is
-/// not word-aligned takes the byte-wise path.
-// Not inlined on purpose: in its own function the loop gets all the
-// registers; inlined into `forward_i8`, the outer loops' state pushes its
-// row pointers onto the stack (measured: 21 vs 18 instructions per 12
-// multiply-accumulates).
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[inline(never)]
-fn dot3_wide(wide: &[u32], w: [&[i8]; 3]) -> [i32; 3] {
-    let [w0, w1, w2] = w;
-    let (Some(r0), Some(r1), Some(r2)) = (words(w0), words(w1), words(w2)) else {
-        return [
-            dot1_wide(wide, w0),
-            dot1_wide(wide, w1),
-            dot1_wide(wide, w2),
-        ];
-    };
-    let (mut a0, mut a1, mut a2) = (0i32, 0i32, 0i32);
-    for (((xp, &q0), &q1), &q2) in wide.chunks_exact(2).zip(r0).zip(r1).zip(r2) {
-        let [xe, xo] = match *xp {
-            [e, o] => [e, o],
-            _ => [0; 2],
-        };
-        a0 = mac_word(a0, xe, xo, q0);
-        a1 = mac_word(a1, xe, xo, q1);
-        a2 = mac_word(a2, xe, xo, q2);
-    }
-    [a0, a1, a2]
-}
-
-/// One weight row against the widened input (whole groups of 4).
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[inline(always)]
-fn dot1_wide(wide: &[u32], w: &[i8]) -> i32 {
-    use super::dsp::word;
-    let mut acc = 0i32;
-    for (xp, q) in wide.chunks_exact(2).zip(w.chunks_exact(4)) {
-        if let [xe, xo] = *xp {
-            acc = mac_word(acc, xe, xo, word(q));
-        }
-    }
-    acc
 }
 
 #[cfg(test)]
