@@ -207,12 +207,9 @@ fn patches_i8(
             };
             let mut rows = w_g.chunks_exact(kg).enumerate();
             let oc0 = g * cout_g;
-            loop {
-                let (Some((i0, r0)), Some((i1, r1)), Some((i2, r2))) =
-                    (rows.next(), rows.next(), rows.next())
-                else {
-                    break;
-                };
+            while let (Some((i0, r0)), Some((i1, r1)), Some((i2, r2))) =
+                (rows.next(), rows.next(), rows.next())
+            {
                 let [a0, a1, a2] = dot3_wide(wide, [r0, r1, r2]);
                 for (i, a, r) in [(i0, a0, r0), (i1, a1, r1), (i2, a2, r2)] {
                     if let Some(o) = y.get_mut((oc0 + i) * ohw + pos) {
