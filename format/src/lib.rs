@@ -11,6 +11,7 @@ compile_error!(
 #[cfg(feature = "std")]
 extern crate std;
 
+mod crc;
 mod dtype;
 mod error;
 pub mod layout;

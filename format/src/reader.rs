@@ -141,7 +141,7 @@ impl<'a> Model<'a> {
             });
         }
         let stored = h32(H_CRC);
-        let computed = crc32fast::hash(&b[CRC_START..]);
+        let computed = crate::crc::crc32(&b[CRC_START..]);
         if stored != computed {
             return Err(Error::Crc { stored, computed });
         }

@@ -519,7 +519,7 @@ impl ModelBuilder {
         }
         let len = out.len() as u32;
         LE::write_u32(&mut out[H_FILE_SIZE..], len);
-        let crc = crc32fast::hash(&out[CRC_START..]);
+        let crc = crate::crc::crc32(&out[CRC_START..]);
         LE::write_u32(&mut out[H_CRC..], crc);
         Model::parse(&out)?;
         Ok(out)
