@@ -31,10 +31,15 @@ done
 step "lint: the engine's Cortex-M4 DSP kernels (arm-dsp)"
 cargo clippy --locked -p lasagna-infer --target thumbv7em-none-eabihf --features arm-dsp -- -D warnings
 
-step "firmware: builds for Cortex-M4 (arm-dsp) and Cortex-M0+ with the committed int8 test model"
-(cd firmware && cargo build --locked --release && cargo build --locked --release --target thumbv6m-none-eabi)
+step "firmware: fmt, clippy and builds for Cortex-M4 (arm-dsp) and Cortex-M0+ (committed int8 test model)"
+(cd firmware && cargo fmt -- --check \
+  && cargo clippy --locked --release -- -D warnings \
+  && cargo clippy --locked --release --target thumbv6m-none-eabi -- -D warnings \
+  && cargo build --locked --release \
+  && cargo build --locked --release --target thumbv6m-none-eabi)
 
-step "tests: cargo test (workspace, unit + property + golden + doc tests)"
+step "tests: cargo test (workspace, unit + property + golden + doc tests; includes trainer/tests/deploy.rs:"
+echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
 cargo test --workspace --locked
 
 step "tests: the engine with fast-math (its own tests, and MNIST argmax agreement)"

@@ -84,7 +84,7 @@ pub fn peak_stack() -> usize {
     // SAFETY: reads the painted region, which nothing else owns.
     unsafe {
         let top = core::ptr::addr_of!(_stack_start) as usize;
-        let mut p = core::ptr::addr_of!(__sheap) as *const u32;
+        let mut p: *const u32 = core::ptr::addr_of!(__sheap);
         while (p as usize) < top && p.read_volatile() == PAINT {
             p = p.add(1);
         }
@@ -95,4 +95,10 @@ pub fn peak_stack() -> usize {
 /// `.data` + `.bss` bytes.
 pub fn static_ram() -> usize {
     (core::ptr::addr_of!(__ebss) as usize) - (core::ptr::addr_of!(__sdata) as usize)
+}
+
+/// RAM the firmware is linked for: from the start of the statics to the
+/// top of the stack.
+pub fn ram_bytes() -> usize {
+    (core::ptr::addr_of!(_stack_start) as usize) - (core::ptr::addr_of!(__sdata) as usize)
 }

@@ -17,7 +17,8 @@
 //!   little-endian bytes), so the host can check all outputs, not just the
 //!   predictions, bit for bit.
 //! - The exit status is success unless something failed (then an
-//!   `LASAGNA-ERROR` line says what).
+//!   `LASAGNA-ERROR` line says what; a HardFault, e.g. the stack overflowing
+//!   into the statics, is reported the same way).
 //!
 //! Cost is counted, not timed: QEMU runs with `-icount shift=0`, one
 //! instruction per virtual nanosecond, and SysTick counts the 25 MHz core
@@ -32,7 +33,7 @@ mod cost;
 mod images;
 
 use core::fmt::Write;
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use lasagna_infer::quant::QParams;
 use lasagna_infer::EngineWith;
@@ -196,6 +197,27 @@ fn argmax(values: impl Iterator<Item = i32>) -> usize {
         }
     }
     best.0
+}
+
+/// A fault (most often the stack grown down into the statics when the RAM
+/// budget is tight) would otherwise spin in cortex-m-rt's default handler
+/// until the host's timeout; say what happened and stop instead.
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = writeln!(
+            out,
+            "LASAGNA-ERROR HardFault at pc={:#010x}: the firmware crashed; static RAM is {} B \
+             of {} B, so if the model's stack needs more than the rest, it overflowed into \
+             the statics",
+            ef.pc(),
+            cost::static_ram(),
+            cost::ram_bytes(),
+        );
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    #[allow(clippy::empty_loop)]
+    loop {}
 }
 
 /// The engine never panics (its lints deny it); this is for the firmware's

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod deploy;
 pub mod error;
 pub mod export;
 pub mod fold;

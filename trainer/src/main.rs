@@ -7,7 +7,9 @@ use std::process::ExitCode;
 /// Lasagna: train small networks, export them to a compact format, run them on microcontrollers.
 ///
 /// Start with `lasagna train --model mlp` (MNIST, about a minute on two cores),
-/// then `lasagna eval --model-file model.lsn` and `lasagna inspect model.lsn`.
+/// then `lasagna eval --model-file model.lsn` and `lasagna inspect model.lsn`;
+/// `lasagna deploy --model-file model-int8.lsn --board qemu-m4` runs it on an
+/// emulated microcontroller.
 #[derive(Parser)]
 #[command(name = "lasagna", version, about, long_about)]
 struct Cli {
@@ -25,6 +27,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Print a model file's ops, shapes, dtypes, sizes, memory plan and metadata.
     Inspect(cli::eval::InspectArgs),
+    // The help text is DeployArgs' doc comment (long: what is measured and how).
+    Deploy(Box<cli::deploy::DeployArgs>),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cli::export::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Inspect(a) => cli::eval::inspect(a),
+        Command::Deploy(a) => cli::deploy::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! Subcommands of the `lasagna` binary.
+pub mod deploy;
 pub mod eval;
 pub mod export;
 pub mod progress;

@@ -1,7 +1,7 @@
 //! MNIST from its four IDX files, normalized as torchvision's
 //! `Compose([ToTensor(), Normalize((mean,), (std,))])` does.
 
-use super::idx::{read_images, read_labels};
+use super::idx::{read_images, read_labels, IdxImages};
 use super::Dataset;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -123,9 +123,32 @@ fn load_split(dir: &Path, images: &str, labels: &str, norm: &Normalization) -> R
     // in parallel with it.
     let (img, lab) = rayon::join(|| read_images(&ipath), || read_labels(&lpath));
     let (img, lab) = (img?, lab?);
+    check_labels(&img, &lab, &ipath, &lpath)?;
+    let table = norm.table();
+    Ok(Dataset {
+        x: img.pixels.iter().map(|&p| table[p as usize]).collect(),
+        y: lab.into_iter().map(u32::from).collect(),
+        sample_shape: vec![1, img.rows, img.cols],
+        classes: MNIST_CLASSES,
+    })
+}
+
+/// MNIST's 10,000 test images as raw grey levels (`u8`, 0–255) with their
+/// labels, for code that normalizes pixels itself, as firmware does
+/// (`lasagna deploy`). Reads only the two test files.
+pub fn load_mnist_test_pixels(dir: &Path) -> Result<(IdxImages, Vec<u8>)> {
+    let (ipath, lpath) = (locate(dir, TEST_IMAGES)?, locate(dir, TEST_LABELS)?);
+    let (img, lab) = rayon::join(|| read_images(&ipath), || read_labels(&lpath));
+    let (img, lab) = (img?, lab?);
+    check_labels(&img, &lab, &ipath, &lpath)?;
+    Ok((img, lab))
+}
+
+/// Labels agree with the images in number and are digits.
+fn check_labels(img: &IdxImages, lab: &[u8], ipath: &Path, lpath: &Path) -> Result<()> {
     if img.count != lab.len() {
         return Err(Error::BadData {
-            path: lpath,
+            path: lpath.to_path_buf(),
             reason: format!(
                 "has {} labels but {} has {} images; both files must come from the same set",
                 lab.len(),
@@ -140,17 +163,11 @@ fn load_split(dir: &Path, images: &str, labels: &str, norm: &Normalization) -> R
         .find(|(_, &v)| v as usize >= MNIST_CLASSES)
     {
         return Err(Error::BadData {
-            path: lpath,
+            path: lpath.to_path_buf(),
             reason: format!("label {v} at index {i} is not a digit 0-9"),
         });
     }
-    let table = norm.table();
-    Ok(Dataset {
-        x: img.pixels.iter().map(|&p| table[p as usize]).collect(),
-        y: lab.into_iter().map(u32::from).collect(),
-        sample_shape: vec![1, img.rows, img.cols],
-        classes: MNIST_CLASSES,
-    })
+    Ok(())
 }
 
 /// Loads MNIST from `dir` (see [`super::resolve_data_dir`]), normalizing pixels with `norm`.
@@ -230,6 +247,18 @@ mod tests {
         assert_eq!(m.train.y, vec![0, 9, 4]);
         assert_eq!(m.train.x[255], 1.0);
         assert_eq!(m.test.len(), 2);
+    }
+
+    #[test]
+    fn test_pixels_are_the_raw_grey_levels_of_the_test_files_only() {
+        let dir = TempDir::new("mnist-raw");
+        write_set(&dir, 3, &[0, 9, 4]);
+        let (img, labels) = load_mnist_test_pixels(&dir.0).unwrap();
+        assert_eq!((img.count, img.rows, img.cols), (2, 28, 28));
+        assert_eq!(labels, vec![1, 2]);
+        assert_eq!(img.pixels[255], 255);
+        std::fs::remove_file(dir.0.join(format!("{TRAIN_IMAGES}.gz"))).unwrap();
+        assert!(load_mnist_test_pixels(&dir.0).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod mnist;
 pub mod split;
 
 pub use batches::{batch_ranges, epoch_batches, epoch_order, EPOCH_OFFSET};
-pub use mnist::{load_mnist, Mnist, Normalization, MNIST_MEAN, MNIST_STD};
+pub use mnist::{load_mnist, load_mnist_test_pixels, Mnist, Normalization, MNIST_MEAN, MNIST_STD};
 pub use split::{split_validation, SPLIT_OFFSET};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,230 @@
+//! The firmware's console protocol (documented in `firmware/src/main.rs`):
+//! `LASAGNA-PRED <offset> <digits>` lines, one `LASAGNA-REPORT key=value ...`
+//! line, or `LASAGNA-ERROR <message>`.
+
+/// What the firmware measured, from its `LASAGNA-REPORT` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceReport {
+    /// Images run.
+    pub images: u32,
+    /// Predictions equal to the label.
+    pub correct: u32,
+    /// Mean instructions per inference (SysTick under `-icount shift=0`).
+    pub instructions_per_inference: u64,
+    /// The most instructions one inference took.
+    pub instructions_worst: u64,
+    /// The model's arena, a static.
+    pub arena_bytes: u64,
+    /// `.data + .bss` from the linker symbols.
+    pub static_ram_bytes: u64,
+    /// Stack high-water mark (painted, then scanned).
+    pub peak_stack_bytes: u64,
+    /// The embedded model's bytes.
+    pub model_bytes: u64,
+    /// Whether the model ran on the int8 path.
+    pub int8: bool,
+    /// FNV-1a (32-bit) over every output byte of every image.
+    pub outputs_fnv1a: u32,
+}
+
+/// A complete run: one prediction per image and the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRun {
+    /// Predicted class of each image, in order.
+    pub predictions: Vec<u8>,
+    /// The report line.
+    pub report: DeviceReport,
+}
+
+/// Why the firmware's output is not a complete run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The firmware said it failed.
+    #[error("the firmware failed: {0}")]
+    Device(String),
+    /// No `LASAGNA-REPORT` line (it crashed, hung or was cut off).
+    #[error("the firmware printed no LASAGNA-REPORT line")]
+    NoReport,
+    /// A protocol line that does not parse.
+    #[error("line {line} of the firmware's output does not parse ({reason}): {text}")]
+    BadLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+        /// The line.
+        text: String,
+    },
+    /// The report lacks a key.
+    #[error("the LASAGNA-REPORT line has no {0}=")]
+    MissingKey(&'static str),
+    /// Some image got no prediction, or a prediction is out of range.
+    #[error("image {image} has no prediction (expected {images} images)")]
+    MissingPrediction {
+        /// The first image without one.
+        image: usize,
+        /// How many were expected.
+        images: usize,
+    },
+}
+
+const PRED: &str = "LASAGNA-PRED ";
+const REPORT: &str = "LASAGNA-REPORT ";
+const ERROR: &str = "LASAGNA-ERROR ";
+/// The firmware's class digits: 0–9, then a–z.
+const DIGITS: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Parses the firmware's console output for a run of `images` images. Other
+/// lines (QEMU's own messages) are ignored.
+pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolError> {
+    if let Some(msg) = text
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix(ERROR).map(str::to_string))
+    {
+        return Err(ProtocolError::Device(msg));
+    }
+    let mut preds: Vec<Option<u8>> = vec![None; images];
+    let mut report = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let bad = |reason: &str| ProtocolError::BadLine {
+            line: i + 1,
+            reason: reason.into(),
+            text: line.into(),
+        };
+        if let Some(rest) = line.strip_prefix(PRED) {
+            let (offset, digits) = rest.split_once(' ').ok_or_else(|| bad("no digits"))?;
+            let offset: usize = offset.parse().map_err(|_| bad("bad offset"))?;
+            for (k, c) in digits.chars().enumerate() {
+                let class = DIGITS.find(c).ok_or_else(|| bad("not a class digit"))?;
+                let slot = preds
+                    .get_mut(offset + k)
+                    .ok_or_else(|| bad("prediction past the last image"))?;
+                *slot = Some(class as u8);
+            }
+        } else if let Some(rest) = line.strip_prefix(REPORT) {
+            report = Some(parse_report(rest).map_err(|e| match e {
+                ProtocolError::BadLine { reason, .. } => bad(&reason),
+                other => other,
+            })?);
+        }
+    }
+    let report = report.ok_or(ProtocolError::NoReport)?;
+    let predictions = preds
+        .iter()
+        .enumerate()
+        .map(|(image, p)| p.ok_or(ProtocolError::MissingPrediction { image, images }))
+        .collect::<Result<Vec<u8>, _>>()?;
+    Ok(DeviceRun {
+        predictions,
+        report,
+    })
+}
+
+/// Parses the `key=value ...` part of a `LASAGNA-REPORT` line. Unknown keys
+/// are ignored, so newer firmware can report more.
+pub fn parse_report(fields: &str) -> Result<DeviceReport, ProtocolError> {
+    let pairs: Vec<(&str, &str)> = fields
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let get = |key: &'static str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .ok_or(ProtocolError::MissingKey(key))
+    };
+    let bad = |key: &str, v: &str| ProtocolError::BadLine {
+        line: 0,
+        reason: format!("{key}={v} is not a number"),
+        text: fields.into(),
+    };
+    let num = |key: &'static str| -> Result<u64, ProtocolError> {
+        let v = get(key)?;
+        v.parse().map_err(|_| bad(key, v))
+    };
+    let small = |key: &'static str| -> Result<u32, ProtocolError> {
+        let v = get(key)?;
+        v.parse().map_err(|_| bad(key, v))
+    };
+    let fnv = get("outputs_fnv1a")?;
+    let hex = fnv.strip_prefix("0x").unwrap_or(fnv);
+    let int8 = match get("int8")? {
+        "true" => true,
+        "false" => false,
+        v => return Err(bad("int8", v)),
+    };
+    Ok(DeviceReport {
+        images: small("images")?,
+        correct: small("correct")?,
+        instructions_per_inference: num("instructions_per_inference")?,
+        instructions_worst: num("instructions_worst")?,
+        arena_bytes: num("arena_bytes")?,
+        static_ram_bytes: num("static_ram_bytes")?,
+        peak_stack_bytes: num("peak_stack_bytes")?,
+        model_bytes: num("model_bytes")?,
+        int8,
+        outputs_fnv1a: u32::from_str_radix(hex, 16).map_err(|_| bad("outputs_fnv1a", fnv))?,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    const REPORT_LINE: &str = "LASAGNA-REPORT images=3 correct=2 accuracy=66.66 \
+        instructions_per_inference=385073 instructions_worst=385080 arena_bytes=2608 \
+        static_ram_bytes=3392 peak_stack_bytes=3960 model_bytes=221192 int8=true \
+        outputs_fnv1a=0x731f5e52";
+
+    #[test]
+    fn a_complete_run_parses_with_qemu_noise_around_it() {
+        let text =
+            format!("qemu: some warning\nLASAGNA-PRED 0 72\nLASAGNA-PRED 2 1\n{REPORT_LINE}\n");
+        let run = parse_output(&text, 3).unwrap();
+        assert_eq!(run.predictions, vec![7, 2, 1]);
+        let r = run.report;
+        assert_eq!((r.images, r.correct), (3, 2));
+        assert_eq!(r.instructions_per_inference, 385_073);
+        assert_eq!(r.outputs_fnv1a, 0x731f_5e52);
+        assert!(r.int8);
+        assert_eq!(
+            (r.arena_bytes, r.static_ram_bytes, r.peak_stack_bytes),
+            (2608, 3392, 3960)
+        );
+    }
+
+    #[test]
+    fn device_errors_missing_reports_and_gaps_are_errors() {
+        let e = parse_output("LASAGNA-PRED 0 7\nLASAGNA-ERROR run_i8 failed\n", 1).unwrap_err();
+        assert_eq!(e, ProtocolError::Device("run_i8 failed".into()));
+        assert_eq!(
+            parse_output("LASAGNA-PRED 0 7\n", 1).unwrap_err(),
+            ProtocolError::NoReport
+        );
+        let text = format!("LASAGNA-PRED 0 72\n{REPORT_LINE}\n");
+        assert_eq!(
+            parse_output(&text, 3).unwrap_err(),
+            ProtocolError::MissingPrediction {
+                image: 2,
+                images: 3
+            }
+        );
+        let text = format!("LASAGNA-PRED 2 72\n{REPORT_LINE}\n");
+        assert!(matches!(
+            parse_output(&text, 3).unwrap_err(),
+            ProtocolError::BadLine { line: 1, .. }
+        ));
+        let text = REPORT_LINE.replace(" int8=true", "");
+        assert_eq!(
+            parse_output(&format!("LASAGNA-PRED 0 721\n{text}"), 3).unwrap_err(),
+            ProtocolError::MissingKey("int8")
+        );
+        let text = REPORT_LINE.replace("correct=2", "correct=two");
+        let e = parse_output(&format!("LASAGNA-PRED 0 721\n{text}"), 3).unwrap_err();
+        assert!(e.to_string().contains("correct=two"), "{e}");
+    }
+}

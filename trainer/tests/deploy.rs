@@ -1,0 +1,398 @@
+//! `lasagna deploy`: the protocol and size parsers, the errors a user sees
+//! before anything is built, and one real deployment of the committed int8
+//! test CNN on QEMU (skipped, saying why, when `qemu-system-arm` is missing).
+
+use lasagna_format::{ModelBuilder, Op, TensorData};
+use lasagna_trainer::deploy::elf::{sections, FirmwareSizes};
+use lasagna_trainer::deploy::firmware::{build_error, link_overflows, Region};
+use lasagna_trainer::deploy::host::Weights;
+use lasagna_trainer::deploy::protocol::{parse_output, ProtocolError};
+use lasagna_trainer::deploy::{Board, BOARDS};
+use lasagna_trainer::Error;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lasagna() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lasagna"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("lasagna-deploy-{}-{name}", std::process::id()))
+}
+
+fn golden() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infer-nostd/tests/golden/mnist_tiny_cnn_int8.lsn"
+    ))
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Runs `lasagna deploy ARGS` and expects a clean failure whose stderr
+/// contains every one of `want`.
+fn fails_with(args: &[&str], want: &[&str]) {
+    let o = lasagna()
+        .arg("deploy")
+        .args(args)
+        .output()
+        .expect("run lasagna");
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "deploy {args:?} succeeded:\n{out}");
+    assert!(
+        !err.contains("panicked"),
+        "deploy {args:?} panicked:\n{err}"
+    );
+    for w in want {
+        assert!(err.contains(w), "deploy {args:?}: {w:?} not in:\n{err}");
+    }
+}
+
+/// A Linear model on MNIST-shaped input.
+fn linear_model(inputs: u32, outputs: u32) -> Vec<u8> {
+    let n = (inputs * outputs) as usize;
+    let mut b = ModelBuilder::new(&[inputs]);
+    b.op(
+        Op::Linear {
+            in_features: inputs,
+            out_features: outputs,
+            bias: true,
+        },
+        vec![
+            TensorData::f32(&[outputs, inputs], &vec![0.01; n]),
+            TensorData::f32(&[outputs], &vec![0.0; outputs as usize]),
+        ],
+    );
+    b.build().expect("the model builds")
+}
+
+// ---- parsers ----
+
+#[test]
+fn pred_and_report_lines_parse_and_gaps_are_errors() {
+    let report = "LASAGNA-REPORT images=2 correct=1 accuracy=50.00 \
+        instructions_per_inference=400 instructions_worst=440 arena_bytes=2608 \
+        static_ram_bytes=3392 peak_stack_bytes=3960 model_bytes=3000 int8=false \
+        outputs_fnv1a=0xdeadbeef";
+    let run = parse_output(&format!("LASAGNA-PRED 0 7z\n{report}\n"), 2).expect("parses");
+    assert_eq!(run.predictions, vec![7, 35]);
+    assert_eq!(run.report.outputs_fnv1a, 0xdead_beef);
+    assert!(!run.report.int8);
+    assert_eq!(
+        parse_output(&format!("LASAGNA-PRED 0 7\n{report}\n"), 2),
+        Err(ProtocolError::MissingPrediction {
+            image: 1,
+            images: 2
+        })
+    );
+    assert_eq!(
+        parse_output("LASAGNA-ERROR cannot open images.bin\n", 2),
+        Err(ProtocolError::Device("cannot open images.bin".into()))
+    );
+    assert_eq!(
+        parse_output("LASAGNA-PRED 0 72\n", 2),
+        Err(ProtocolError::NoReport)
+    );
+}
+
+/// An ELF32 little-endian file with only section headers and their names.
+fn elf_with(sections: &[(&str, u32)]) -> Vec<u8> {
+    let mut names = vec![0u8];
+    let mut at = Vec::new();
+    for (name, _) in sections.iter().copied().chain([(".shstrtab", 0)]) {
+        at.push(names.len() as u32);
+        names.extend(name.bytes().chain([0]));
+    }
+    let count = sections.len() as u16 + 2;
+    let mut b = vec![0u8; 52];
+    b[..6].copy_from_slice(b"\x7fELF\x01\x01");
+    b[0x20..0x24].copy_from_slice(&(52 + names.len() as u32).to_le_bytes());
+    b[0x2e..0x30].copy_from_slice(&40u16.to_le_bytes());
+    b[0x30..0x32].copy_from_slice(&count.to_le_bytes());
+    b[0x32..0x34].copy_from_slice(&(count - 1).to_le_bytes());
+    b.extend(&names);
+    let sizes = [(0u32, 0u32, 0u32)]
+        .into_iter()
+        .chain(sections.iter().zip(&at).map(|((_, s), &n)| (n, 0, *s)))
+        .chain([(at[sections.len()], 52, names.len() as u32)]);
+    for (name, offset, size) in sizes {
+        let mut h = [0u8; 40];
+        h[..4].copy_from_slice(&name.to_le_bytes());
+        h[16..20].copy_from_slice(&offset.to_le_bytes());
+        h[20..24].copy_from_slice(&size.to_le_bytes());
+        b.extend(h);
+    }
+    b
+}
+
+#[test]
+fn elf_sizes_count_flash_and_static_ram_sections() {
+    let elf = elf_with(&[
+        (".vector_table", 1024),
+        (".text", 70_000),
+        (".rodata", 3_000),
+        (".data", 16),
+        (".bss", 2_000),
+        (".uninit", 8),
+        (".debug_info", 99_999),
+    ]);
+    let s = FirmwareSizes::from_sections(&sections(&elf, Path::new("fw")).expect("parses"));
+    assert_eq!(s.flash(), 1024 + 70_000 + 3_000 + 16);
+    assert_eq!(s.static_ram(), 16 + 2_000 + 8);
+    let e = sections(b"#!/bin/sh\n", Path::new("fw")).expect_err("not an ELF");
+    assert!(matches!(e, Error::BadData { .. }), "{e:?}");
+}
+
+#[test]
+fn a_flash_overflow_at_link_time_becomes_a_does_not_fit_error() {
+    let log = "error: linking with `rust-lld` failed: exit status: 1\n  = note: rust-lld: error: \
+        section '.rodata' will not fit in region 'FLASH': overflowed by 52796 bytes\n          \
+        rust-lld: error: section '.gnu.sgstubs' will not fit in region 'FLASH': overflowed by 52800 bytes\n";
+    let o = link_overflows(log);
+    assert_eq!(
+        (o.len(), o[0].region, o[0].bytes),
+        (1, Region::Flash, 52_800)
+    );
+    let small = Board::find("qemu-m4-small").expect("a table row");
+    let e = build_error(Path::new("m.lsn"), small, Weights::F32, log);
+    assert!(matches!(e, Error::DoesNotFit { over: 52_800, .. }), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("qemu-m4-small's flash")
+            && e.contains("52,800 B more than its 256 KiB")
+            && e.contains("--quantize int8"),
+        "{e}"
+    );
+}
+
+// ---- errors before anything is built ----
+
+#[test]
+fn bad_inputs_fail_with_clear_errors_before_building() {
+    let golden = golden();
+    let g = golden.to_str().expect("utf-8 path");
+    fails_with(
+        &["--model-file", "/nonexistent/m.lsn", "--board", "qemu-m4"],
+        &["/nonexistent/m.lsn"],
+    );
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    fails_with(
+        &["--model-file", manifest, "--board", "qemu-m4"],
+        &["not a Lasagna model", "HINT"],
+    );
+    for n in ["0", "10001"] {
+        fails_with(
+            &["--model-file", g, "--board", "qemu-m4", "--images", n],
+            &["--images", "10,000"],
+        );
+    }
+    fails_with(
+        &["--model-file", g, "--board", "esp32"],
+        &["qemu-m4", "qemu-m4-small"],
+    );
+    let tiny = tmp("linear4.lsn");
+    std::fs::write(&tiny, linear_model(4, 2)).expect("write");
+    fails_with(
+        &[
+            "--model-file",
+            tiny.to_str().expect("utf-8"),
+            "--board",
+            "qemu-m4",
+        ],
+        &["784"],
+    );
+    let _ = std::fs::remove_file(&tiny);
+}
+
+#[test]
+fn an_f32_model_larger_than_flash_is_refused_with_the_int8_hint() {
+    // 784 x 700 f32 weights: 2.2 MB against 512 KiB.
+    let big = tmp("linear700.lsn");
+    std::fs::write(&big, linear_model(784, 700)).expect("write");
+    let size = std::fs::metadata(&big).expect("written").len();
+    let over = size - BOARDS[0].flash_bytes();
+    let over = lasagna_trainer::deploy::thousands(over);
+    fails_with(
+        &[
+            "--model-file",
+            big.to_str().expect("utf-8"),
+            "--board",
+            "qemu-m4",
+        ],
+        &[
+            "does not fit qemu-m4's flash",
+            &format!("{over} B more than its 512 KiB"),
+            "--quantize int8",
+        ],
+    );
+    let _ = std::fs::remove_file(&big);
+}
+
+#[test]
+fn a_missing_emulator_is_named_with_how_to_install_it() {
+    let golden = golden();
+    let o = lasagna()
+        .env("PATH", "")
+        .args(["deploy", "--board", "qemu-m4", "--model-file"])
+        .arg(&golden)
+        .output()
+        .expect("run lasagna");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("qemu-system-arm") && err.contains("sudo apt-get install qemu-system-arm"),
+        "{err}"
+    );
+}
+
+// ---- a real deployment ----
+
+fn have_qemu() -> bool {
+    Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_golden_int8_cnn_deploys_on_qemu_and_matches_the_host_bit_for_bit() {
+    if !have_qemu() {
+        eprintln!(
+            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
+             CI installs it and runs this test"
+        );
+        return;
+    }
+    let json = tmp("report.json");
+    let o = lasagna()
+        .args([
+            "deploy",
+            "--board",
+            "qemu-m4",
+            "--images",
+            "50",
+            "--model-file",
+        ])
+        .arg(golden())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run lasagna");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains(
+            "host check  predictions identical on 50/50 images; int8 outputs bit-identical"
+        ),
+        "{out}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("--json written")).expect("json");
+    let _ = std::fs::remove_file(&json);
+    let int = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{v} in {r}"));
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["board"]["name"], "qemu-m4");
+    assert_eq!(r["int8"], true);
+    assert_eq!(r["weights"], "int8");
+    assert_eq!(int(&r["images"]), 50);
+    let model_bytes = std::fs::metadata(golden()).expect("golden model").len();
+    assert_eq!(int(&r["model_bytes"]), model_bytes);
+    let flash = int(&r["flash"]["bytes"]);
+    assert!(
+        flash > model_bytes && flash <= int(&r["board"]["flash_budget_bytes"]),
+        "{r}"
+    );
+    let ram = &r["ram"];
+    assert_eq!(
+        int(&ram["bytes"]),
+        int(&ram["static_bytes"]) + int(&ram["peak_stack_bytes"])
+    );
+    assert!(int(&ram["arena_bytes"]) > 0 && int(&ram["arena_bytes"]) <= int(&ram["static_bytes"]));
+    assert!(int(&r["instructions_per_inference"]) > 0, "{r}");
+    assert!(int(&r["instructions_worst"]) >= int(&r["instructions_per_inference"]));
+    // The tiny CNN is about 90% accurate on MNIST; 50 images leave room.
+    assert!(r["accuracy"].as_f64().unwrap_or(0.0) >= 0.7, "{r}");
+    let h = &r["host_check"];
+    assert_eq!(h["passed"], true, "{r}");
+    assert_eq!(int(&h["matching_predictions"]), 50);
+    assert_eq!(h["outputs_identical"], true);
+    assert_eq!(h["outputs_fnv1a_host"], h["outputs_fnv1a_device"]);
+}
+
+/// The journey CI proves on every change: an MLP trained here (one epoch
+/// on 10,000 images), exported as int8, deployed to the emulated
+/// Cortex-M4 on 500 test images; every prediction and output level must
+/// equal the host engine's, within the small-part budget (16 KB of RAM,
+/// 400,000 instructions per inference, both deterministic counts).
+#[test]
+fn a_trained_int8_mlp_runs_on_the_emulated_m4_identically_to_the_host() {
+    if !have_qemu() {
+        eprintln!(
+            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
+             CI installs it and runs this test"
+        );
+        return;
+    }
+    let (trained, int8, json) = (tmp("mlp.lsn"), tmp("mlp-int8.lsn"), tmp("mlp.json"));
+    let run = |args: Vec<&std::ffi::OsStr>| {
+        let o = lasagna().args(args).output().expect("run lasagna");
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}\n{err}");
+        out
+    };
+    run(vec![
+        "train".as_ref(),
+        "--model".as_ref(),
+        "mlp".as_ref(),
+        "--epochs".as_ref(),
+        "1".as_ref(),
+        "--train-subset".as_ref(),
+        "10000".as_ref(),
+        "--val".as_ref(),
+        "1000".as_ref(),
+        "--out".as_ref(),
+        trained.as_os_str(),
+    ]);
+    run(vec![
+        "export".as_ref(),
+        "--model-file".as_ref(),
+        trained.as_os_str(),
+        "--quantize".as_ref(),
+        "int8".as_ref(),
+        "--out".as_ref(),
+        int8.as_os_str(),
+    ]);
+    let out = run(vec![
+        "deploy".as_ref(),
+        "--model-file".as_ref(),
+        int8.as_os_str(),
+        "--board".as_ref(),
+        "qemu-m4".as_ref(),
+        "--images".as_ref(),
+        "500".as_ref(),
+        "--json".as_ref(),
+        json.as_os_str(),
+    ]);
+    println!("{out}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("--json written")).expect("json");
+    for f in [&trained, &int8, &json] {
+        let _ = std::fs::remove_file(f);
+    }
+    let int = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{v} in {r}"));
+    let h = &r["host_check"];
+    assert_eq!(h["passed"], true, "{r}");
+    assert_eq!(int(&h["matching_predictions"]), 500, "{r}");
+    assert_eq!(h["outputs_identical"], true, "{r}");
+    assert!(int(&r["ram"]["bytes"]) <= 16 * 1024, "RAM over 16 KB: {r}");
+    assert!(
+        int(&r["instructions_per_inference"]) <= 400_000,
+        "over 400,000 instructions per inference: {r}"
+    );
+    assert!(r["accuracy"].as_f64().unwrap_or(0.0) >= 0.9, "{r}");
+}
