@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{arena, square, Aligned, Net, Rng};
+use common::{arena, fix_crc, square, Aligned, Net, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Plan, TensorData, ValueType};
 use lasagna_infer::{Engine, Error};
 
@@ -313,13 +313,6 @@ fn int8_calls_are_checked_like_f32_ones() {
 mod damaged {
     use super::*;
     use proptest::prelude::*;
-
-    fn fix_crc(bytes: &mut [u8]) {
-        if bytes.len() >= 16 {
-            let crc = crc32fast::hash(&bytes[16..]);
-            bytes[12..16].copy_from_slice(&crc.to_le_bytes());
-        }
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]

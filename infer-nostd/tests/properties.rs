@@ -3,7 +3,7 @@
 //! wrong, and an op gives the same bits in place as out of place.
 mod common;
 
-use common::{arena, Aligned, Net, Rng};
+use common::{arena, fix_crc, Aligned, Net, Rng};
 use lasagna_format::{Op, Shape, Window};
 use lasagna_infer::{Engine, Error};
 use proptest::prelude::*;
@@ -140,13 +140,6 @@ fn run_any(e: &Engine<'_>, bytes: &mut [u8], x: &[f32], ids: &[i32]) -> Result<V
         e.run_tokens(bytes, ids).map(|y| y.to_vec())
     } else {
         e.run(bytes, x).map(|y| y.to_vec())
-    }
-}
-
-fn fix_crc(bytes: &mut [u8]) {
-    if bytes.len() >= 16 {
-        let crc = crc32fast::hash(&bytes[16..]);
-        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     }
 }
 

@@ -31,14 +31,22 @@ pub fn forward_in_place(
         return;
     }
     for (c, plane) in xy.chunks_exact_mut(p.spatial).enumerate().take(p.channels) {
-        // One square root per channel per run: precomputing the scales in
-        // prepare would need a per-channel buffer, which the engine does not own.
-        let scale = weight.at(c) / math::sqrt(running_var.at(c) + p.eps);
-        let (mean, shift) = (running_mean.at(c), bias.at(c));
+        let (mean, scale, shift) = affine(p, c, [weight, bias, running_mean, running_var]);
         for v in plane {
             *v = (*v - mean) * scale + shift;
         }
     }
+}
+
+/// Channel `c`'s `(running_mean, weight / sqrt(running_var + eps), bias)`,
+/// the scale formed first as in the trainer. One square root per channel
+/// per run: precomputing the scales in prepare would need a per-channel
+/// buffer, which the engine does not own.
+#[inline]
+fn affine(p: &BatchNorm, c: usize, t: [Weights<'_>; 4]) -> (f32, f32, f32) {
+    let [weight, bias, running_mean, running_var] = t;
+    let scale = weight.at(c) / math::sqrt(running_var.at(c) + p.eps);
+    (running_mean.at(c), scale, bias.at(c))
 }
 
 /// int8, in place: the f32 formula on each dequantized level, quantized to
@@ -54,8 +62,7 @@ pub fn forward_in_place_i8(
         return;
     }
     for (c, plane) in xy.chunks_exact_mut(p.spatial).enumerate().take(p.channels) {
-        let scale = weight.at(c) / math::sqrt(running_var.at(c) + p.eps);
-        let (mean, shift) = (running_mean.at(c), bias.at(c));
+        let (mean, scale, shift) = affine(p, c, [weight, bias, running_mean, running_var]);
         for v in plane {
             *v = qy.quantize((qx.dequantize(*v) - mean) * scale + shift);
         }

@@ -23,22 +23,32 @@ pub fn forward_in_place(
         return;
     }
     for row in xy.chunks_exact_mut(cols) {
-        let n = cols as f64;
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = row
-            .iter()
-            .map(|&v| {
-                let d = v as f64 - mean;
-                d * d
-            })
-            .sum::<f64>()
-            / n;
-        let rstd = 1.0 / math::sqrt((var + eps as f64) as f32);
-        let mean = mean as f32;
+        let (mean, rstd) = stats(row.iter().map(|&v| v as f64), eps);
         for (k, v) in row.iter_mut().enumerate() {
             *v = (*v - mean) * rstd * weight.at(k) + bias.at(k);
         }
     }
+}
+
+/// A row's mean and `1 / sqrt(var + eps)`: both sums in `f64`, two passes
+/// (the iterator is cloned for the second).
+#[inline]
+fn stats(row: impl Iterator<Item = f64> + Clone, eps: f32) -> (f32, f32) {
+    let (mut n, mut sum) = (0usize, 0.0f64);
+    for v in row.clone() {
+        n += 1;
+        sum += v;
+    }
+    let n = n.max(1) as f64;
+    let mean = sum / n;
+    let var = row
+        .map(|v| {
+            let d = v - mean;
+            d * d
+        })
+        .sum::<f64>()
+        / n;
+    (mean as f32, 1.0 / math::sqrt((var + eps as f64) as f32))
 }
 
 /// int8, in place: the f32 formula on dequantized levels (mean and
@@ -55,19 +65,7 @@ pub fn forward_in_place_i8(
         return;
     }
     for row in xy.chunks_exact_mut(cols) {
-        let n = cols as f64;
-        let real = |q: i8| qx.dequantize(q) as f64;
-        let mean = row.iter().map(|&q| real(q)).sum::<f64>() / n;
-        let var = row
-            .iter()
-            .map(|&q| {
-                let d = real(q) - mean;
-                d * d
-            })
-            .sum::<f64>()
-            / n;
-        let rstd = 1.0 / math::sqrt((var + eps as f64) as f32);
-        let mean = mean as f32;
+        let (mean, rstd) = stats(row.iter().map(|&q| qx.dequantize(q) as f64), eps);
         for (k, v) in row.iter_mut().enumerate() {
             let x = qx.dequantize(*v);
             *v = qy.quantize((x - mean) * rstd * weight.at(k) + bias.at(k));
