@@ -38,6 +38,9 @@ step "firmware: fmt, clippy and builds for Cortex-M4 (arm-dsp) and Cortex-M0+ (c
   && cargo build --locked --release \
   && cargo build --locked --release --target thumbv6m-none-eabi)
 
+step "kernels: ptxas assembles kernels-ptx/ptx/*.ptx for sm_80 and sm_90, no spills, snapshot matches"
+bash scripts/ptxas.sh
+
 step "tests: cargo test (workspace, unit + property + golden + doc tests; includes trainer/tests/deploy.rs:"
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
 cargo test --workspace --locked

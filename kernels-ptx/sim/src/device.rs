@@ -1,0 +1,231 @@
+//! The device interface the CUDA backend will implement too, and the
+//! simulator's implementation of it.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::exec::{run, Launch};
+use crate::memory::{write_le, Heap};
+use crate::parse::{parse_module, Kernel};
+use crate::stats::LaunchStats;
+
+/// Handle of a device allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufId(pub u32);
+
+/// One kernel argument, in `.entry` parameter order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg {
+    /// Device address of a buffer (a `.u64` parameter).
+    Ptr(BufId),
+    /// `.u32`/`.b32` parameter.
+    U32(u32),
+    /// `.s32` parameter.
+    I32(i32),
+    /// `.f32` parameter.
+    F32(f32),
+    /// `.u64`/`.s64`/`.b64` parameter that is not a buffer.
+    U64(u64),
+}
+
+/// What a backend must offer to run PTX kernels.
+pub trait Device {
+    /// Buffer handle.
+    type Buf;
+    /// Allocates `bytes` of zeroed device memory.
+    fn alloc(&mut self, bytes: usize) -> Result<Self::Buf>;
+    /// Copies `data` to the start of `buf` (`data` may be shorter than the buffer).
+    fn upload(&mut self, buf: &Self::Buf, data: &[u8]) -> Result<()>;
+    /// Copies the start of `buf` into `out`.
+    fn download(&mut self, buf: &Self::Buf, out: &mut [u8]) -> Result<()>;
+    /// Parses a PTX module and makes its entries launchable by name.
+    fn load_module(&mut self, ptx: &str) -> Result<()>;
+    /// Launches `kernel` on a `grid` of `block`-shaped blocks.
+    fn launch(
+        &mut self,
+        kernel: &str,
+        grid: [u32; 3],
+        block: [u32; 3],
+        shared_bytes: u32,
+        args: &[Arg],
+    ) -> Result<()>;
+    /// Waits for all launched work (the simulator runs launches synchronously).
+    fn synchronize(&mut self) -> Result<()>;
+}
+
+/// The PTX interpreter as a `Device`.
+#[derive(Debug)]
+pub struct Simulator {
+    heap: Heap,
+    kernels: HashMap<String, Kernel>,
+    last: LaunchStats,
+    total: LaunchStats,
+    /// Warp steps a single block may take before the launch fails with `Error::StepLimit`.
+    pub max_steps_per_block: u64,
+}
+
+impl Default for Simulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Simulator {
+    /// An empty device.
+    pub fn new() -> Self {
+        // 2^32 warp steps is far beyond any test kernel yet finite for a runaway loop.
+        Simulator {
+            heap: Heap::default(),
+            kernels: HashMap::new(),
+            last: LaunchStats::default(),
+            total: LaunchStats::default(),
+            max_steps_per_block: 1 << 32,
+        }
+    }
+
+    /// Counters of the most recent launch.
+    pub fn last_stats(&self) -> LaunchStats {
+        self.last
+    }
+
+    /// Counters summed over every launch so far.
+    pub fn total_stats(&self) -> LaunchStats {
+        self.total
+    }
+
+    /// A loaded kernel, for inspecting its parameters or shared-memory size.
+    pub fn kernel(&self, name: &str) -> Option<&Kernel> {
+        self.kernels.get(name)
+    }
+
+    /// Device address of a buffer (what a `.u64` pointer parameter receives).
+    pub fn address(&self, buf: BufId) -> Result<u64> {
+        self.heap
+            .info(buf.0)
+            .map(|(a, _)| a)
+            .ok_or(Error::BadBuffer {
+                id: buf.0,
+                msg: "unknown buffer".into(),
+            })
+    }
+
+    fn param_block(&self, k: &Kernel, args: &[Arg]) -> Result<Vec<u8>> {
+        if args.len() != k.params.len() {
+            return Err(Error::ArgMismatch {
+                kernel: k.name.clone(),
+                index: args.len(),
+                msg: format!(
+                    "{} arguments given, the entry declares {}",
+                    args.len(),
+                    k.params.len()
+                ),
+            });
+        }
+        let mut block = vec![0u8; k.param_bytes as usize];
+        for (i, (p, a)) in k.params.iter().zip(args).enumerate() {
+            let (v, size) = match *a {
+                Arg::Ptr(b) => (self.address(b)?, 8),
+                Arg::U64(v) => (v, 8),
+                Arg::U32(v) => (u64::from(v), 4),
+                Arg::I32(v) => (u64::from(v as u32), 4),
+                Arg::F32(v) => (u64::from(v.to_bits()), 4),
+            };
+            if p.size != size {
+                return Err(Error::ArgMismatch {
+                    kernel: k.name.clone(),
+                    index: i,
+                    msg: format!(
+                        "parameter `{}` is {} bytes but the argument {a:?} is {size}",
+                        p.name, p.size
+                    ),
+                });
+            }
+            write_le(&mut block, p.offset as usize, size, v).ok_or(Error::ArgMismatch {
+                kernel: k.name.clone(),
+                index: i,
+                msg: "parameter offset outside the parameter block".into(),
+            })?;
+        }
+        Ok(block)
+    }
+}
+
+impl Device for Simulator {
+    type Buf = BufId;
+
+    fn alloc(&mut self, bytes: usize) -> Result<BufId> {
+        self.heap
+            .alloc(bytes)
+            .map(|(id, _)| BufId(id))
+            .ok_or(Error::BadBuffer {
+                id: u32::MAX,
+                msg: format!("cannot allocate {bytes} bytes"),
+            })
+    }
+
+    fn upload(&mut self, buf: &BufId, data: &[u8]) -> Result<()> {
+        let dst = self.heap.bytes_mut(buf.0).ok_or(Error::BadBuffer {
+            id: buf.0,
+            msg: "unknown buffer".into(),
+        })?;
+        let len = dst.len();
+        dst.get_mut(..data.len())
+            .ok_or(Error::BadBuffer {
+                id: buf.0,
+                msg: format!("upload of {} bytes into a {len}-byte buffer", data.len()),
+            })?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
+    fn download(&mut self, buf: &BufId, out: &mut [u8]) -> Result<()> {
+        let src = self.heap.bytes(buf.0).ok_or(Error::BadBuffer {
+            id: buf.0,
+            msg: "unknown buffer".into(),
+        })?;
+        let n = out.len();
+        out.copy_from_slice(src.get(..n).ok_or(Error::BadBuffer {
+            id: buf.0,
+            msg: format!("download of {n} bytes from a {}-byte buffer", src.len()),
+        })?);
+        Ok(())
+    }
+
+    fn load_module(&mut self, ptx: &str) -> Result<()> {
+        let m = parse_module(ptx)?;
+        for k in m.kernels {
+            self.kernels.insert(k.name.clone(), k);
+        }
+        Ok(())
+    }
+
+    fn launch(
+        &mut self,
+        kernel: &str,
+        grid: [u32; 3],
+        block: [u32; 3],
+        shared_bytes: u32,
+        args: &[Arg],
+    ) -> Result<()> {
+        let k = self.kernels.get(kernel).ok_or(Error::UnknownKernel {
+            name: kernel.into(),
+        })?;
+        let params = self.param_block(k, args)?;
+        let l = Launch {
+            kernel: k,
+            grid,
+            block,
+            shared_bytes,
+            params: &params,
+            max_steps: self.max_steps_per_block,
+        };
+        let stats = run(&mut self.heap, &l)?;
+        self.last = stats;
+        self.total += stats;
+        Ok(())
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
