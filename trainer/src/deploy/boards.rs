@@ -63,6 +63,20 @@ pub static BOARDS: &[Board] = &[
         flash_origin: "0x00000000",
         like: "STM32F401CC-class",
     },
+    Board {
+        name: "qemu-m0plus",
+        help: "Cortex-M0+ code (thumbv6m: no FPU, no DSP, portable kernels) run on QEMU's Cortex-M4, which executes ARMv6-M unchanged (QEMU 7.2 has no M0+ board with a SysTick); linked for 512 KiB flash / 32 KiB RAM (an STM32G0B1 has 512 / 144)",
+        cpu: "Cortex-M0+ instruction set (ARMv6-M)",
+        emulator: "QEMU mps2-an386",
+        emulator_bin: "qemu-system-arm",
+        qemu_machine: "mps2-an386",
+        qemu_cpu: "cortex-m4",
+        target: "thumbv6m-none-eabi",
+        flash_kib: 512,
+        ram_kib: 32,
+        flash_origin: "0x00000000",
+        like: "STM32G0B1-class flash",
+    },
 ];
 
 impl Board {
