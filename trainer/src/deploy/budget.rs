@@ -14,7 +14,9 @@ use std::path::Path;
 pub fn larger(board: &Board, size: impl Fn(&Board) -> u32) -> String {
     let names: Vec<String> = BOARDS
         .iter()
-        .filter(|b| size(b) > size(board))
+        // Only the same core: a bigger budget on another core is another
+        // build, not a fix for this one.
+        .filter(|b| b.cpu == board.cpu && size(b) > size(board))
         .map(|b| format!("{} ({} KiB)", b.name, size(b)))
         .collect();
     if names.is_empty() {
