@@ -1,0 +1,379 @@
+//! Property: `kernels-ptx/ptx/gemm.ptx`, run in the PTX simulator, equals the
+//! CPU reference `Blas::gemm` (plus bias and ReLU) for any shape, all four
+//! transpose combinations, both load paths (128-bit and scalar), any
+//! alpha/beta, and never reads C when beta is 0. A second test checks the
+//! kernel's napkin math from the simulator's counters, and an ignored one
+//! prints the table for `docs/kernels.md`.
+//!
+//! Tolerance: both sides sum K products in f32, in different orders, so each
+//! element may differ by about `2 K eps` times the sum of |products|, which
+//! is at most `K max|a| max|b|`. We allow
+//! `|gpu - cpu| <= 4 eps K |alpha| max|a| max|b| + 4 eps (|beta C| + |bias|)`
+//! (eps = 2^-24 ~ 6e-8), i.e. ~2.4e-7 K for unit inputs: within 1e-5 K.
+
+use lasagna_kernels::gemm::{gemm_launch, GEMM, MODULE};
+use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
+use lasagna_trainer::backend::{Blas, Gemm, Memory};
+use lasagna_trainer::cpu::Cpu;
+use lasagna_trainer::philox::Stream;
+use proptest::prelude::*;
+
+/// One problem: shapes, flags and how the operands are placed.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+    beta: f32,
+    bias: bool,
+    relu: bool,
+    /// Place A and B 4 bytes past a 16-byte boundary, forcing scalar loads
+    /// even when the leading dimensions are multiples of 4.
+    misalign: bool,
+    seed: u64,
+}
+
+fn random(r: &mut Stream, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|_| r.below(2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+fn upload(s: &mut Simulator, v: &[f32], pad: usize) -> BufId {
+    let b = s.alloc((v.len() + pad) * 4 + 16).expect("alloc");
+    let mut bytes = vec![0u8; pad * 4];
+    bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    s.upload(&b, &bytes).expect("upload");
+    b
+}
+
+fn download(s: &mut Simulator, b: BufId, n: usize) -> Vec<f32> {
+    let mut out = vec![0u8; n * 4];
+    s.download(&b, &mut out).expect("download");
+    out.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Runs the kernel; returns C and the launch counters.
+fn run_ptx(
+    t: &Case,
+    a: &[f32],
+    b: &[f32],
+    c0: &[f32],
+    bias: Option<&[f32]>,
+) -> (Vec<f32>, LaunchStats) {
+    let mut s = Simulator::new();
+    s.load_module(MODULE.ptx).expect("gemm.ptx parses");
+    let pad = usize::from(t.misalign);
+    let (ba, bb) = (upload(&mut s, a, pad), upload(&mut s, b, pad));
+    let bc = upload(&mut s, c0, 0);
+    let addr =
+        |s: &Simulator, id: BufId, pad: usize| s.address(id).expect("address") + 4 * pad as u64;
+    let (pa, pb) = (addr(&s, ba, pad), addr(&s, bb, pad));
+    let pbias = match bias {
+        Some(v) => {
+            let id = upload(&mut s, v, 0);
+            addr(&s, id, 0)
+        }
+        None => 0,
+    };
+    let l = gemm_launch(t.m, t.n, t.k).expect("launch rule");
+    let args = [
+        Arg::U64(pa),
+        Arg::U64(pb),
+        Arg::Ptr(bc),
+        Arg::U64(pbias),
+        Arg::U32(t.m as u32),
+        Arg::U32(t.n as u32),
+        Arg::U32(t.k as u32),
+        Arg::F32(t.alpha),
+        Arg::F32(t.beta),
+        Arg::U32(t.trans_a.into()),
+        Arg::U32(t.trans_b.into()),
+        Arg::U32(t.relu.into()),
+    ];
+    assert_eq!(args.len(), GEMM.params.len());
+    s.launch(
+        GEMM.name,
+        [l.grid.x, l.grid.y, l.grid.z],
+        [l.block.x, l.block.y, l.block.z],
+        l.shared_bytes,
+        &args,
+    )
+    .expect("launch");
+    s.synchronize().expect("sync");
+    (download(&mut s, bc, t.m * t.n), s.last_stats())
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// Runs one case against the CPU reference; returns the worst |diff| / tolerance.
+fn check(t: &Case) -> Result<f64, String> {
+    let mut r = Stream::new(t.seed, 7);
+    let a = random(&mut r, t.m * t.k);
+    let b = random(&mut r, t.k * t.n);
+    let bias = t.bias.then(|| random(&mut r, t.n));
+    let c_in = random(&mut r, t.m * t.n);
+    // beta == 0 must not read C: hand the kernel NaNs, the reference zeros.
+    let c_dev = if t.beta == 0.0 {
+        vec![f32::NAN; c_in.len()]
+    } else {
+        c_in.clone()
+    };
+    let (got, _) = run_ptx(t, &a, &b, &c_dev, bias.as_deref());
+
+    let g = Gemm {
+        m: t.m,
+        n: t.n,
+        k: t.k,
+        trans_a: t.trans_a,
+        trans_b: t.trans_b,
+        alpha: t.alpha,
+        beta: t.beta,
+    };
+    let cpu = Cpu;
+    let (da, db) = (cpu.upload(&a).unwrap(), cpu.upload(&b).unwrap());
+    let mut dc = cpu.upload(&c_in).unwrap();
+    cpu.gemm(&g, &da, &db, &mut dc).unwrap();
+    let mut want = cpu.to_vec(&dc).unwrap();
+    for (i, w) in want.iter_mut().enumerate() {
+        if let Some(bias) = &bias {
+            *w += bias[i % t.n];
+        }
+        if t.relu {
+            *w = w.max(0.0);
+        }
+    }
+
+    let eps = f32::EPSILON as f64 / 2.0;
+    let prod = t.k as f64 * t.alpha.abs() as f64 * max_abs(&a) as f64 * max_abs(&b) as f64;
+    let rest =
+        t.beta.abs() as f64 * max_abs(&c_in) as f64 + bias.as_deref().map_or(0.0, max_abs) as f64;
+    let tol = 4.0 * eps * (prod + rest) + f64::from(f32::MIN_POSITIVE);
+    let mut worst = (0.0f64, 0usize);
+    for (i, (&x, &y)) in got.iter().zip(&want).enumerate() {
+        let d = (x as f64 - y as f64).abs();
+        if d.is_nan() {
+            return Err(format!("{t:?}: C[{},{}] = {x}, want {y}", i / t.n, i % t.n));
+        }
+        if d > worst.0 {
+            worst = (d, i);
+        }
+    }
+    let (d, i) = worst;
+    if d > tol {
+        return Err(format!(
+            "{t:?}: worst |diff| {d:.3e} > tol {tol:.3e} at C[{},{}] = {}, want {}",
+            i / t.n,
+            i % t.n,
+            got[i],
+            want[i]
+        ));
+    }
+    Ok(d / tol)
+}
+
+/// Sizes that hit the edges: 1, non-multiples of 8 and of 64, and multiples
+/// of 4 (the 128-bit path) just past a tile.
+fn dim() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        1usize..=80,
+        prop::sample::select(vec![4usize, 8, 12, 60, 64, 68, 72, 76, 128]),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (dim(), dim(), dim(), any::<bool>(), any::<bool>()),
+        prop::sample::select(vec![1.0f32, -0.5, 2.0]),
+        prop::sample::select(vec![0.0f32, 1.0, -0.75]),
+        (any::<bool>(), any::<bool>(), prop::bool::weighted(0.25)),
+        any::<u64>(),
+    )
+        .prop_map(
+            |((m, n, k, trans_a, trans_b), alpha, beta, (bias, relu, misalign), seed)| Case {
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b,
+                alpha,
+                beta,
+                bias,
+                relu,
+                misalign,
+                seed,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ptx_gemm_matches_cpu_for_random_shapes_and_flags(t in case()) {
+        let q = check(&t).map_err(TestCaseError::fail)?;
+        prop_assert!(q <= 1.0);
+    }
+}
+
+/// Every transpose combination on both load paths and the small edges.
+#[test]
+fn ptx_gemm_matches_cpu_on_every_transpose_and_load_path() {
+    let mut worst = 0.0f64;
+    let shapes = [
+        (1, 1, 1),
+        (67, 5, 13),
+        (8, 68, 12),
+        (72, 64, 20),
+        (3, 129, 9),
+    ];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                for misalign in [false, true] {
+                    let t = Case {
+                        m,
+                        n,
+                        k,
+                        trans_a: ta,
+                        trans_b: tb,
+                        alpha: 1.5,
+                        beta: if i % 2 == 0 { 0.0 } else { 0.5 },
+                        bias: i % 2 == 1,
+                        relu: i % 3 == 0,
+                        misalign,
+                        seed: i as u64,
+                    };
+                    worst = worst.max(check(&t).unwrap_or_else(|e| panic!("{e}")));
+                }
+            }
+        }
+    }
+    println!("worst |diff| / tolerance: {worst:.3e}");
+}
+
+/// Counters of an NN launch with beta 0 and no epilogue extras, so every
+/// global load is a tile load of the main loop.
+fn perf_stats(m: usize, n: usize, k: usize) -> LaunchStats {
+    let t = Case {
+        m,
+        n,
+        k,
+        trans_a: false,
+        trans_b: false,
+        alpha: 1.0,
+        beta: 0.0,
+        bias: false,
+        relu: false,
+        misalign: false,
+        seed: 1,
+    };
+    let mut r = Stream::new(1, 7);
+    let (a, b) = (random(&mut r, m * k), random(&mut r, k * n));
+    run_ptx(&t, &a, &b, &vec![0.0; m * n], None).1
+}
+
+/// The napkin math of `gemm.ptx` at one shape, from the simulator's counters.
+struct Ratios {
+    fma: u64,
+    /// Global elements read per FMA (bytes / 4 / fma).
+    global_per_fma: f64,
+    /// `ld.shared` thread-instructions per FMA.
+    shared_per_fma: f64,
+    /// Average bytes per `ld.global` (16 = all 128-bit).
+    bytes_per_load: f64,
+    bank_conflicts: u64,
+    /// Bank conflicts per K-step of the main loop (difference of two K).
+    main_loop_conflicts_per_kstep: f64,
+}
+
+fn ratios(mn: usize, k: usize) -> Ratios {
+    let s = perf_stats(mn, mn, k);
+    // One K-step (k = 8) has the same prologue and epilogue: the difference
+    // is k / 8 - 1 main-loop iterations.
+    let one = perf_stats(mn, mn, 8);
+    Ratios {
+        fma: s.fma,
+        global_per_fma: s.global_bytes_read as f64 / 4.0 / s.fma as f64,
+        shared_per_fma: s.shared_load as f64 / s.fma as f64,
+        bytes_per_load: s.global_bytes_read as f64 / s.global_load as f64,
+        bank_conflicts: s.bank_conflicts,
+        main_loop_conflicts_per_kstep: (s.bank_conflicts - one.bank_conflicts) as f64
+            / (k / 8 - 1) as f64,
+    }
+}
+
+/// Property: at 512 x 512 x 512 the kernel reads at most 1/32 global element
+/// and 1/4 shared load per FMA (64 x 64 tile, 8 x 8 per thread, v4 shared
+/// loads), all its global loads are 128-bit, and the main loop has no bank
+/// conflicts.
+#[test]
+fn ptx_gemm_512_meets_its_traffic_bounds() {
+    let r = ratios(512, 512);
+    println!(
+        "fma {} global/fma {:.5} shared/fma {:.4} bytes/ld.global {:.1} conflicts {} (main loop {:.1}/K-step)",
+        r.fma, r.global_per_fma, r.shared_per_fma, r.bytes_per_load, r.bank_conflicts,
+        r.main_loop_conflicts_per_kstep
+    );
+    assert_eq!(r.fma, 512 * 512 * 512);
+    assert!(r.global_per_fma <= 1.0 / 32.0, "{}", r.global_per_fma);
+    assert!(r.shared_per_fma <= 0.25, "{}", r.shared_per_fma);
+    assert_eq!(r.bytes_per_load, 16.0, "not every tile load is 128-bit");
+    // Not yet 0: measured 1792 per K-step = 14 per warp (was 30 before the
+    // split-column B fragments of lab v2). The simulator counts a warp-wide
+    // 128-bit access as one request, so each v4 tile store (128 words) counts
+    // at least 3; hardware serves 128-bit accesses in quarter-warp phases.
+    // The rest is not yet analysed. Lower this bound when the kernel improves.
+    assert!(
+        r.main_loop_conflicts_per_kstep <= 1792.0,
+        "{}",
+        r.main_loop_conflicts_per_kstep
+    );
+}
+
+/// One row of `bash scripts/ptxas.sh` output: (arch, registers, shared, spill stores, spill loads).
+fn ptxas_rows(kernel: &str) -> Vec<[String; 5]> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kernels-ptx/ptxas-snapshot.txt"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 6 && f[0] == kernel).then(|| [1, 2, 3, 4, 5].map(|i| f[i].to_string()))
+        })
+        .collect()
+}
+
+/// The performance table for `docs/kernels.md`:
+/// `cargo test -p lasagna-tests --test ptx_gemm -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the docs table; run with --ignored --nocapture"]
+fn print_kernel_table() {
+    println!("| kernel | shape (NN, beta 0) | arch | registers | shared (bytes) | spills (st/ld) | FMA | global elements / FMA | ld.shared / FMA | bytes / ld.global | bank conflicts (main loop / K-step) |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for mn in [256usize, 512] {
+        let r = ratios(mn, mn);
+        for [arch, regs, shared, sst, sld] in ptxas_rows(GEMM.name) {
+            println!(
+                "| `{}` | {mn}x{mn}x{mn} | {arch} | {regs} | {shared} | {sst}/{sld} | {} | {:.5} | {:.4} | {:.1} | {} ({:.0}) |",
+                GEMM.name,
+                r.fma,
+                r.global_per_fma,
+                r.shared_per_fma,
+                r.bytes_per_load,
+                r.bank_conflicts,
+                r.main_loop_conflicts_per_kstep
+            );
+        }
+    }
+}
