@@ -20,6 +20,8 @@ pub enum ParamKind {
     PtrF32,
     /// A global-memory pointer to `u32` data (`.param .u64`).
     PtrU32,
+    /// A global-memory pointer to IEEE binary16 data (`.param .u64`).
+    PtrF16,
     /// A pointer that may be null (0) to disable a feature (`.param .u64`).
     OptPtrF32,
     /// A 32-bit unsigned integer (`.param .u32`); flags are 0 or 1.
@@ -34,7 +36,11 @@ impl ParamKind {
     /// The PTX type the parameter is declared with.
     pub const fn ptx_type(self) -> &'static str {
         match self {
-            ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::OptPtrF32 | ParamKind::U64 => "u64",
+            ParamKind::PtrF32
+            | ParamKind::PtrU32
+            | ParamKind::PtrF16
+            | ParamKind::OptPtrF32
+            | ParamKind::U64 => "u64",
             ParamKind::U32 => "u32",
             ParamKind::F32 => "f32",
         }

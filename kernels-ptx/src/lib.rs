@@ -13,11 +13,33 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod avgpool2d;
+pub mod batchnorm;
+pub mod convert;
 pub mod cross_entropy;
+pub mod dropout;
+pub mod embedding;
 pub mod gemm;
 mod kernel;
+pub mod layernorm;
+pub mod maxpool2d;
+pub mod optim;
+pub mod reduce;
 
 pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 
 /// Every module this crate ships, for loading them all at start-up.
-pub const MODULES: [&Module; 3] = [&activation::MODULE, &gemm::MODULE, &cross_entropy::MODULE];
+pub const MODULES: [&Module; 12] = [
+    &activation::MODULE,
+    &gemm::MODULE,
+    &cross_entropy::MODULE,
+    &dropout::MODULE,
+    &optim::MODULE,
+    &reduce::MODULE,
+    &convert::MODULE,
+    &layernorm::MODULE,
+    &embedding::MODULE,
+    &maxpool2d::MODULE,
+    &avgpool2d::MODULE,
+    &batchnorm::MODULE,
+];

@@ -36,6 +36,20 @@ pub fn upload_u32(s: &mut Simulator, v: &[u32]) -> BufId {
     b
 }
 
+/// Uploads raw bytes (e.g. f16 bits) into a fresh buffer.
+pub fn upload_bytes(s: &mut Simulator, v: &[u8]) -> BufId {
+    let b = alloc(s, v.len());
+    s.upload(&b, v).unwrap();
+    b
+}
+
+/// The first `len` bytes of `b`.
+pub fn download_bytes(s: &mut Simulator, b: BufId, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    s.download(&b, &mut out).unwrap();
+    out
+}
+
 /// A fresh buffer of `n` f32 holding `fill` (so unwritten elements are visible).
 pub fn filled_f32(s: &mut Simulator, n: usize, fill: f32) -> BufId {
     upload_f32(s, &vec![fill; n])
@@ -59,7 +73,7 @@ pub fn launch(s: &mut Simulator, k: &Kernel, launch: Launch, args: &[Arg]) -> La
         let ok = matches!(
             (p.kind, a),
             (
-                ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::OptPtrF32,
+                ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::PtrF16 | ParamKind::OptPtrF32,
                 Arg::Ptr(_)
             ) | (ParamKind::U32, Arg::U32(_))
                 | (ParamKind::U64, Arg::U64(_))

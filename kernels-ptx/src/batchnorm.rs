@@ -1,0 +1,146 @@
+//! BatchNorm train forward, eval forward and backward (`ptx/batchnorm.ptx`;
+//! CPU reference `trainer/src/cpu/batchnorm.rs`) over `(N, C, S)` tensors,
+//! with `n, c, s` as in `NormDims` (`trainer/src/backend/mod.rs`).
+
+use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::Param;
+use crate::ParamKind::{PtrF32, F32, U32};
+
+/// The PTX module.
+pub static MODULE: Module = Module {
+    name: "batchnorm",
+    ptx: include_str!("../ptx/batchnorm.ptx"),
+};
+
+const TRAIN: &[Param] = &[
+    p("x", PtrF32),
+    p("gamma", PtrF32),
+    p("beta", PtrF32),
+    p("running_mean", PtrF32),
+    p("running_var", PtrF32),
+    p("save_mean", PtrF32),
+    p("save_invstd", PtrF32),
+    p("y", PtrF32),
+    p("n", U32),
+    p("c", U32),
+    p("s", U32),
+    p("eps", F32),
+    p("momentum", F32),
+];
+const EVAL: &[Param] = &[
+    p("x", PtrF32),
+    p("gamma", PtrF32),
+    p("beta", PtrF32),
+    p("running_mean", PtrF32),
+    p("running_var", PtrF32),
+    p("y", PtrF32),
+    p("n", U32),
+    p("c", U32),
+    p("s", U32),
+    p("eps", F32),
+];
+const BWD: &[Param] = &[
+    p("x", PtrF32),
+    p("gamma", PtrF32),
+    p("save_mean", PtrF32),
+    p("save_invstd", PtrF32),
+    p("dy", PtrF32),
+    p("dx", PtrF32),
+    p("dgamma", PtrF32),
+    p("dbeta", PtrF32),
+    p("n", U32),
+    p("c", U32),
+    p("s", U32),
+];
+
+/// Batch statistics, running-stat update and normalization; one block per
+/// channel ([`channel_launch`]).
+pub static BATCHNORM_FORWARD_TRAIN: Kernel = Kernel {
+    name: "batchnorm_forward_train",
+    module: &MODULE,
+    params: TRAIN,
+};
+/// Normalization with the running statistics; element-wise ([`eval_launch`]).
+pub static BATCHNORM_FORWARD_EVAL: Kernel = Kernel {
+    name: "batchnorm_forward_eval",
+    module: &MODULE,
+    params: EVAL,
+};
+/// `dx`, and `dgamma += sum(dy xh)`, `dbeta += sum(dy)`; one block per
+/// channel ([`channel_launch`]).
+pub static BATCHNORM_BACKWARD: Kernel = Kernel {
+    name: "batchnorm_backward",
+    module: &MODULE,
+    params: BWD,
+};
+/// Every kernel of the module.
+pub static ALL: &[&Kernel] = &[
+    &BATCHNORM_FORWARD_TRAIN,
+    &BATCHNORM_FORWARD_EVAL,
+    &BATCHNORM_BACKWARD,
+];
+
+/// Threads per block. For the per-channel kernels, 8 warps stream a channel
+/// and the second reduction level is a single warp's butterfly; the PTX
+/// takes any multiple of 32 up to 1024.
+pub const BLOCK: u32 = 256;
+/// Grid cap of the element-wise eval kernel (see `activation::MAX_GRID`).
+pub const MAX_GRID: u32 = 65_535;
+/// u32 indices plus a grid or block stride must not wrap.
+pub const MAX_ELEMENTS: usize = i32::MAX as usize;
+
+fn check(kernel: &'static str, n: usize, c: usize, s: usize) -> Result<usize, LaunchError> {
+    let len = n.saturating_mul(c).saturating_mul(s);
+    at_most(kernel, "n * c * s", len, MAX_ELEMENTS)?;
+    // Each dimension is passed as a u32 even when another one is 0.
+    at_most(kernel, "n", n, MAX_ELEMENTS)?;
+    at_most(kernel, "c", c, MAX_ELEMENTS)?;
+    at_most(kernel, "s", s, MAX_ELEMENTS)?;
+    Ok(len)
+}
+
+/// The launch of `batchnorm_forward_train` and `batchnorm_backward`: one
+/// block of [`BLOCK`] threads per channel (grid.x = `c`; `c = 0` gives one
+/// block, which returns at once).
+pub fn channel_launch(n: usize, c: usize, s: usize) -> Result<Launch, LaunchError> {
+    check("batchnorm", n, c, s)?;
+    Ok(Launch {
+        grid: Dim3::x(c.max(1) as u32),
+        block: Dim3::x(BLOCK),
+        shared_bytes: 0,
+    })
+}
+
+/// The launch of `batchnorm_forward_eval`: element-wise, capped grid.
+pub fn eval_launch(n: usize, c: usize, s: usize) -> Result<Launch, LaunchError> {
+    let len = check("batchnorm_forward_eval", n, c, s)?;
+    Ok(Launch {
+        grid: Dim3::x(blocks_for(len, BLOCK as usize).min(MAX_GRID as usize) as u32),
+        block: Dim3::x(BLOCK),
+        shared_bytes: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::testing::{assert_all_described, assert_declared};
+
+    #[test]
+    fn every_kernel_is_declared_with_its_params() {
+        for k in ALL {
+            assert_declared(k);
+        }
+        assert_all_described(MODULE.ptx, ALL);
+    }
+
+    #[test]
+    fn launches_give_a_block_per_channel_and_refuse_wrapping_indices() {
+        let l = channel_launch(3, 5, 49).unwrap();
+        assert_eq!((l.grid.x, l.block.x), (5, BLOCK));
+        assert!(channel_launch(1 << 16, 1 << 16, 1).is_err());
+        let l = eval_launch(3, 5, 49).unwrap();
+        assert!(l.grid.count() * l.block.count() >= 3 * 5 * 49);
+        assert!(eval_launch(usize::MAX, 2, 2).is_err());
+    }
+}
