@@ -15,13 +15,16 @@
 pub mod activation;
 pub mod avgpool2d;
 pub mod batchnorm;
+pub mod conv2d;
 pub mod convert;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod embedding;
+pub mod gather;
 pub mod gemm;
 mod kernel;
 pub mod layernorm;
+pub mod lstm;
 pub mod maxpool2d;
 pub mod optim;
 pub mod reduce;
@@ -29,7 +32,7 @@ pub mod reduce;
 pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 
 /// Every module this crate ships, for loading them all at start-up.
-pub const MODULES: [&Module; 12] = [
+pub const MODULES: [&Module; 15] = [
     &activation::MODULE,
     &gemm::MODULE,
     &cross_entropy::MODULE,
@@ -42,4 +45,7 @@ pub const MODULES: [&Module; 12] = [
     &maxpool2d::MODULE,
     &avgpool2d::MODULE,
     &batchnorm::MODULE,
+    &gather::MODULE,
+    &lstm::MODULE,
+    &conv2d::MODULE,
 ];

@@ -1,0 +1,111 @@
+//! Batches from a device-resident dataset (`ptx/gather.ptx`; CPU reference
+//! `DataOps for Cpu` in `trainer/src/cpu/mod.rs`).
+//!
+//! `gather_rows` takes `(src, idx, dst, n, cols, src_rows)` with
+//! `n = rows * cols`; `gather_idx` takes `(src, idx, dst, rows, src_len)`.
+//! Indices past the source are not followed (see the PTX header).
+
+use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::ParamKind::{PtrF32, PtrU32, U32, U64};
+
+/// The PTX module.
+pub static MODULE: Module = Module {
+    name: "gather",
+    ptx: include_str!("../ptx/gather.ptx"),
+};
+
+/// `dst[r, :] = src[idx[r], :]`.
+pub static GATHER_ROWS: Kernel = Kernel {
+    name: "gather_rows",
+    module: &MODULE,
+    params: &[
+        p("src", PtrF32),
+        p("idx", PtrU32),
+        p("dst", PtrF32),
+        p("n", U64),
+        p("cols", U32),
+        p("src_rows", U32),
+    ],
+};
+
+/// `dst[r] = src[idx[r]]` (u32 labels).
+pub static GATHER_IDX: Kernel = Kernel {
+    name: "gather_idx",
+    module: &MODULE,
+    params: &[
+        p("src", PtrU32),
+        p("idx", PtrU32),
+        p("dst", PtrU32),
+        p("rows", U64),
+        p("src_len", U32),
+    ],
+};
+
+/// Every kernel of the module.
+pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX];
+
+/// Threads per block (a memory-bound copy, as `embedding`).
+pub const BLOCK: u32 = 256;
+/// Grid cap; the loops are grid-stride (see `activation::MAX_GRID`).
+pub const MAX_GRID: u32 = 65_535;
+
+/// The launch of `gather_rows` for `rows` rows of `cols` values from a source
+/// of `src_rows` rows.
+pub fn gather_rows_launch(
+    rows: usize,
+    cols: usize,
+    src_rows: usize,
+) -> Result<Launch, LaunchError> {
+    at_most("gather_rows", "cols", cols, u32::MAX as usize)?;
+    at_most("gather_rows", "src_rows", src_rows, u32::MAX as usize)?;
+    let n = rows.checked_mul(cols).ok_or(LaunchError::TooLarge {
+        kernel: "gather_rows",
+        what: "rows",
+        value: rows,
+        max: usize::MAX / cols.max(1),
+    })?;
+    Ok(launch_for(n))
+}
+
+/// The launch of `gather_idx` for `rows` labels from a source of `src_len`.
+pub fn gather_idx_launch(rows: usize, src_len: usize) -> Result<Launch, LaunchError> {
+    at_most("gather_idx", "src_len", src_len, u32::MAX as usize)?;
+    Ok(launch_for(rows))
+}
+
+fn launch_for(n: usize) -> Launch {
+    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
+    Launch {
+        grid: Dim3::x(blocks as u32),
+        block: Dim3::x(BLOCK),
+        shared_bytes: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::testing::{assert_all_described, assert_declared};
+
+    #[test]
+    fn every_kernel_is_declared_with_its_params() {
+        for k in ALL {
+            assert_declared(k);
+        }
+        assert_all_described(MODULE.ptx, ALL);
+    }
+
+    #[test]
+    fn launch_covers_every_element_or_strides_over_them() {
+        for (rows, cols) in [(0usize, 0usize), (1, 1), (3, 33), (1000, 257)] {
+            let l = gather_rows_launch(rows, cols, 10).unwrap();
+            assert!(l.grid.x >= 1 && l.grid.x <= MAX_GRID);
+            assert!(l.grid.count() * 256 >= (rows * cols) as u64 || l.grid.x == MAX_GRID);
+            let l = gather_idx_launch(rows, 10).unwrap();
+            assert!(l.grid.count() * 256 >= rows as u64);
+        }
+        assert!(gather_rows_launch(usize::MAX, 2, 1).is_err());
+        assert!(gather_rows_launch(1, 1 << 32, 1).is_err());
+        assert!(gather_idx_launch(1, 1 << 32).is_err());
+    }
+}
