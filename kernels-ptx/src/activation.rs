@@ -4,7 +4,8 @@
 //! Forward entries take `(x, y, n)`, backward entries `(x, dy, dx, n)` with
 //! `x` the forward *input*; the LeakyReLU pair takes `alpha` last.
 
-use crate::kernel::{blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
 use crate::ParamKind::{PtrF32, F32, U64};
 
@@ -80,12 +81,7 @@ pub const MAX_GRID: u32 = 65_535;
 pub fn activation_launch(n: usize) -> Result<Launch, LaunchError> {
     // n is passed as a u64, which holds any usize on supported hosts; the
     // Result keeps the signature uniform with the other launch rules.
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]

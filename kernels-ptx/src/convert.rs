@@ -4,7 +4,8 @@
 //!
 //! Both entries take `(x, y, n)`: source, destination, element count.
 
-use crate::kernel::{blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF16, PtrF32, U64};
 
 /// The PTX module.
@@ -37,12 +38,7 @@ pub const MAX_GRID: u32 = 65_535;
 
 /// The launch for `n` elements (either direction).
 pub fn convert_launch(n: usize) -> Result<Launch, LaunchError> {
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! regenerates the forward's mask from `(seed, offset)` instead of storing it.
 //! `philox4x32_10` exposes the generator alone (known-answer tests, random fills).
 
-use crate::kernel::{blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
 use crate::ParamKind::{PtrF32, PtrU32, F32, U64};
 
@@ -80,12 +81,7 @@ pub fn philox_launch(n: usize) -> Result<Launch, LaunchError> {
 }
 
 fn grid_for(threads: usize) -> Launch {
-    let blocks = blocks_for(threads, BLOCK as usize).min(MAX_GRID as usize);
-    Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    }
+    grid_stride(threads, BLOCK, MAX_GRID)
 }
 
 #[cfg(test)]

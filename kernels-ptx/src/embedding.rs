@@ -4,7 +4,8 @@
 //! Both entries take `(idx, <in>, <out>, n, dim, rows)` with `n = count * dim`
 //! and `rows` the table's row count (indices past it are not followed).
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, PtrU32, U32, U64};
 
 /// The PTX module.
@@ -59,12 +60,7 @@ pub fn embedding_launch(count: usize, dim: usize, rows: usize) -> Result<Launch,
         value: count,
         max: usize::MAX / dim.max(1),
     })?;
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]

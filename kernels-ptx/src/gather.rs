@@ -5,7 +5,8 @@
 //! `n = rows * cols`; `gather_idx` takes `(src, idx, dst, rows, src_len)`.
 //! Indices past the source are not followed (see the PTX header).
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, PtrU32, U32, U64};
 
 /// The PTX module.
@@ -74,12 +75,7 @@ pub fn gather_idx_launch(rows: usize, src_len: usize) -> Result<Launch, LaunchEr
 }
 
 fn launch_for(n: usize) -> Launch {
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    }
+    grid_stride(n, BLOCK, MAX_GRID)
 }
 
 #[cfg(test)]

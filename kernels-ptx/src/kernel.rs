@@ -152,6 +152,18 @@ pub(crate) const fn blocks_for(a: usize, b: usize) -> usize {
     }
 }
 
+/// A 1-D launch for a grid-stride kernel over `n` items: `block` threads per
+/// block and enough blocks to cover `n`, at most `max_grid` (the kernels'
+/// loops stride over the rest), at least 1 (an empty launch is a no-op).
+pub(crate) fn grid_stride(n: usize, block: u32, max_grid: u32) -> Launch {
+    let blocks = blocks_for(n, block as usize).min(max_grid as usize);
+    Launch {
+        grid: Dim3::x(blocks as u32),
+        block: Dim3::x(block),
+        shared_bytes: 0,
+    }
+}
+
 /// Checks `value <= max`, naming the kernel and size otherwise.
 pub(crate) fn at_most(
     kernel: &'static str,

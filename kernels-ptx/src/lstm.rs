@@ -5,7 +5,8 @@
 //! optional inputs and outputs (`rec`, `h_seq`, `dh_seq`, `dh`) are null (0)
 //! when absent. The outputs are bit-exact with the CPU (see the PTX header).
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{OptPtrF32, PtrF32, U32, U64};
 
 /// The PTX module.
@@ -77,12 +78,7 @@ pub fn lstm_launch(samples: usize, hidden: usize, steps: usize) -> Result<Launch
     n.checked_mul(steps)
         .and_then(|v| v.checked_mul(16))
         .ok_or(too_large)?;
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]

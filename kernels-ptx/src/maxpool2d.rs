@@ -6,7 +6,8 @@
 //! all as `u32`: `planes` (= n * c), `h, w, oh, ow, kh, kw, sh, sw, ph, pw`.
 //! The host checks the geometry (`Pool2dDims::check`) before launching.
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
 use crate::ParamKind::{PtrF32, PtrU32, U32};
 
@@ -72,12 +73,7 @@ pub const MAX_ELEMENTS: usize = i32::MAX as usize;
 pub fn pool2d_launch(in_len: usize, out_len: usize) -> Result<Launch, LaunchError> {
     at_most("pool2d", "input elements", in_len, MAX_ELEMENTS)?;
     at_most("pool2d", "output elements", out_len, MAX_ELEMENTS)?;
-    let blocks = blocks_for(in_len.max(out_len), BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(in_len.max(out_len), BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! CPU reference computes them (f64, then rounded), so the kernel's loop is
 //! the CPU's f32 loop and the two agree bit for bit.
 
-use crate::kernel::{blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
 use crate::ParamKind::{OptPtrF32, PtrF32, F32, U32, U64};
 
@@ -68,12 +69,7 @@ pub const MAX_GRID: u32 = 65_535;
 
 /// The launch for `n` parameters (either optimizer).
 pub fn optim_launch(n: usize) -> Result<Launch, LaunchError> {
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 /// The per-call scalars of `adam_step`, computed once on the host.

@@ -4,7 +4,8 @@
 //! Both entries take `(x, out, n)` and add the block partials into `out[0]`
 //! with one atomic per block.
 
-use crate::kernel::{blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::grid_stride;
+use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
 use crate::ParamKind::{PtrF32, U64};
 
@@ -43,18 +44,14 @@ pub const MAX_GRID: u32 = 1024;
 
 /// The launch for `n` elements (either entry).
 pub fn reduce_launch(n: usize) -> Result<Launch, LaunchError> {
-    let blocks = blocks_for(n, BLOCK as usize).min(MAX_GRID as usize);
-    Ok(Launch {
-        grid: Dim3::x(blocks as u32),
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    Ok(grid_stride(n, BLOCK, MAX_GRID))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernel::testing::{assert_all_described, assert_declared};
+    use crate::Dim3;
 
     #[test]
     fn every_kernel_is_declared_with_its_params() {
