@@ -50,17 +50,3 @@ pub static AVGPOOL2D_BACKWARD: Kernel = Kernel {
 };
 /// Every kernel of the module.
 pub static ALL: &[&Kernel] = &[&AVGPOOL2D_FORWARD, &AVGPOOL2D_BACKWARD];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernel::testing::{assert_all_described, assert_declared};
-
-    #[test]
-    fn every_kernel_is_declared_with_its_params() {
-        for k in ALL {
-            assert_declared(k);
-        }
-        assert_all_described(MODULE.ptx, ALL);
-    }
-}

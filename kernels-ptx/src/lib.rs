@@ -49,3 +49,60 @@ pub const MODULES: [&Module; 15] = [
     &lstm::MODULE,
     &conv2d::MODULE,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::testing::{assert_all_described, assert_declared};
+
+    /// Every module's kernels, with the module they live in.
+    const KERNELS: [(&Module, &[&Kernel]); 15] = [
+        (&activation::MODULE, activation::ALL),
+        (&avgpool2d::MODULE, avgpool2d::ALL),
+        (&batchnorm::MODULE, batchnorm::ALL),
+        (&conv2d::MODULE, conv2d::ALL),
+        (&convert::MODULE, convert::ALL),
+        (&cross_entropy::MODULE, cross_entropy::ALL),
+        (&dropout::MODULE, dropout::ALL),
+        (&embedding::MODULE, embedding::ALL),
+        (&gather::MODULE, gather::ALL),
+        (&gemm::MODULE, gemm::ALL),
+        (&layernorm::MODULE, layernorm::ALL),
+        (&lstm::MODULE, lstm::ALL),
+        (&maxpool2d::MODULE, maxpool2d::ALL),
+        (&optim::MODULE, optim::ALL),
+        (&reduce::MODULE, reduce::ALL),
+    ];
+
+    #[test]
+    fn every_kernel_is_declared_with_its_params_in_its_module() {
+        for (module, all) in KERNELS {
+            for k in all {
+                assert!(
+                    core::ptr::eq(k.module, module),
+                    "{} is in {}",
+                    k.name,
+                    module.name
+                );
+                assert_declared(k);
+            }
+            assert_all_described(module.ptx, all);
+        }
+    }
+
+    #[test]
+    fn modules_lists_every_module_once() {
+        assert_eq!(MODULES.len(), KERNELS.len());
+        for (module, _) in KERNELS {
+            assert_eq!(
+                MODULES
+                    .iter()
+                    .filter(|m| core::ptr::eq(**m, module))
+                    .count(),
+                1,
+                "{}",
+                module.name
+            );
+        }
+    }
+}
