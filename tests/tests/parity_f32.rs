@@ -2,8 +2,11 @@
 //! output equals the trainer's eval forward within 1e-5 relative — on the
 //! exported file as trained, and on the deployment file with BatchNorm folded.
 //!
-//! Tolerance: `|engine - trainer| <= 1e-5 * max(1, max |trainer output|)`
-//! per sample. Both sides compute in f32 with the same formulas; the
+//! Tolerance: `|engine - trainer| <= 1e-5 * max(1, max |trainer output|)
+//! + sensitivity` per sample, where `sensitivity` is how far the trainer's
+//! own output moves when every input is nudged by up to 2^-20 of itself: a
+//! LayerNorm over a row with a tiny spread amplifies rounding by |x| / std,
+//! which no fixed tolerance covers (seed 15683927009398591550 failed on that). Both sides compute in f32 with the same formulas; the
 //! differences are summation order (the trainer's GEMMs block and vectorize,
 //! the engine loops) and, after folding, `(W*s)·x + b'` instead of
 //! `s*(W·x + b - mean) + beta`.
@@ -137,14 +140,17 @@ fn aligned(bytes: &[u8]) -> Vec<u128> {
     v
 }
 
-/// Runs every sample through the engine and compares with `want`.
+/// Runs every sample through the engine and compares with `want`: at most
+/// `TOL` of the sample's largest output (at least 1), plus the sample's
+/// `sensitivity` to input rounding.
 fn compare(
     file: &[u8],
     x: &[f32],
     want: &[f32],
-    batch: usize,
+    sensitivity: &[f32],
     what: &str,
 ) -> Result<(), TestCaseError> {
+    let batch = sensitivity.len();
     let buf = aligned(file);
     let bytes = &bytemuck::cast_slice::<u128, u8>(&buf)[..file.len()];
     let engine = Engine::new(bytes)
@@ -167,12 +173,13 @@ fn compare(
                 (0, 0.0f32),
                 |(bk, bd), (k, d)| if d > bd { (k, d) } else { (bk, bd) },
             );
+        let allowed = TOL * scale + sensitivity[s];
         prop_assert!(
-            diff <= TOL * scale,
-            "{what}, sample {s}: worst |diff| {diff:e} at output {k} (engine {}, trainer {}), allowed {:e}",
+            diff <= allowed,
+            "{what}, sample {s}: worst |diff| {diff:e} at output {k} (engine {}, trainer {}), allowed {allowed:e} (sensitivity {:e})",
             got.get(k).copied().unwrap_or(f32::NAN),
             w[k],
-            TOL * scale
+            sensitivity[s]
         );
     }
     Ok(())
@@ -204,11 +211,26 @@ proptest! {
         let mut want = vec![0.0f32; batch * n_out];
         let y = model.forward(&b, batch, 0, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
         b.read(y, &mut want).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // The stack's own sensitivity to rounding: the trainer's output moved by
+        // nudging every input by up to 2^-20 of itself (about 8 ulps). A
+        // LayerNorm over a row with a tiny spread amplifies any rounding
+        // difference by |x| / std, whatever the summation order: the engine is
+        // allowed that much on top of TOL.
+        let nudged: Vec<f32> = x.iter().map(|&v| v * (1.0 + r.uniform_range(-1.0, 1.0) / 1_048_576.0)).collect();
+        b.write(model.input_mut(), &nudged).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let y = model.forward(&b, batch, 0, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut moved = vec![0.0f32; batch * n_out];
+        b.read(y, &mut moved).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let sensitivity: Vec<f32> = want
+            .chunks(n_out)
+            .zip(moved.chunks(n_out))
+            .map(|(w, m)| w.iter().zip(m).fold(0.0f32, |a, (p, q)| a.max((p - q).abs())))
+            .collect();
 
         let file = export_f32(&b, &model, &ExportInfo { normalization: (0.0, 1.0), ..Default::default() })
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        compare(&file, &x, &want, batch, "exported f32")?;
+        compare(&file, &x, &want, &sensitivity, "exported f32")?;
         let (folded, _) = deploy(&file, WeightType::F32).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        compare(&folded, &x, &want, batch, "deployed f32, BatchNorm folded")?;
+        compare(&folded, &x, &want, &sensitivity, "deployed f32, BatchNorm folded")?;
     }
 }
