@@ -40,7 +40,10 @@ pub struct LaunchStats {
     pub global_bytes_read: u64,
     /// Bytes written to global memory (stores and atomics).
     pub global_bytes_written: u64,
-    /// Shared-memory bank conflicts: per warp-wide shared access, the largest number of
+    /// Shared-memory bank conflicts: the extra shared-memory wavefronts beyond the ideal.
+    /// A warp's access is served in phases, as on the hardware: the whole warp for
+    /// accesses of up to 32 bits, half-warps for 64-bit and quarter-warps for 128-bit
+    /// accesses (each phase moves at most 128 bytes). Per phase, the largest number of
     /// distinct 4-byte words that map to one of the 32 banks, minus one.
     pub bank_conflicts: u64,
 }
@@ -105,20 +108,30 @@ impl AddAssign for LaunchStats {
     }
 }
 
-/// Bank conflicts of one warp-wide shared access: `words` holds every 4-byte word index touched.
+/// Bits of a `bank_conflicts` entry above the word index that hold its phase.
+pub const PHASE_SHIFT: u32 = 56;
+
+/// The phase (see [`LaunchStats::bank_conflicts`]) in which `lane` is served by
+/// a shared access of `bytes` per lane.
+pub fn phase(lane: usize, bytes: u32) -> u64 {
+    let lanes_per_phase = 32 / (bytes / 4).clamp(1, 4) as usize;
+    (lane / lanes_per_phase) as u64
+}
+
+/// Bank conflicts of one warp-wide shared access: `words` holds every 4-byte
+/// word index touched, tagged with its phase (`phase << PHASE_SHIFT | word`).
 pub fn bank_conflicts(words: &mut Vec<u64>) -> u64 {
     words.sort_unstable();
     words.dedup();
-    let mut per_bank = [0u32; 32];
-    for w in words.iter() {
-        per_bank[(w % 32) as usize] += 1;
+    let mut total = 0u64;
+    // Sorted by tag first, so each phase is one contiguous run.
+    for run in words.chunk_by(|a, b| a >> PHASE_SHIFT == b >> PHASE_SHIFT) {
+        let mut per_bank = [0u32; 32];
+        for w in run {
+            per_bank[(w % 32) as usize] += 1;
+        }
+        let worst = per_bank.iter().copied().max().unwrap_or(0);
+        total += u64::from(worst.saturating_sub(1));
     }
-    u64::from(
-        per_bank
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0)
-            .saturating_sub(1),
-    )
+    total
 }

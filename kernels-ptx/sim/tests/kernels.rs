@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use lasagna_ptx_sim::{Arg, Device};
+use lasagna_ptx_sim::{Arg, Device, Simulator};
 
 #[test]
 fn vadd_grid_stride_covers_every_element() {
@@ -234,4 +234,29 @@ fn bank_conflicts_stride_1_vs_stride_32() {
     // 2 warps × (1 store + 1 load) × 31 extra words in bank 0.
     assert_eq!(s.last_stats().bank_conflicts, 4 * 31);
     assert_eq!(s.last_stats().shared_load, 64);
+}
+
+/// 128-bit accesses are served in quarter-warp phases (8 lanes, 128 bytes each),
+/// so 32 lanes storing 32 consecutive 16-byte vectors are conflict-free, while
+/// a 32-byte stride puts lanes t and t + 4 of each quarter on the same banks.
+#[test]
+fn bank_conflicts_of_128_bit_accesses_count_quarter_warp_phases() {
+    let mut s = sim_with(include_str!("ptx/bank.ptx"));
+    let out = s.alloc(64 * 4).unwrap();
+    let run = |s: &mut Simulator, stride: u32| {
+        s.launch(
+            "bank_stride_v4",
+            [1, 1, 1],
+            [64, 1, 1],
+            64 * stride * 4,
+            &[Arg::Ptr(out), Arg::U32(stride)],
+        )
+        .unwrap();
+        let sums: Vec<u32> = (0..64).map(|t| 4 * t).collect();
+        assert_eq!(download_u32(s, out, 64), sums);
+        s.last_stats().bank_conflicts
+    };
+    assert_eq!(run(&mut s, 4), 0, "consecutive 16-byte vectors");
+    // 2 warps × (1 store + 1 load) × 4 phases × 1 extra wavefront.
+    assert_eq!(run(&mut s, 8), 16, "32-byte stride");
 }

@@ -6,7 +6,7 @@ use crate::alu;
 use crate::error::{Error, Result};
 use crate::inst::{Addr, AtomOp, BinOp, Inst, MemSpace, Operand, ShflMode, Ty};
 use crate::memory::{read_le, write_le};
-use crate::stats::bank_conflicts;
+use crate::stats::{bank_conflicts, phase, PHASE_SHIFT};
 
 impl Block<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -32,7 +32,9 @@ impl Block<'_> {
                 .wrapping_add(addr.off as u64);
             let off = self.locate(t, inst, space, a, size)?;
             if space == MemSpace::Shared {
-                self.words.extend((a / 4)..=((a + u64::from(size) - 1) / 4));
+                let tag = phase(l, size) << PHASE_SHIFT;
+                self.words
+                    .extend(((a / 4)..=((a + u64::from(size) - 1) / 4)).map(|w| tag | w));
             }
             let mem: &mut [u8] = if space == MemSpace::Global {
                 self.heap.raw_mut()
@@ -115,7 +117,7 @@ impl Block<'_> {
                 self.set(t, d, old);
             }
             if space == MemSpace::Shared {
-                self.words.push(a / 4);
+                self.words.push((phase(l, es) << PHASE_SHIFT) | (a / 4));
             }
         }
         if space == MemSpace::Global {
