@@ -18,6 +18,7 @@ pub mod batchnorm;
 pub mod conv2d;
 pub mod convert;
 pub mod cross_entropy;
+pub mod device;
 pub mod dropout;
 pub mod embedding;
 pub mod gather;
@@ -32,7 +33,7 @@ pub mod reduce;
 pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 
 /// Every module this crate ships, for loading them all at start-up.
-pub const MODULES: [&Module; 15] = [
+pub const MODULES: &[&Module] = &[
     &activation::MODULE,
     &gemm::MODULE,
     &cross_entropy::MODULE,

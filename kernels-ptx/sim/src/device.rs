@@ -8,50 +8,14 @@ use crate::exec::{run, Launch};
 use crate::memory::{write_le, Heap};
 use crate::parse::{parse_module, Kernel};
 use crate::stats::LaunchStats;
+pub use lasagna_kernels::device::Device;
 
 /// Handle of a device allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BufId(pub u32);
 
-/// One kernel argument, in `.entry` parameter order.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Arg {
-    /// Device address of a buffer (a `.u64` parameter).
-    Ptr(BufId),
-    /// `.u32`/`.b32` parameter.
-    U32(u32),
-    /// `.s32` parameter.
-    I32(i32),
-    /// `.f32` parameter.
-    F32(f32),
-    /// `.u64`/`.s64`/`.b64` parameter that is not a buffer.
-    U64(u64),
-}
-
-/// What a backend must offer to run PTX kernels.
-pub trait Device {
-    /// Buffer handle.
-    type Buf;
-    /// Allocates `bytes` of zeroed device memory.
-    fn alloc(&mut self, bytes: usize) -> Result<Self::Buf>;
-    /// Copies `data` to the start of `buf` (`data` may be shorter than the buffer).
-    fn upload(&mut self, buf: &Self::Buf, data: &[u8]) -> Result<()>;
-    /// Copies the start of `buf` into `out`.
-    fn download(&mut self, buf: &Self::Buf, out: &mut [u8]) -> Result<()>;
-    /// Parses a PTX module and makes its entries launchable by name.
-    fn load_module(&mut self, ptx: &str) -> Result<()>;
-    /// Launches `kernel` on a `grid` of `block`-shaped blocks.
-    fn launch(
-        &mut self,
-        kernel: &str,
-        grid: [u32; 3],
-        block: [u32; 3],
-        shared_bytes: u32,
-        args: &[Arg],
-    ) -> Result<()>;
-    /// Waits for all launched work (the simulator runs launches synchronously).
-    fn synchronize(&mut self) -> Result<()>;
-}
+/// One kernel argument for the simulator (see [`lasagna_kernels::device::Arg`]).
+pub type Arg = lasagna_kernels::device::Arg<BufId>;
 
 /// The PTX interpreter as a `Device`.
 #[derive(Debug)]
@@ -152,6 +116,17 @@ impl Simulator {
 
 impl Device for Simulator {
     type Buf = BufId;
+    type Error = Error;
+
+    fn describe(&self) -> String {
+        "PTX simulator (lasagna-ptx-sim, functional, no timing)".into()
+    }
+
+    fn copy(&mut self, src: &BufId, dst: &BufId, bytes: usize) -> Result<()> {
+        let mut tmp = vec![0u8; bytes];
+        self.download(src, &mut tmp)?;
+        self.upload(dst, &tmp)
+    }
 
     fn alloc(&mut self, bytes: usize) -> Result<BufId> {
         self.heap
