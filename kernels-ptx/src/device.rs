@@ -14,6 +14,9 @@ use core::fmt;
 pub enum Arg<B> {
     /// Device address of a buffer (a `.u64` parameter).
     Ptr(B),
+    /// Device address of a buffer plus a byte offset (per-sample and
+    /// per-group views, e.g. Conv2d's GEMMs).
+    PtrAt(B, u64),
     /// `.u32`/`.b32` parameter.
     U32(u32),
     /// `.s32` parameter.

@@ -89,6 +89,7 @@ impl Simulator {
         for (i, (p, a)) in k.params.iter().zip(args).enumerate() {
             let (v, size) = match *a {
                 Arg::Ptr(b) => (self.address(b)?, 8),
+                Arg::PtrAt(b, off) => (self.address(b)?.wrapping_add(off), 8),
                 Arg::U64(v) => (v, 8),
                 Arg::U32(v) => (u64::from(v), 4),
                 Arg::I32(v) => (u64::from(v as u32), 4),

@@ -74,7 +74,7 @@ pub fn launch(s: &mut Simulator, k: &Kernel, launch: Launch, args: &[Arg]) -> La
             (p.kind, a),
             (
                 ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::PtrF16 | ParamKind::OptPtrF32,
-                Arg::Ptr(_)
+                Arg::Ptr(_) | Arg::PtrAt(..)
             ) | (ParamKind::U32, Arg::U32(_))
                 | (ParamKind::U64, Arg::U64(_))
                 | (ParamKind::F32, Arg::F32(_))
