@@ -66,7 +66,8 @@ pub fn download_f32(s: &mut Simulator, b: BufId, n: usize) -> Vec<f32> {
 
 /// Launches `k` with `launch` (from its launch rule) and returns the launch's
 /// counters. The arguments are checked against the kernel's description
-/// first, so a test cannot pass by calling the entry the wrong way.
+/// first, so a test cannot pass by calling the entry the wrong way; an
+/// optional pointer may be null (`Arg::U64(0)`).
 pub fn launch(s: &mut Simulator, k: &Kernel, launch: Launch, args: &[Arg]) -> LaunchStats {
     assert_eq!(args.len(), k.params.len(), "{}: argument count", k.name);
     for (p, a) in k.params.iter().zip(args) {
@@ -75,7 +76,8 @@ pub fn launch(s: &mut Simulator, k: &Kernel, launch: Launch, args: &[Arg]) -> La
             (
                 ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::PtrF16 | ParamKind::OptPtrF32,
                 Arg::Ptr(_) | Arg::PtrAt(..)
-            ) | (ParamKind::U32, Arg::U32(_))
+            ) | (ParamKind::OptPtrF32, Arg::U64(0))
+                | (ParamKind::U32, Arg::U32(_))
                 | (ParamKind::U64, Arg::U64(_))
                 | (ParamKind::F32, Arg::F32(_))
         );
