@@ -362,7 +362,7 @@ fn ptxas_rows(kernel: &str) -> Vec<[String; 5]> {
         .collect()
 }
 
-/// The performance table for `docs/kernels.md`:
+/// The GEMM table in `docs/BENCHMARKS.md`:
 /// `cargo test -p lasagna-tests --test ptx_gemm -- --ignored --nocapture`.
 #[test]
 #[ignore = "prints the docs table; run with --ignored --nocapture"]
