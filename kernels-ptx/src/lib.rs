@@ -15,6 +15,7 @@
 pub mod activation;
 pub mod avgpool2d;
 pub mod batchnorm;
+pub mod bce;
 pub mod conv2d;
 pub mod convert;
 pub mod cross_entropy;
@@ -27,8 +28,10 @@ mod kernel;
 pub mod layernorm;
 pub mod lstm;
 pub mod maxpool2d;
+pub mod mse;
 pub mod optim;
 pub mod reduce;
+pub mod softmax;
 
 pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 
@@ -49,6 +52,9 @@ pub const MODULES: &[&Module] = &[
     &gather::MODULE,
     &lstm::MODULE,
     &conv2d::MODULE,
+    &softmax::MODULE,
+    &mse::MODULE,
+    &bce::MODULE,
 ];
 
 #[cfg(test)]
@@ -57,10 +63,11 @@ mod tests {
     use crate::kernel::testing::{assert_all_described, assert_declared};
 
     /// Every module's kernels, with the module they live in.
-    const KERNELS: [(&Module, &[&Kernel]); 15] = [
+    const KERNELS: [(&Module, &[&Kernel]); 18] = [
         (&activation::MODULE, activation::ALL),
         (&avgpool2d::MODULE, avgpool2d::ALL),
         (&batchnorm::MODULE, batchnorm::ALL),
+        (&bce::MODULE, bce::ALL),
         (&conv2d::MODULE, conv2d::ALL),
         (&convert::MODULE, convert::ALL),
         (&cross_entropy::MODULE, cross_entropy::ALL),
@@ -71,8 +78,10 @@ mod tests {
         (&layernorm::MODULE, layernorm::ALL),
         (&lstm::MODULE, lstm::ALL),
         (&maxpool2d::MODULE, maxpool2d::ALL),
+        (&mse::MODULE, mse::ALL),
         (&optim::MODULE, optim::ALL),
         (&reduce::MODULE, reduce::ALL),
+        (&softmax::MODULE, softmax::ALL),
     ];
 
     #[test]

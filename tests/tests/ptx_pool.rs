@@ -1,6 +1,6 @@
-//! `kernels-ptx/ptx/maxpool2d.ptx` and `avgpool2d.ptx` run on the PTX
-//! simulator against the CPU reference (`trainer/src/cpu/maxpool2d.rs`,
-//! `avgpool2d.rs` through `Cpu`'s `PoolOps`).
+//! `kernels-ptx/ptx/maxpool2d.ptx` and `avgpool2d.ptx` (fixed windows and
+//! adaptive bins) run on the PTX simulator against the CPU reference
+//! (`trainer/src/cpu/maxpool2d.rs`, `avgpool2d.rs` through `Cpu`'s `PoolOps`).
 //!
 //! Tolerance: none, every output is compared bit for bit (abs = rel = 0).
 //! - Max forward: compares and selects only, with the CPU's tie (first in
@@ -9,22 +9,30 @@
 //! - Avg forward: the kernel adds each window row left to right, the row sums
 //!   top to bottom, and divides once with `div.rn`, the CPU's exact sequence
 //!   of IEEE operations.
-//! - Both backwards gather, per input element, the contributions of the
-//!   outputs whose windows hold it in ascending output order starting from
-//!   +0, which is the order in which the CPU's zero-fill-then-scatter adds
-//!   them; each contribution (`dy` or `dy / divisor`) is rounded identically.
+//! - Adaptive forward: the same sums over PyTorch's bins, then `/ height
+//!   / width` as two `div.rn`, the CPU's order.
+//! - All backwards gather, per input element, the contributions of the
+//!   outputs whose windows (bins) hold it in ascending output order starting
+//!   from +0, which is the order in which the CPU's zero-fill-then-scatter
+//!   adds them; each contribution (`dy`, `dy / divisor` or `dy / height /
+//!   width`) is rounded identically.
 //!
 //! Shapes: batch 1-3, channels 1-5, odd and even planes 1-13, windows 1-3
 //! (2 and 3 mostly), strides 1-3, padding up to kernel / 2, both
-//! `count_include_pad` settings. Worst errors are printed by
-//! `worst_errors_over_fixed_shapes` (`cargo test -- --nocapture`).
+//! `count_include_pad` settings. Adaptive: planes 1-13 pooled to 1 up to
+//! h + 3 (more outputs than inputs: overlapping bins). Worst errors are
+//! printed by `worst_errors_over_fixed_shapes` (`cargo test -- --nocapture`).
+//!
+//! Performance: no atomics anywhere, one store per output (forward) or input
+//! (backward); the adaptive entries read exactly the bins' elements, once
+//! per (output, element) pair, in both directions.
 
 mod ptx_common;
 
-use lasagna_kernels::avgpool2d as kavg;
+use lasagna_kernels::avgpool2d::{self as kavg, adaptive_pool2d_launch};
 use lasagna_kernels::maxpool2d::{self as kmax, pool2d_launch};
 use lasagna_ptx_sim::{Arg, Device, Simulator};
-use lasagna_trainer::backend::{Pool2dDims, PoolOps};
+use lasagna_trainer::backend::{adaptive_bin, Pool2dDims, PoolOps};
 use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{
@@ -140,6 +148,102 @@ fn run_avg(d: &Pool2dDims, include_pad: bool, x: &[f32], dy: &[f32]) -> (Worst, 
     )
 }
 
+/// Adaptive average pooling of `n * c` planes `h x w` to `oh x ow`, both
+/// ways: (forward, backward). Also checks the traffic: no atomics, each
+/// output (input) stored once, and reads of exactly `sum over outputs of
+/// |bin|` elements in both directions (the gather visits each (output,
+/// element) pair once, as the forward does).
+fn run_adaptive(
+    nc: (usize, usize),
+    hw: (usize, usize),
+    o: (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+) -> (Worst, Worst) {
+    let ((n, c), (h, w), (oh, ow)) = (nc, hw, o);
+    let planes = n * c;
+    let (ni, no) = (planes * h * w, planes * oh * ow);
+    let l = adaptive_pool2d_launch(planes, h, w, oh, ow).unwrap();
+    let bins: u64 = (0..oh)
+        .map(|i| {
+            let (a, b) = adaptive_bin(i, h, oh);
+            (b - a) as u64
+        })
+        .sum::<u64>()
+        * (0..ow)
+            .map(|j| {
+                let (a, b) = adaptive_bin(j, w, ow);
+                (b - a) as u64
+            })
+            .sum::<u64>()
+        * planes as u64;
+    let dims = [planes, h, w, oh, ow].map(|v| Arg::U32(v as u32));
+    let mut sim = sim_with(&kavg::MODULE);
+    let bx = upload_f32(&mut sim, x);
+    let by = filled_f32(&mut sim, no, f32::NAN);
+    let mut args = vec![Arg::Ptr(bx), Arg::Ptr(by)];
+    args.extend(dims);
+    let st = launch(&mut sim, &kavg::ADAPTIVE_AVGPOOL2D_FORWARD, l, &args);
+    assert_eq!((st.atomic, st.global_store), (0, no as u64));
+    assert_eq!(
+        st.global_bytes_read,
+        4 * bins,
+        "forward reads each bin once"
+    );
+    let y = download_f32(&mut sim, by, no);
+
+    let bdy = upload_f32(&mut sim, dy);
+    let bdx = filled_f32(&mut sim, ni, f32::NAN);
+    let mut args = vec![Arg::Ptr(bdy), Arg::Ptr(bdx)];
+    args.extend(dims);
+    let st = launch(&mut sim, &kavg::ADAPTIVE_AVGPOOL2D_BACKWARD, l, &args);
+    assert_eq!((st.atomic, st.global_store), (0, ni as u64));
+    assert_eq!(
+        st.global_bytes_read,
+        4 * bins,
+        "backward reads dy once per (output, input) pair"
+    );
+    let dx = download_f32(&mut sim, bdx, ni);
+
+    let cpu = Cpu;
+    let (mut y_ref, mut dx_ref) = (vec![0.0; no], vec![0.0; ni]);
+    cpu.adaptive_avgpool2d_forward(n, c, h, w, oh, ow, &x.to_vec(), &mut y_ref)
+        .unwrap();
+    cpu.adaptive_avgpool2d_backward(n, c, h, w, oh, ow, &dy.to_vec(), &mut dx_ref)
+        .unwrap();
+    (
+        compare(&y_ref, &y, &y_ref, 0.0, 0.0),
+        compare(&dx_ref, &dx, &dx_ref, 0.0, 0.0),
+    )
+}
+
+/// `(n, c)`, `(h, w)`, `(oh, ow)`, x and dy of one adaptive pooling case.
+type AdaptiveCase = (
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    Vec<f32>,
+    Vec<f32>,
+);
+
+/// Adaptive geometry: batch 1-3, channels 1-5, planes 1-13, outputs 1 to
+/// h + 3 per axis (bins overlap when the output is not a divisor, and when
+/// it is larger than the input).
+fn adaptive_case() -> impl Strategy<Value = AdaptiveCase> {
+    (1usize..=3, 1usize..=5, 1usize..=13, 1usize..=13)
+        .prop_flat_map(|(n, c, h, w)| (Just((n, c)), Just((h, w)), 1..=h + 3, 1..=w + 3))
+        .prop_flat_map(|(nc, hw, oh, ow)| {
+            let planes = nc.0 * nc.1;
+            (
+                Just(nc),
+                Just(hw),
+                Just((oh, ow)),
+                prop::collection::vec(-4.0f32..4.0, planes * hw.0 * hw.1),
+                prop::collection::vec(-4.0f32..4.0, planes * oh * ow),
+            )
+        })
+}
+
 /// A valid geometry: kernel 1-3 (2 and 3 mostly), stride 1-3, padding up to
 /// kernel / 2, planes large enough for the window.
 fn dims() -> impl Strategy<Value = Pool2dDims> {
@@ -197,6 +301,13 @@ proptest! {
         prop_assert!(f.failures == 0, "forward {d:?} include_pad {inc}: {f}");
         prop_assert!(b.failures == 0, "backward {d:?} include_pad {inc}: {b}");
     }
+
+    #[test]
+    fn adaptive_avgpool_is_bit_exact_with_cpu((nc, hw, o, x, dy) in adaptive_case()) {
+        let (f, b) = run_adaptive(nc, hw, o, &x, &dy);
+        prop_assert!(f.failures == 0, "forward {nc:?} {hw:?} -> {o:?}: {f}");
+        prop_assert!(b.failures == 0, "backward {nc:?} {hw:?} -> {o:?}: {b}");
+    }
 }
 
 /// Fixed shapes (the CNN's 2x2/2, overlapping 3x3/1 with padding, 3x3/2 on an
@@ -225,5 +336,25 @@ fn worst_errors_over_fixed_shapes() {
             println!("avgpool {hw:?} k{k:?} s{s:?} p{p:?} pad {inc} backward: {b}");
             assert_eq!(f.failures + b.failures, 0);
         }
+    }
+    // Adaptive: global pooling (7x7 -> 1x1), 7 -> 3 (overlapping bins), 5 -> 8
+    // (more outputs than inputs) and the CNN head's 14x14 -> 7x7.
+    for (nc, hw, o) in [
+        ((8, 64), (7, 7), (1, 1)),
+        ((2, 3), (7, 7), (3, 3)),
+        ((1, 2), (5, 6), (8, 4)),
+        ((2, 4), (14, 14), (7, 7)),
+    ] {
+        let planes = nc.0 * nc.1;
+        let x: Vec<f32> = (0..planes * hw.0 * hw.1)
+            .map(|i| ((i * 7919) % 31) as f32 * 0.37 - 5.0)
+            .collect();
+        let dy: Vec<f32> = (0..planes * o.0 * o.1)
+            .map(|i| (i as f32 * 0.7).sin())
+            .collect();
+        let (f, b) = run_adaptive(nc, hw, o, &x, &dy);
+        println!("adaptive_avgpool {hw:?} -> {o:?} forward : {f}");
+        println!("adaptive_avgpool {hw:?} -> {o:?} backward: {b}");
+        assert_eq!(f.failures + b.failures, 0);
     }
 }

@@ -1,13 +1,14 @@
-//! The launches behind the kernel table: one per kernel (two for `gemm`), at
+//! The launches behind the kernel table: one per kernel (two for `gemm` and
+//! `softmax_forward`), at
 //! the shapes the MNIST presets train with. Arguments follow the
 //! `ptx_<op>.rs` tests; inputs are random but valid (indices in range,
 //! variances and inverse deviations positive, argmax inside its window).
 
 use lasagna_kernels::{
-    activation as ka, avgpool2d as kavg, batchnorm as kbn, conv2d as kc, convert as kcv,
-    cross_entropy as kce, dropout as kd, embedding as ke, gather as kg, gemm as kgm,
-    layernorm as kl, lstm as klstm, maxpool2d as kmax, optim as ko, reduce as kr, Kernel, Launch,
-    ParamKind,
+    activation as ka, avgpool2d as kavg, batchnorm as kbn, bce as kbce, conv2d as kc,
+    convert as kcv, cross_entropy as kce, dropout as kd, embedding as ke, gather as kg,
+    gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax, mse as kmse, optim as ko,
+    reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
 };
 use lasagna_trainer::philox::Stream;
 
@@ -83,6 +84,9 @@ pub fn all() -> Vec<Row> {
         lstm,
         norm_and_pool,
         optim_and_reduce,
+        softmax,
+        mse_and_bce,
+        adaptive_pool,
     ] {
         rows.extend(f(&mut g));
     }
@@ -522,4 +526,96 @@ fn norm_and_pool(g: &mut Gen) -> Vec<Row> {
         args,
     }));
     rows
+}
+
+/// Softmax over MNIST's 10 classes (one warp per row), and a wide row that
+/// takes the one-block-per-row path.
+fn softmax(g: &mut Gen) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (r, c) in [(64usize, 10usize), (16, 4096)] {
+        let n = r * c;
+        let launch = ks::softmax_launch(r, c).unwrap();
+        let dims = || [U32(r as u32), U32(c as u32)];
+        let mut fwd = vec![g.f(n, -3.0, 3.0), out(n)];
+        fwd.extend(dims());
+        rows.push(Row {
+            kernel: &ks::SOFTMAX_FORWARD,
+            shape: format!("{r}x{c}, block {}x{}", launch.block.x, launch.block.y),
+            per: ("x", n),
+            launch,
+            args: fwd,
+        });
+        if c == 10 {
+            let y = (0..r)
+                .flat_map(|_| {
+                    let v: Vec<f32> = (0..c).map(|_| g.0.uniform_range(0.0, 1.0)).collect();
+                    let s: f32 = v.iter().sum();
+                    v.into_iter().map(move |e| e / s)
+                })
+                .collect();
+            let mut bwd = vec![In::F32s(y), g.x(n), out(n)];
+            bwd.extend(dims());
+            rows.push(Row {
+                kernel: &ks::SOFTMAX_BACKWARD,
+                shape: format!("{r}x{c}, block {}x{}", launch.block.x, launch.block.y),
+                per: ("x", n),
+                launch,
+                args: bwd,
+            });
+        }
+    }
+    rows
+}
+
+/// Pixel-wise losses of a 64-image batch of 28x28 (an autoencoder's output).
+fn mse_and_bce(g: &mut Gen) -> Vec<Row> {
+    let n = 64 * 784;
+    let shape = "64x784 pixels";
+    vec![
+        Row {
+            kernel: &kmse::MSE,
+            shape: shape.into(),
+            per: ("pred", n),
+            launch: kmse::mse_launch(n).unwrap(),
+            args: vec![g.x(n), g.f(n, 0.0, 1.0), out(n), out(2), U64(n as u64)],
+        },
+        Row {
+            kernel: &kbce::BCE_WITH_LOGITS,
+            shape: shape.into(),
+            per: ("logits", n),
+            launch: kbce::bce_launch(n).unwrap(),
+            args: vec![
+                g.f(n, -4.0, 4.0),
+                g.f(n, 0.0, 1.0),
+                out(n),
+                out(2),
+                U64(n as u64),
+            ],
+        },
+    ]
+}
+
+/// A CNN head's global average pool: 8x64x7x7 to 1x1.
+fn adaptive_pool(g: &mut Gen) -> Vec<Row> {
+    let (planes, hw) = (8 * 64, 7);
+    let (len, olen) = (planes * hw * hw, planes);
+    let launch = kavg::adaptive_pool2d_launch(planes, hw, hw, 1, 1).unwrap();
+    let dims = || u32s(&[planes, hw, hw, 1, 1]).collect::<Vec<_>>();
+    let mut fwd = vec![g.x(len), out(olen)];
+    fwd.extend(dims());
+    let mut bwd = vec![g.x(olen), out(len)];
+    bwd.extend(dims());
+    [
+        (&kavg::ADAPTIVE_AVGPOOL2D_FORWARD, fwd),
+        (&kavg::ADAPTIVE_AVGPOOL2D_BACKWARD, bwd),
+    ]
+    .into_iter()
+    .map(|(kernel, args)| Row {
+        kernel,
+        shape: "8x64x7x7 -> 1x1".into(),
+        per: ("x", len),
+        launch,
+        args,
+    })
+    .collect()
 }
