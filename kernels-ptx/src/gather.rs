@@ -1,9 +1,12 @@
-//! Batches from a device-resident dataset (`ptx/gather.ptx`; CPU reference
-//! `DataOps for Cpu` in `trainer/src/cpu/mod.rs`).
+//! Batches from a device-resident dataset, and token ids from an f32 buffer
+//! (`ptx/gather.ptx`; CPU reference `DataOps for Cpu` in
+//! `trainer/src/cpu/mod.rs`).
 //!
 //! `gather_rows` takes `(src, idx, dst, n, cols, src_rows)` with
 //! `n = rows * cols`; `gather_idx` takes `(src, idx, dst, rows, src_len)`.
 //! Indices past the source are not followed (see the PTX header).
+//! `to_index` takes `(x, dst, flag, n)` and sets `flag[0] = 1` instead of
+//! failing, so the host reads one word to raise the CPU's error.
 
 use crate::kernel::grid_stride;
 use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
@@ -42,8 +45,21 @@ pub static GATHER_IDX: Kernel = Kernel {
     ],
 };
 
+/// `dst[i] = x[i] as u32` when `x[i]` is an integer in `[0, 2^24)`; any other
+/// value writes 0 and sets `flag[0] = 1` (the caller zeroes `flag` first).
+pub static TO_INDEX: Kernel = Kernel {
+    name: "to_index",
+    module: &MODULE,
+    params: &[
+        p("x", PtrF32),
+        p("dst", PtrU32),
+        p("flag", PtrU32),
+        p("n", U64),
+    ],
+};
+
 /// Every kernel of the module.
-pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX];
+pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX, &TO_INDEX];
 
 /// Threads per block (a memory-bound copy, as `embedding`).
 pub const BLOCK: u32 = 256;
@@ -74,6 +90,12 @@ pub fn gather_idx_launch(rows: usize, src_len: usize) -> Result<Launch, LaunchEr
     Ok(launch_for(rows))
 }
 
+/// The launch of `to_index` over `n` values.
+pub fn to_index_launch(n: usize) -> Result<Launch, LaunchError> {
+    // n is passed as a u64, which holds any usize on supported hosts.
+    Ok(launch_for(n))
+}
+
 fn launch_for(n: usize) -> Launch {
     grid_stride(n, BLOCK, MAX_GRID)
 }
@@ -90,6 +112,8 @@ mod tests {
             assert!(l.grid.count() * 256 >= (rows * cols) as u64 || l.grid.x == MAX_GRID);
             let l = gather_idx_launch(rows, 10).unwrap();
             assert!(l.grid.count() * 256 >= rows as u64);
+            let l = to_index_launch(rows * cols).unwrap();
+            assert!(l.grid.count() * 256 >= (rows * cols) as u64);
         }
         assert!(gather_rows_launch(usize::MAX, 2, 1).is_err());
         assert!(gather_rows_launch(1, 1 << 32, 1).is_err());

@@ -16,6 +16,8 @@ pub mod activation;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod bce;
+pub mod blas;
+pub mod clip;
 pub mod conv2d;
 pub mod convert;
 pub mod cross_entropy;
@@ -55,6 +57,8 @@ pub const MODULES: &[&Module] = &[
     &softmax::MODULE,
     &mse::MODULE,
     &bce::MODULE,
+    &blas::MODULE,
+    &clip::MODULE,
 ];
 
 #[cfg(test)]
@@ -63,11 +67,13 @@ mod tests {
     use crate::kernel::testing::{assert_all_described, assert_declared};
 
     /// Every module's kernels, with the module they live in.
-    const KERNELS: [(&Module, &[&Kernel]); 18] = [
+    const KERNELS: [(&Module, &[&Kernel]); 20] = [
         (&activation::MODULE, activation::ALL),
         (&avgpool2d::MODULE, avgpool2d::ALL),
         (&batchnorm::MODULE, batchnorm::ALL),
         (&bce::MODULE, bce::ALL),
+        (&blas::MODULE, blas::ALL),
+        (&clip::MODULE, clip::ALL),
         (&conv2d::MODULE, conv2d::ALL),
         (&convert::MODULE, convert::ALL),
         (&cross_entropy::MODULE, cross_entropy::ALL),

@@ -1,12 +1,14 @@
 //! `kernels-ptx/ptx/gather.ptx` run on the PTX simulator against the CPU
 //! reference (`DataOps for Cpu`, `trainer/src/cpu/mod.rs`).
 //!
-//! Tolerance: none. Both kernels are copies, so the batch and the labels are
-//! bit-exact with the CPU (compared as bits, so NaN payloads count too).
+//! Tolerance: none. The gathers are copies, so the batch and the labels are
+//! bit-exact with the CPU (compared as bits, so NaN payloads count too), and
+//! `to_index` is an exact conversion: the same ids, and its flag set exactly
+//! when the CPU fails.
 
 mod ptx_common;
 
-use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch};
+use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch, to_index_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
 use lasagna_trainer::backend::DataOps;
 use lasagna_trainer::cpu::Cpu;
@@ -161,4 +163,112 @@ fn a_grid_smaller_than_the_batch_strides_over_it() {
     launch(&mut sim, &kg::GATHER_ROWS, l, &args);
     let got: Vec<u32> = download_u32(&mut sim, bd, rows * cols);
     assert_eq!(got, cpu(&x, &y, &idx, cols).0);
+}
+
+/// The CPU's test for a token id.
+fn is_token_id(v: f32) -> bool {
+    (0.0..16_777_216.0).contains(&v) && v.fract() == 0.0
+}
+
+/// to_index on the simulator: (ids, flag). Asserts the traffic: each value
+/// read once, each id written once, plus one flag store per bad value.
+fn run_to_index(x: &[f32], small: Option<u32>) -> (Vec<u32>, u32) {
+    let n = x.len();
+    let bad = x.iter().filter(|&&v| !is_token_id(v)).count() as u64;
+    let mut sim = sim_with(&kg::MODULE);
+    let bx = upload_f32(&mut sim, x);
+    let bd = upload_u32(&mut sim, &vec![7; n]);
+    let bf = upload_u32(&mut sim, &[0]);
+    let mut l = to_index_launch(n).unwrap();
+    if let Some(grid) = small {
+        l.grid.x = grid;
+    }
+    let args = [Arg::Ptr(bx), Arg::Ptr(bd), Arg::Ptr(bf), Arg::U64(n as u64)];
+    let st = launch(&mut sim, &kg::TO_INDEX, l, &args);
+    let n64 = n as u64;
+    assert_eq!(
+        (
+            st.global_load,
+            st.global_store,
+            st.atomic,
+            st.global_bytes_read
+        ),
+        (n64, n64 + bad, 0, 4 * n64),
+        "to_index, n {n}, {bad} bad: global (loads, stores, atomics, bytes read)"
+    );
+    (
+        download_u32(&mut sim, bd, n),
+        download_u32(&mut sim, bf, 1)[0],
+    )
+}
+
+/// Token ids, with (sometimes) values that are not: fractions, negatives,
+/// 2^24 and past it, NaN, infinities; and -0.0, which is id 0 on the CPU.
+fn token_values() -> impl Strategy<Value = Vec<f32>> {
+    let n = prop_oneof![
+        prop::sample::select(vec![0usize, 1, 2, 255, 256, 257]),
+        1usize..2000
+    ];
+    let valid = prop_oneof![
+        4 => (0u32..1000).prop_map(|v| v as f32),
+        2 => (0u32..(1 << 24)).prop_map(|v| v as f32),
+        1 => prop::sample::select(vec![0.0f32, -0.0, 16_777_215.0]),
+    ];
+    let invalid = prop_oneof![
+        (0.0f32..1000.0).prop_filter("not an integer", |v| v.fract() != 0.0),
+        prop::sample::select(vec![
+            -1.0f32,
+            -0.5,
+            0.5,
+            1e-40,
+            16_777_216.0,
+            16_777_218.0,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]),
+    ];
+    (n, prop_oneof![3 => Just(0u32), 1 => Just(1), 1 => Just(50)]).prop_flat_map(
+        move |(n, bad_percent)| {
+            prop::collection::vec(
+                prop_oneof![
+                    100 - bad_percent => valid.clone(),
+                    bad_percent => invalid.clone(),
+                ],
+                n,
+            )
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn to_index_converts_as_the_cpu_and_flags_exactly_when_it_fails(
+        x in token_values(),
+        small in prop_oneof![3 => Just(None), 1 => (1u32..4).prop_map(Some)],
+    ) {
+        let (ids, flag) = run_to_index(&x, small);
+        let mut want = vec![0u32; x.len()];
+        match Cpu.to_index(&x.to_vec(), &mut want, x.len()) {
+            Ok(()) => {
+                prop_assert_eq!(flag, 0);
+                prop_assert_eq!(ids, want);
+            }
+            Err(e) => {
+                prop_assert_eq!(flag, 1);
+                // Each value is still converted on its own: bad ones give 0.
+                let each: Vec<u32> = x.iter().map(|&v| if is_token_id(v) { v as u32 } else { 0 }).collect();
+                prop_assert_eq!(ids, each);
+                // The host names the first bad value (read back on this error
+                // path only), as the CPU's message does.
+                let first = x.iter().copied().find(|&v| !is_token_id(v)).unwrap();
+                let msg = e.to_string();
+                let named = format!("to_index: {first} is not a token id");
+                prop_assert!(msg.contains(&named), "{} vs {}", msg, named);
+            }
+        }
+    }
 }

@@ -5,10 +5,10 @@
 //! variances and inverse deviations positive, argmax inside its window).
 
 use lasagna_kernels::{
-    activation as ka, avgpool2d as kavg, batchnorm as kbn, bce as kbce, conv2d as kc,
-    convert as kcv, cross_entropy as kce, dropout as kd, embedding as ke, gather as kg,
-    gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax, mse as kmse, optim as ko,
-    reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
+    activation as ka, avgpool2d as kavg, batchnorm as kbn, bce as kbce, blas as kb, clip as kclip,
+    conv2d as kc, convert as kcv, cross_entropy as kce, dropout as kd, embedding as ke,
+    gather as kg, gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax, mse as kmse,
+    optim as ko, reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
 };
 use lasagna_trainer::philox::Stream;
 
@@ -87,6 +87,8 @@ pub fn all() -> Vec<Row> {
         softmax,
         mse_and_bce,
         adaptive_pool,
+        // Last, so its draws leave the other rows' inputs as they were.
+        blas,
     ] {
         rows.extend(f(&mut g));
     }
@@ -271,6 +273,79 @@ fn optim_and_reduce(g: &mut Gen) -> Vec<Row> {
             args: vec![g.x(n), out(1), U64(n as u64)],
         });
     }
+    // sumsq 4 and max_norm 1: coef ~0.5, so every gradient is scaled.
+    rows.push(Row {
+        kernel: &kclip::CLIP_BY_NORM,
+        shape: shape() + ", clip to norm 1",
+        per: ("x", n),
+        launch: kclip::clip_launch(n).unwrap(),
+        args: vec![g.x(n), In::F32s(vec![4.0]), U64(n as u64), F32(1.0)],
+    });
+    rows
+}
+
+fn blas(g: &mut Gen) -> Vec<Row> {
+    let n = PARAMS;
+    let elementwise = kb::blas_launch(n).unwrap();
+    let mut rows = vec![
+        Row {
+            kernel: &kb::FILL,
+            shape: PARAMS_SHAPE.to_string() + ", zero the gradients",
+            per: ("y", n),
+            launch: elementwise,
+            args: vec![out(n), F32(0.0), U64(n as u64)],
+        },
+        Row {
+            kernel: &kb::AXPY,
+            shape: PARAMS_SHAPE.to_string(),
+            per: ("y", n),
+            launch: elementwise,
+            args: vec![g.x(n), g.x(n), F32(-0.01), U64(n as u64)],
+        },
+        Row {
+            kernel: &kb::SCALE,
+            shape: PARAMS_SHAPE.to_string(),
+            per: ("x", n),
+            launch: elementwise,
+            args: vec![g.x(n), F32(0.5), U64(n as u64)],
+        },
+    ];
+    // (shape, rows, cols, positions): the MLP's hidden Linear and the CNN's
+    // second conv (64 channels of 14x14, batch 8; see conv2d below).
+    let layers = [
+        ("Linear 64x128", 64, 128, 1),
+        ("Conv2d 8x64x14x14", 8, 64, 14 * 14),
+    ];
+    for (shape, r, c, p) in layers {
+        let len = r * c * p;
+        rows.push(Row {
+            kernel: &kb::ADD_BIAS,
+            shape: format!("{shape} + bias"),
+            per: ("y", len),
+            launch: kb::add_bias_launch(r, c, p).unwrap(),
+            args: vec![
+                g.x(len),
+                g.x(c),
+                U64(len as u64),
+                U32(c as u32),
+                U32(p as u32),
+            ],
+        });
+        rows.push(Row {
+            kernel: &kb::SUM_ROWS,
+            shape: format!("{shape} bias gradient"),
+            per: ("x", len),
+            launch: kb::sum_rows_launch(r, c, p).unwrap(),
+            args: vec![
+                g.x(len),
+                g.x(c),
+                U32(r as u32),
+                U32(c as u32),
+                U32(p as u32),
+                U32(1),
+            ],
+        });
+    }
     rows
 }
 
@@ -380,6 +455,19 @@ fn gather(g: &mut Gen) -> Vec<Row> {
                 In::U32s(vec![0; rows]),
                 U64(rows as u64),
                 U32(src as u32),
+            ],
+        },
+        Row {
+            kernel: &kg::TO_INDEX,
+            shape: "64x28 token ids (f32) to u32".into(),
+            per: ("x", 64 * 28),
+            launch: kg::to_index_launch(64 * 28).unwrap(),
+            args: vec![
+                // Fixed ids (no draws, so later rows keep their inputs).
+                In::F32s((0..64 * 28).map(|i| (i * 37 % 1000) as f32).collect()),
+                In::U32s(vec![0; 64 * 28]),
+                In::U32s(vec![0]),
+                U64(64 * 28),
             ],
         },
     ]
