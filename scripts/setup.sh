@@ -14,10 +14,14 @@ rustup component add rustfmt clippy rust-src >/dev/null
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null
 
 # The emulated Cortex-M4 (QEMU's mps2-an386) and ELF section sizes, for
-# the firmware and `lasagna deploy`. Installed only when missing.
+# the firmware and `lasagna deploy`; a C compiler and pip, for the stand-in
+# libcuda (scripts/cuda-standin.sh) and ptxas (scripts/ptxas.sh). Installed
+# only when missing.
 need=()
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 command -v arm-none-eabi-size >/dev/null 2>&1 || need+=(binutils-arm-none-eabi)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

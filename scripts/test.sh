@@ -48,3 +48,14 @@ cargo test --workspace --locked
 step "tests: the engine with fast-math (its own tests, and MNIST argmax agreement)"
 cargo test --locked -p lasagna-infer --features fast-math
 cargo test --locked -p lasagna-tests --features fast-math --test mnist_engine
+
+step "cuda: the trainer's cuda feature builds, lints and runs its driver tests against the stand-in libcuda"
+echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip; LASAGNA_REQUIRE_CUDA=1 makes that fail)"
+(
+  eval "$(bash scripts/cuda-standin.sh)"
+  cargo build --locked -p lasagna-trainer --features cuda
+  cargo clippy --locked -p lasagna-trainer --features cuda --all-targets -- -D warnings
+  cargo test --locked -p lasagna-trainer --features cuda --lib gpu::driver
+  cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver -- --nocapture
+  cargo run --locked --quiet -p lasagna-trainer --features cuda -- info
+)

@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod error;
 pub mod export;
 pub mod fold;
+pub mod gpu;
 pub mod init;
 pub mod inspect;
 pub mod layers;

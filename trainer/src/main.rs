@@ -29,6 +29,8 @@ enum Command {
     Inspect(cli::eval::InspectArgs),
     // The help text is DeployArgs' doc comment (long: what is measured and how).
     Deploy(Box<cli::deploy::DeployArgs>),
+    /// Show the build, the CPU and the CUDA device (or why none is usable).
+    Info,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval::run(a),
         Command::Inspect(a) => cli::eval::inspect(a),
         Command::Deploy(a) => cli::deploy::run(*a),
+        Command::Info => cli::info::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

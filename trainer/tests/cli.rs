@@ -216,3 +216,21 @@ fn the_lstm_preset_trains_exports_and_evaluates_the_same() {
     // is 10%; it needs more data to get going); 35% is the stated bar.
     preset_round_trip("lstm", "3000", 0.35);
 }
+
+#[test]
+fn info_says_what_this_build_can_run_on_and_exits_0() {
+    let o = lasagna().arg("info").output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.starts_with("lasagna ") && out.contains("\ncpu:  ") && out.contains("\ncuda: "),
+        "{out}"
+    );
+    if !cfg!(feature = "cuda") {
+        assert!(out.contains("rebuild with --features cuda"), "{out}");
+    }
+}

@@ -2,6 +2,7 @@
 pub mod deploy;
 pub mod eval;
 pub mod export;
+pub mod info;
 pub mod progress;
 pub mod train;
 

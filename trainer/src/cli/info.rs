@@ -1,0 +1,37 @@
+//! `lasagna info`: what this build can run on, here.
+
+use lasagna_trainer::error::Result;
+
+/// Prints the build, the CPU and the CUDA device (or why there is none).
+/// Always succeeds: "no GPU" is an answer, not an error.
+pub fn run() -> Result<()> {
+    let features = if cfg!(feature = "cuda") {
+        "cuda"
+    } else {
+        "cpu only"
+    };
+    println!("lasagna {} ({features})", env!("CARGO_PKG_VERSION"));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("cpu:  {cores} cores, {}{}", std::env::consts::ARCH, simd());
+    println!("cuda: {}", cuda());
+    Ok(())
+}
+
+/// Which of the CPU kernels' `multiversion` targets this CPU takes.
+fn simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        return " (AVX2+FMA kernels)";
+    }
+    ""
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> String {
+    lasagna_trainer::gpu::driver::probe().unwrap_or_else(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> String {
+    "this build has no CUDA support; rebuild with --features cuda".into()
+}
