@@ -56,6 +56,9 @@ echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip;
   cargo build --locked -p lasagna-trainer --features cuda
   cargo clippy --locked -p lasagna-trainer --features cuda --all-targets -- -D warnings
   cargo test --locked -p lasagna-trainer --features cuda --lib gpu::driver
-  cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver -- --nocapture
+  cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity -- --nocapture
+  cargo test --locked -p lasagna-trainer --features cuda --test cuda_bench -- --ignored --nocapture
+  # The bundle for GPU machines builds and fits in 64 MiB.
+  bash scripts/gpu-bundle.sh target/gpu-bundle
   cargo run --locked --quiet -p lasagna-trainer --features cuda -- info
 )

@@ -234,3 +234,43 @@ fn info_says_what_this_build_can_run_on_and_exits_0() {
         assert!(out.contains("rebuild with --features cuda"), "{out}");
     }
 }
+
+/// Without a GPU (CI), `--device auto` says it falls back to the CPU and
+/// trains; `--device cuda` refuses with what to do next. With the `cuda`
+/// feature on a GPU machine the test says so and only checks that both run.
+#[test]
+fn device_auto_falls_back_to_the_cpu_with_a_clear_line() {
+    let args = [
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "600",
+        "--val",
+        "100",
+        "--quiet",
+    ];
+    let o = lasagna()
+        .args(args)
+        .args(["--device", "auto"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    if err.contains("device: cuda:0") {
+        println!("a CUDA device answered; the fallback is not exercised here");
+        return;
+    }
+    assert!(err.contains("device: cpu (auto: "), "{err}");
+    let o = lasagna()
+        .args(args)
+        .args(["--device", "cuda"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("use --device cpu"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -2,6 +2,7 @@
 
 use super::Device;
 use clap::Args;
+use lasagna_trainer::backend::Backend;
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
 use lasagna_trainer::error::{Error, Result};
 use lasagna_trainer::export::load_model;
@@ -71,7 +72,6 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let b = super::backend(a.device)?;
     let bytes = read_model(&a.model_file)?;
     parse(&a.model_file, &bytes)?;
     let Ok(m) = lasagna_format::Model::parse(&bytes) else {
@@ -83,9 +83,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.engine == Engine::Nostd {
         return eval_nostd(&a.model_file, &bytes, &data.test);
     }
-    let mut model = load_model(&b, &m, 1000)?;
+    match super::pick(a.device)? {
+        super::Picked::Cpu(b) => eval_on(&b, &a, &m, &data.test),
+        #[cfg(feature = "cuda")]
+        super::Picked::Cuda(b) => eval_on(&*b, &a, &m, &data.test),
+    }
+}
+
+/// The test set through the trainer's forward pass on backend `b`.
+fn eval_on<B: Backend>(
+    b: &B,
+    a: &EvalArgs,
+    m: &lasagna_format::Model<'_>,
+    test_set: &lasagna_trainer::data::Dataset,
+) -> Result<()> {
+    let mut model = load_model(b, m, 1000)?;
     let want: usize = model.input_shape().iter().product();
-    let have: usize = data.test.sample_shape.iter().product();
+    let have: usize = test_set.sample_shape.iter().product();
     if want != have {
         return Err(Error::config(
             "model input",
@@ -96,9 +110,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             ),
         ));
     }
-    let test = DeviceData::upload(&b, &data.test)?;
+    let test = DeviceData::upload(b, test_set)?;
     let e = evaluate(
-        &b,
+        b,
         &mut model,
         &test,
         &Loss::CrossEntropy {
@@ -110,7 +124,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         "{}: test accuracy {:.2}% ({} images), test loss {:.4}",
         a.model_file.display(),
         100.0 * e.accuracy,
-        data.test.len(),
+        test_set.len(),
         e.loss
     );
     Ok(())

@@ -8,6 +8,8 @@ pub mod train;
 
 use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::error::{Error, Result};
+#[cfg(feature = "cuda")]
+use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
 
 /// `--device`: where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -20,18 +22,50 @@ pub enum Device {
     Auto,
 }
 
-/// The backend for `--device`. This build has no CUDA backend yet, so `auto`
-/// falls back to the CPU (and says so) and `cuda` is an error.
-pub fn backend(device: Device) -> Result<Cpu> {
+/// The backend `--device` picked.
+pub enum Picked {
+    /// The CPU backend.
+    Cpu(Cpu),
+    /// The CUDA backend on device 0.
+    #[cfg(feature = "cuda")]
+    Cuda(Box<Gpu<CudaDevice>>),
+}
+
+/// The backend for `--device`: `auto` takes CUDA when this build has it and
+/// a device answers, otherwise the CPU, and says which on stderr.
+pub fn pick(device: Device) -> Result<Picked> {
     match device {
-        Device::Cpu => Ok(Cpu),
-        Device::Auto => {
-            eprintln!("device: cpu (this build has no CUDA backend)");
-            Ok(Cpu)
-        }
-        Device::Cuda => Err(Error::Backend {
+        Device::Cpu => Ok(Picked::Cpu(Cpu)),
+        Device::Cuda => cuda().map_err(|reason| Error::Backend {
             backend: "cuda".into(),
-            reason: "this build has no CUDA backend. HINT: use --device cpu".into(),
+            reason: if reason.contains("HINT:") {
+                format!("{reason}; or use --device cpu")
+            } else {
+                format!("{reason}. HINT: use --device cpu, or run `lasagna info`")
+            },
         }),
+        Device::Auto => match cuda() {
+            Ok(p) => {
+                eprintln!("device: cuda:0 (auto: a CUDA device answered)");
+                Ok(p)
+            }
+            Err(reason) => {
+                eprintln!("device: cpu (auto: {reason})");
+                Ok(Picked::Cpu(Cpu))
+            }
+        },
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> std::result::Result<Picked, String> {
+    let dev = CudaDevice::new(0).map_err(|e| e.to_string())?;
+    Gpu::new(dev, "cuda:0")
+        .map(|g| Picked::Cuda(Box::new(g)))
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> std::result::Result<Picked, String> {
+    Err("this build has no CUDA backend (rebuild with --features cuda)".into())
 }

@@ -3,7 +3,7 @@
 use super::progress::Bars;
 use super::Device;
 use clap::Args;
-use lasagna_trainer::backend::Memory;
+use lasagna_trainer::backend::Backend;
 use lasagna_trainer::checkpoint::Checkpoint;
 use lasagna_trainer::config::{parse_schedule, ModelSpec, PRESETS};
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
@@ -152,7 +152,15 @@ fn config(a: &TrainArgs, spec: &mut ModelSpec) -> Result<TrainConfig> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let t_start = Instant::now();
-    let b = super::backend(a.device)?;
+    match super::pick(a.device)? {
+        super::Picked::Cpu(b) => run_on(&b, &a, t_start),
+        #[cfg(feature = "cuda")]
+        super::Picked::Cuda(b) => run_on(&*b, &a, t_start),
+    }
+}
+
+/// `lasagna train` on backend `b` (the CPU, or a GPU through `Gpu`).
+fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
     let resumed = match &a.resume {
         Some(p) => Some(Checkpoint::load(p)?),
         None => None,
@@ -162,7 +170,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None => {
             let text = model_toml(&a.model)?;
             let mut spec = ModelSpec::parse(&text, &a.model)?;
-            let cfg = config(&a, &mut spec)?;
+            let cfg = config(a, &mut spec)?;
             (text, cfg, a.val, a.train_subset)
         }
     };
@@ -205,13 +213,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     let layers = spec.build_layers()?;
     let mut model = Model::build(
-        &b,
+        b,
         layers,
         &spec.input,
         cfg.batch_size.max(cfg.eval_batch),
         cfg.seed,
     )?;
-    let mut opt = Optimizer::new(&b, cfg.optimizer, &model.param_sizes())?;
+    let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
     let mut state = RunState {
         epochs_done: 0,
         step: 0,
@@ -219,7 +227,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         best: None,
     };
     if let Some(c) = &resumed {
-        c.restore_into(&b, &mut model, &mut opt)?;
+        c.restore_into(b, &mut model, &mut opt)?;
         state = c.state.clone();
     }
     if !a.quiet {
@@ -244,18 +252,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
 
-    let train_dev = DeviceData::upload(&b, &train)?;
-    let val_dev = DeviceData::upload(&b, &valset)?;
+    let train_dev = DeviceData::upload(b, &train)?;
+    let val_dev = DeviceData::upload(b, &valset)?;
     let mut bars = Bars::new(cfg.epochs, a.quiet);
     let ckpt_path = a.checkpoint.clone();
     let mut hook = |m: &mut Model<_>, o: &Optimizer<_>, s: &RunState| -> Result<bool> {
         if let Some(p) = &ckpt_path {
-            Checkpoint::capture(&b, m, o, &toml_text, &cfg, val, subset, s)?.save(p)?;
+            Checkpoint::capture(b, m, o, &toml_text, &cfg, val, subset, s)?.save(p)?;
         }
         Ok(true)
     };
     fit(
-        &b,
+        b,
         &mut model,
         &mut opt,
         &train_dev,
@@ -266,8 +274,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &mut hook,
     )?;
 
-    let test_dev = DeviceData::upload(&b, &test)?;
-    let result = evaluate(&b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
+    let test_dev = DeviceData::upload(b, &test)?;
+    let result = evaluate(b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
     let total = t_start.elapsed().as_secs_f64();
     println!(
         "test accuracy {:.2}% ({} images), test loss {:.4}, {} parameters, {:.1} s total",
@@ -296,7 +304,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ("lasagna.train.seed".into(), cfg.seed.to_string()),
             ],
         };
-        let bytes = export_f32(&b, &model, &info)?;
+        let bytes = export_f32(b, &model, &info)?;
         std::fs::write(out, &bytes).map_err(|source| Error::Io {
             path: out.clone(),
             source,

@@ -1,2 +1,291 @@
+//! The CUDA backend, written once over the small device interface
+//! [`lasagna_kernels::device::Device`]: the driver API implements it on a GPU
+//! (`driver`, feature `cuda`) and the PTX simulator implements it in CI, so
+//! everything here — which kernel, which launch shape, the argument order,
+//! buffer sizes and workspace reuse — runs on every change.
+//!
+//! Buffers are allocated once (models and the training loop allocate their
+//! workspaces when they are built) and ops only launch kernels: nothing is
+//! copied to or from the host inside a training step except what the caller
+//! asks for (`read`, once per epoch or per progress update).
+//!
+//! Kernel names, parameter lists and launch shapes come from
+//! `lasagna-kernels`; every launch is checked against the kernel's declared
+//! parameters first, so a wrong argument is an error naming the kernel, not
+//! silent corruption.
+
+mod activation;
+mod blas;
+mod conv2d;
+mod data;
 #[cfg(feature = "cuda")]
 pub mod driver;
+mod loss;
+mod norm;
+mod optim;
+mod pool;
+mod rnn;
+
+use std::sync::{Mutex, MutexGuard};
+
+use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::{Kernel, Launch, LaunchError, ParamKind};
+
+use crate::backend::Memory;
+use crate::error::{Error, Result};
+
+/// A GPU backend over device `D`.
+pub struct Gpu<D: Device> {
+    dev: Mutex<D>,
+    name: String,
+    /// A zeroed `u32` that kernels set to report bad input (`to_index`).
+    flag: D::Buf,
+}
+
+/// An `f32` buffer on the device.
+#[derive(Debug)]
+pub struct GpuBuf<B> {
+    id: B,
+    len: usize,
+}
+
+/// A `u32` buffer on the device.
+#[derive(Debug)]
+pub struct GpuIdx<B> {
+    id: B,
+    len: usize,
+}
+
+/// A kernel argument before it is checked against the kernel's parameters.
+pub(crate) type A<D> = Arg<<D as Device>::Buf>;
+
+impl<D: Device> Gpu<D> {
+    /// Wraps `dev` and loads every module of `lasagna-kernels` into it.
+    pub fn new(mut dev: D, name: &str) -> Result<Self> {
+        for m in lasagna_kernels::MODULES {
+            dev.load_module(m.ptx).map_err(|e| Error::Backend {
+                backend: name.into(),
+                reason: format!(
+                    "loading {}.ptx: {e}. HINT: the kernels need PTX ISA 7.0 and sm_80 or newer; update the NVIDIA driver",
+                    m.name
+                ),
+            })?;
+        }
+        let flag = dev.alloc(4).map_err(|e| Error::Backend {
+            backend: name.into(),
+            reason: format!("allocating 4 bytes: {e}"),
+        })?;
+        let name = format!("{name} ({})", dev.describe());
+        Ok(Gpu {
+            dev: Mutex::new(dev),
+            name,
+            flag,
+        })
+    }
+
+    /// The device, for callers that need it directly (tests read the
+    /// simulator's counters through it).
+    pub fn device(&self) -> Result<MutexGuard<'_, D>> {
+        self.dev.lock().map_err(|_| Error::Backend {
+            backend: self.name.clone(),
+            reason: "an earlier device call panicked; the device state is unknown".into(),
+        })
+    }
+
+    /// The error-flag word (zero unless a kernel reported bad input).
+    pub(crate) fn flag(&self) -> Result<D::Buf> {
+        Ok(self.flag)
+    }
+
+    pub(crate) fn fail(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Backend {
+            backend: self.name.clone(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    /// Launches `k` with the shape `launch` returned by its rule, after
+    /// checking `args` against the kernel's declared parameters.
+    pub(crate) fn launch(
+        &self,
+        k: &Kernel,
+        launch: std::result::Result<Launch, LaunchError>,
+        args: &[A<D>],
+    ) -> Result<()> {
+        let l = launch.map_err(|e| self.fail(k.name, e))?;
+        check_args(k, args).map_err(|e| self.fail(k.name, e))?;
+        let dims = |d: lasagna_kernels::Dim3| [d.x, d.y, d.z];
+        if l.grid.count() == 0 {
+            return Ok(());
+        }
+        self.device()?
+            .launch(k.name, dims(l.grid), dims(l.block), l.shared_bytes, args)
+            .map_err(|e| {
+                self.fail(
+                    &format!(
+                        "launching {} (grid {:?}, block {:?})",
+                        k.name,
+                        dims(l.grid),
+                        dims(l.block)
+                    ),
+                    e,
+                )
+            })
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<D::Buf> {
+        let mut d = self.device()?;
+        // A zero-length tensor still gets a real allocation (as cudaMalloc callers expect).
+        d.alloc(bytes.max(4)).map_err(|e| {
+            let free = match d.memory() {
+                Some((free, total)) => format!(" ({free} of {total} bytes free)"),
+                None => String::new(),
+            };
+            self.fail(&format!("allocating {bytes} bytes{free}"), e)
+        })
+    }
+
+    fn put(&self, id: &D::Buf, bytes: &[u8]) -> Result<()> {
+        self.device()?
+            .upload(id, bytes)
+            .map_err(|e| self.fail("upload", e))
+    }
+}
+
+/// Checks `args` against `k`'s parameter list (count and kind).
+fn check_args<B>(k: &Kernel, args: &[Arg<B>]) -> std::result::Result<(), String> {
+    if args.len() != k.params.len() {
+        return Err(format!(
+            "{} arguments for {} parameters",
+            args.len(),
+            k.params.len()
+        ));
+    }
+    for (i, (p, a)) in k.params.iter().zip(args).enumerate() {
+        let ok = match p.kind {
+            ParamKind::PtrF32 | ParamKind::PtrU32 | ParamKind::PtrF16 => {
+                matches!(a, Arg::Ptr(_) | Arg::PtrAt(..))
+            }
+            ParamKind::OptPtrF32 => matches!(a, Arg::Ptr(_) | Arg::PtrAt(..) | Arg::U64(0)),
+            ParamKind::U32 => matches!(a, Arg::U32(_)),
+            ParamKind::U64 => matches!(a, Arg::U64(_)),
+            ParamKind::F32 => matches!(a, Arg::F32(_)),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "parameter {i} `{}` is {:?} but the argument is not",
+                p.name, p.kind
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless every length is at least `n` (a shape bug in the caller).
+pub(crate) fn need(name: &str, op: &str, n: usize, lens: &[usize]) -> Result<()> {
+    match lens.iter().find(|&&l| l < n) {
+        Some(l) => Err(Error::Backend {
+            backend: name.into(),
+            reason: format!("{op}: buffer of {l} elements, {n} needed"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `u32` kernel argument, or an error naming the value when it does not fit.
+pub(crate) fn u32_arg<B>(what: &str, v: usize) -> Result<Arg<B>> {
+    u32::try_from(v).map(Arg::U32).map_err(|_| Error::Backend {
+        backend: "gpu".into(),
+        reason: format!("{what} = {v} does not fit the kernels' 32-bit sizes"),
+    })
+}
+
+/// `u64` kernel argument.
+pub(crate) fn u64_arg<B>(v: usize) -> Arg<B> {
+    Arg::U64(v as u64)
+}
+
+impl<B: Copy> GpuBuf<B> {
+    /// The whole buffer as a pointer argument.
+    pub(crate) fn arg(&self) -> Arg<B> {
+        Arg::Ptr(self.id)
+    }
+    /// A pointer `elems` elements into the buffer.
+    pub(crate) fn at(&self, elems: usize) -> Arg<B> {
+        Arg::PtrAt(self.id, 4 * elems as u64)
+    }
+}
+
+impl<B: Copy> GpuIdx<B> {
+    /// The whole buffer as a pointer argument.
+    pub(crate) fn arg(&self) -> Arg<B> {
+        Arg::Ptr(self.id)
+    }
+}
+
+impl<D> Memory for Gpu<D>
+where
+    D: Device + Send + 'static,
+{
+    type Buf = GpuBuf<D::Buf>;
+    type Idx = GpuIdx<D::Buf>;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn zeros(&self, len: usize) -> Result<Self::Buf> {
+        Ok(GpuBuf {
+            id: self.alloc(len * 4)?,
+            len,
+        })
+    }
+    fn upload(&self, host: &[f32]) -> Result<Self::Buf> {
+        let b = self.zeros(host.len())?;
+        self.put(&b.id, bytemuck::cast_slice(host))?;
+        Ok(b)
+    }
+    fn upload_idx(&self, host: &[u32]) -> Result<Self::Idx> {
+        let b = GpuIdx {
+            id: self.alloc(host.len() * 4)?,
+            len: host.len(),
+        };
+        self.put(&b.id, bytemuck::cast_slice(host))?;
+        Ok(b)
+    }
+    fn write(&self, dst: &mut Self::Buf, host: &[f32]) -> Result<()> {
+        need(&self.name, "write", host.len(), &[dst.len])?;
+        self.put(&dst.id, bytemuck::cast_slice(host))
+    }
+    fn write_idx(&self, dst: &mut Self::Idx, host: &[u32]) -> Result<()> {
+        need(&self.name, "write_idx", host.len(), &[dst.len])?;
+        self.put(&dst.id, bytemuck::cast_slice(host))
+    }
+    fn read(&self, src: &Self::Buf, host: &mut [f32]) -> Result<()> {
+        need(&self.name, "read", host.len(), &[src.len])?;
+        self.device()?
+            .download(&src.id, bytemuck::cast_slice_mut(host))
+            .map_err(|e| self.fail("download", e))
+    }
+    fn len(&self, buf: &Self::Buf) -> usize {
+        buf.len
+    }
+    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf, n: usize) -> Result<()> {
+        need(&self.name, "copy", n, &[src.len, dst.len])?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.device()?
+            .copy(&src.id, &dst.id, n * 4)
+            .map_err(|e| self.fail("device-to-device copy", e))
+    }
+    fn fill(&self, dst: &mut Self::Buf, value: f32, n: usize) -> Result<()> {
+        need(&self.name, "fill", n, &[dst.len])?;
+        blas::fill(self, dst, value, n)
+    }
+    fn sync(&self) -> Result<()> {
+        self.device()?
+            .synchronize()
+            .map_err(|e| self.fail("synchronize", e))
+    }
+}

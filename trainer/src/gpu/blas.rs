@@ -1,0 +1,179 @@
+//! Dense linear algebra and the small element-wise helpers on the GPU
+//! (`gemm.ptx`, `blas.ptx`, `clip.ptx`, ...). The helpers other op files
+//! share (`fill`, `add_bias`, `sum_rows`) are free functions here so each
+//! has one launch site.
+
+use lasagna_kernels::blas::{self as kb, add_bias_launch, blas_launch, sum_rows_launch};
+use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
+use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
+use lasagna_kernels::gemm::{gemm_launch, GEMM};
+
+use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx, A};
+use crate::backend::{Blas, Gemm};
+use crate::error::Result;
+
+impl<D: Device + Send + 'static> Gpu<D> {
+    /// `C = alpha op(A) op(B) + beta C` on pointer arguments (whole buffers
+    /// or offsets into them); the caller has checked the sizes.
+    pub(crate) fn gemm_args(&self, g: &Gemm, [a, b, c]: [A<D>; 3]) -> Result<()> {
+        let args = [
+            a,
+            b,
+            c,
+            Arg::U64(0),
+            u32_arg("m", g.m)?,
+            u32_arg("n", g.n)?,
+            u32_arg("k", g.k)?,
+            Arg::F32(g.alpha),
+            Arg::F32(g.beta),
+            Arg::U32(g.trans_a.into()),
+            Arg::U32(g.trans_b.into()),
+            Arg::U32(0),
+        ];
+        self.launch(&GEMM, gemm_launch(g.m, g.n, g.k), &args)
+    }
+}
+
+impl<D: Device + Send + 'static> Blas for Gpu<D> {
+    fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()> {
+        need(&self.name, "gemm A", g.m * g.k, &[a.len])?;
+        need(&self.name, "gemm B", g.k * g.n, &[b.len])?;
+        need(&self.name, "gemm C", g.m * g.n, &[c.len])?;
+        self.gemm_args(g, [a.arg(), b.arg(), c.arg()])
+    }
+    fn add_bias(
+        &self,
+        y: &mut Self::Buf,
+        bias: &Self::Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        need(&self.name, "add_bias", rows * cols, &[y.len])?;
+        need(&self.name, "add_bias bias", cols, &[bias.len])?;
+        add_bias(self, y, bias, rows, cols, 1)
+    }
+    fn sum_rows(
+        &self,
+        x: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        out: &mut Self::Buf,
+        accumulate: bool,
+    ) -> Result<()> {
+        need(&self.name, "sum_rows", rows * cols, &[x.len])?;
+        need(&self.name, "sum_rows out", cols, &[out.len])?;
+        sum_rows(self, x, rows, cols, 1, out, accumulate)
+    }
+    fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()> {
+        need(&self.name, "axpy", n, &[x.len, y.len])?;
+        let args = [x.arg(), y.arg(), Arg::F32(alpha), u64_arg(n)];
+        self.launch(&kb::AXPY, blas_launch(n), &args)
+    }
+    fn scale(&self, x: &mut Self::Buf, s: f32, n: usize) -> Result<()> {
+        need(&self.name, "scale", n, &[x.len])?;
+        let args = [x.arg(), Arg::F32(s), u64_arg(n)];
+        self.launch(&kb::SCALE, blas_launch(n), &args)
+    }
+}
+
+/// `y[..n] = value`.
+pub(crate) fn fill<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    y: &GpuBuf<D::Buf>,
+    value: f32,
+    n: usize,
+) -> Result<()> {
+    let args = [y.arg(), Arg::F32(value), u64_arg(n)];
+    g.launch(&kb::FILL, blas_launch(n), &args)
+}
+
+/// `y[r, c, p] += bias[c]` over `[rows, cols, positions]` (positions = 1 for
+/// Linear, H*W for Conv2d's NCHW output).
+pub(crate) fn add_bias<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    y: &GpuBuf<D::Buf>,
+    bias: &GpuBuf<D::Buf>,
+    rows: usize,
+    cols: usize,
+    positions: usize,
+) -> Result<()> {
+    let args = [
+        y.arg(),
+        bias.arg(),
+        u64_arg(rows * cols * positions),
+        u32_arg("cols", cols)?,
+        u32_arg("positions", positions)?,
+    ];
+    g.launch(&kb::ADD_BIAS, add_bias_launch(rows, cols, positions), &args)
+}
+
+/// `out[c] (+)= sum over r, p of x[r, c, p]`: the bias gradient of Linear
+/// (positions = 1) and Conv2d (positions = H*W).
+pub(crate) fn sum_rows<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    x: &GpuBuf<D::Buf>,
+    rows: usize,
+    cols: usize,
+    positions: usize,
+    out: &GpuBuf<D::Buf>,
+    accumulate: bool,
+) -> Result<()> {
+    let args = [
+        x.arg(),
+        out.arg(),
+        u32_arg("rows", rows)?,
+        u32_arg("cols", cols)?,
+        u32_arg("positions", positions)?,
+        Arg::U32(accumulate.into()),
+    ];
+    g.launch(&kb::SUM_ROWS, sum_rows_launch(rows, cols, positions), &args)
+}
+
+/// `x[..n] *= min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))`, reading the norm
+/// on the device.
+pub(crate) fn clip_by_norm<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    x: &GpuBuf<D::Buf>,
+    n: usize,
+    sumsq: &GpuBuf<D::Buf>,
+    max_norm: f32,
+) -> Result<()> {
+    let args = [x.arg(), sumsq.arg(), u64_arg(n), Arg::F32(max_norm)];
+    g.launch(&CLIP_BY_NORM, clip_launch(n), &args)
+}
+
+/// Token ids carried in an `f32` buffer, as `u32` indices. A value that is
+/// not a non-negative integer below 2^24 fails with the CPU's message; the
+/// check costs one 4-byte read back (only Embedding models call this).
+pub(crate) fn to_index<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    x: &GpuBuf<D::Buf>,
+    dst: &GpuIdx<D::Buf>,
+    n: usize,
+) -> Result<()> {
+    let flag = g.flag()?;
+    let args = [x.arg(), dst.arg(), Arg::Ptr(flag), u64_arg(n)];
+    g.launch(&TO_INDEX, to_index_launch(n), &args)?;
+    let mut bad = [0u8; 4];
+    let mut d = g.device()?;
+    d.download(&flag, &mut bad)
+        .map_err(|e| g.fail("to_index flag", e))?;
+    if u32::from_le_bytes(bad) == 0 {
+        return Ok(());
+    }
+    d.upload(&flag, &[0; 4])
+        .map_err(|e| g.fail("to_index flag", e))?;
+    let mut host = vec![0u8; 4 * n];
+    d.download(&x.id, &mut host)
+        .map_err(|e| g.fail("to_index", e))?;
+    let first = host
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .find(|v| !((0.0..16_777_216.0).contains(v) && v.fract() == 0.0))
+        .unwrap_or(f32::NAN);
+    Err(g.fail(
+        "to_index",
+        format!("{first} is not a token id (a non-negative integer below 2^24)"),
+    ))
+}

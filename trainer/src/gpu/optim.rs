@@ -1,0 +1,94 @@
+//! Optimizer updates and gradient clipping on the GPU (`optim.ptx`,
+//! `reduce.ptx`, `clip.ptx`). The clipping norm stays on the device: the
+//! sum of squares is reduced into a device scalar that `clip_by_norm` reads.
+
+use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
+use lasagna_kernels::reduce::{self as kr, reduce_launch};
+
+use super::{need, u64_arg, Gpu};
+use crate::backend::{AdamStep, OptimOps, SgdStep};
+use crate::error::Result;
+
+impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
+    fn sgd_step(
+        &self,
+        h: &SgdStep,
+        param: &mut Self::Buf,
+        grad: &Self::Buf,
+        mom: &mut Self::Buf,
+        n: usize,
+    ) -> Result<()> {
+        need(&self.name, "sgd_step", n, &[param.len, grad.len])?;
+        // No momentum: no buffer (the CPU's is empty too).
+        let mom = if h.momentum != 0.0 {
+            need(&self.name, "sgd_step momentum", n, &[mom.len])?;
+            mom.arg()
+        } else {
+            Arg::U64(0)
+        };
+        let args = [
+            param.arg(),
+            grad.arg(),
+            mom,
+            u64_arg(n),
+            Arg::F32(h.lr),
+            Arg::F32(h.momentum),
+            Arg::F32(h.dampening),
+            Arg::F32(h.weight_decay),
+            Arg::U32(h.nesterov.into()),
+            Arg::U32(h.first.into()),
+        ];
+        self.launch(&ko::SGD_STEP, optim_launch(n), &args)
+    }
+    fn adam_step(
+        &self,
+        h: &AdamStep,
+        param: &mut Self::Buf,
+        grad: &Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+        n: usize,
+    ) -> Result<()> {
+        need(
+            &self.name,
+            "adam_step",
+            n,
+            &[param.len, grad.len, m.len, v.len],
+        )?;
+        let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
+        let args = [
+            param.arg(),
+            grad.arg(),
+            m.arg(),
+            v.arg(),
+            u64_arg(n),
+            Arg::F32(h.beta1),
+            Arg::F32(h.beta2),
+            Arg::F32(s.step_size),
+            Arg::F32(s.bc2_sqrt),
+            Arg::F32(h.eps),
+            Arg::F32(h.weight_decay),
+            Arg::F32(s.decay),
+            Arg::U32(h.decoupled.into()),
+        ];
+        self.launch(&ko::ADAM_STEP, optim_launch(n), &args)
+    }
+    fn sum_squares(&self, x: &Self::Buf, n: usize, out: &mut Self::Buf) -> Result<()> {
+        need(&self.name, "sum_squares", n, &[x.len])?;
+        need(&self.name, "sum_squares out", 1, &[out.len])?;
+        let args = [x.arg(), out.arg(), u64_arg(n)];
+        self.launch(&kr::REDUCE_SUM_SQUARES, reduce_launch(n), &args)
+    }
+    fn clip_by_norm(
+        &self,
+        x: &mut Self::Buf,
+        n: usize,
+        sumsq: &Self::Buf,
+        max_norm: f32,
+    ) -> Result<()> {
+        need(&self.name, "clip_by_norm", n, &[x.len])?;
+        need(&self.name, "clip_by_norm sumsq", 1, &[sumsq.len])?;
+        super::blas::clip_by_norm(self, x, n, sumsq, max_norm)
+    }
+}

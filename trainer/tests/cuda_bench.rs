@@ -1,0 +1,73 @@
+//! GEMM throughput of the project's PTX kernel on a real GPU, one JSON line
+//! per shape (`scripts/gpu-bundle.sh` runs it next to `torch.matmul`):
+//! `cuda_bench --ignored --nocapture`. Skips, saying why, without a device.
+#![cfg(feature = "cuda")]
+
+use std::time::Instant;
+
+use lasagna_trainer::backend::{Blas, Gemm, Memory};
+use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
+
+/// `(label, m, n, k, trans_a, trans_b)`: squares, then the MLP's training
+/// GEMMs at batch 64 (forward NT, input gradient NN, weight gradient TN).
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 10] = [
+    ("square", 512, 512, 512, false, false),
+    ("square", 1024, 1024, 1024, false, false),
+    ("square", 2048, 2048, 2048, false, false),
+    ("square", 4096, 4096, 4096, false, false),
+    ("mlp fc1 forward", 64, 256, 784, false, true),
+    ("mlp fc1 dW", 256, 784, 64, true, false),
+    ("mlp fc2 forward", 64, 64, 256, false, true),
+    ("mlp fc2 dX", 64, 256, 64, false, false),
+    ("mlp fc2 dW", 64, 256, 64, true, false),
+    ("mlp fc3 forward", 64, 10, 64, false, true),
+];
+
+#[test]
+#[ignore = "GPU benchmark: run with --ignored --nocapture on a machine with a GPU"]
+fn gemm_throughput() {
+    let g = match CudaDevice::new(0) {
+        Ok(d) => Gpu::new(d, "cuda:0").expect("kernels load"),
+        Err(e) => {
+            assert!(
+                std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
+                "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({e})"
+            );
+            println!("skipped: no CUDA device ({e})");
+            return;
+        }
+    };
+    for (label, m, n, k, trans_a, trans_b) in SHAPES {
+        let a = g.upload(&vec![0.5; m * k]).expect("a");
+        let b = g.upload(&vec![0.25; k * n]).expect("b");
+        let mut c = g.zeros(m * n).expect("c");
+        let shape = Gemm {
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        // Warm up (module load, clocks), then enough launches for ~0.2 s.
+        g.gemm(&shape, &a, &b, &mut c).expect("gemm");
+        g.sync().expect("sync");
+        let flops = 2.0 * (m * n * k) as f64;
+        let reps = ((2e12 * 0.2 / flops) as usize).clamp(3, 2000);
+        let t = Instant::now();
+        for _ in 0..reps {
+            g.gemm(&shape, &a, &b, &mut c).expect("gemm");
+        }
+        g.sync().expect("sync");
+        let secs = t.elapsed().as_secs_f64() / reps as f64;
+        let mut check = vec![0.0f32; 1];
+        g.read(&c, &mut check).expect("read");
+        assert_eq!(check[0], 0.125 * k as f32, "{label}: wrong result");
+        println!(
+            "{{\"what\": \"lasagna-gemm\", \"label\": \"{label}\", \"m\": {m}, \"n\": {n}, \"k\": {k}, \"trans_a\": {trans_a}, \"trans_b\": {trans_b}, \"us\": {:.2}, \"gflops\": {:.1}}}",
+            secs * 1e6,
+            flops / secs / 1e9
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! The CUDA backend's orchestration on the PTX simulator, against the CPU
+//! (the comparison and its tolerances: `gpu_common/mod.rs`).
+
+mod gpu_common;
+
+use gpu_common::{parity, CNN, MLP, RNN};
+use lasagna_ptx_sim::Simulator;
+use lasagna_trainer::gpu::Gpu;
+
+fn sim() -> Gpu<Simulator> {
+    Gpu::new(Simulator::new(), "sim").expect("simulator backend")
+}
+
+#[test]
+fn mlp_trains_the_same_on_the_simulated_gpu_as_on_the_cpu() {
+    parity(&sim(), &MLP.replace("DROPOUT", "0.0"), 16, 3);
+}
+
+#[test]
+fn mlp_with_dropout_draws_the_same_philox_masks_on_both_backends() {
+    parity(&sim(), &MLP.replace("DROPOUT", "0.5"), 16, 3);
+}
+
+#[test]
+fn cnn_trains_the_same_on_the_simulated_gpu_as_on_the_cpu() {
+    parity(&sim(), CNN, 8, 3);
+}
+
+#[test]
+fn lstm_and_layernorm_train_the_same_on_the_simulated_gpu_as_on_the_cpu() {
+    parity(&sim(), RNN, 8, 3);
+}
+
+/// The whole `fit` loop (device-resident dataset, batches gathered by index
+/// on the device, loss statistics read back every 50 steps, validation,
+/// `evaluate`) through the simulated GPU, on 96 MNIST images for 1 epoch:
+/// the epoch's train loss, validation loss and accuracy, and the weights
+/// agree with the CPU's run (Adam, dropout on: the tolerance covers Adam's
+/// sign flips on gradients that are zero up to rounding, 2 lr per step).
+#[test]
+fn fit_on_the_simulated_gpu_matches_the_cpu() {
+    use lasagna_trainer::backend::Backend;
+    use lasagna_trainer::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
+    use lasagna_trainer::model::Model;
+    use lasagna_trainer::optim::Optimizer;
+    use lasagna_trainer::train::{fit, DeviceData, Quiet, RunState, TrainConfig};
+
+    let m = load_mnist(&resolve_data_dir(None), Normalization::default()).expect("MNIST");
+    let (tr, va) = split_validation(&m.train.subset(128), 32, 0).expect("split");
+    let spec = lasagna_trainer::config::ModelSpec::parse(&MLP.replace("DROPOUT", "0.3"), "t")
+        .expect("spec");
+    let c = TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        ..TrainConfig::mnist_default()
+    };
+    fn run<B: Backend>(
+        b: &B,
+        spec: &lasagna_trainer::config::ModelSpec,
+        c: &TrainConfig,
+        tr: &lasagna_trainer::data::Dataset,
+        va: &lasagna_trainer::data::Dataset,
+    ) -> (Vec<Vec<f32>>, RunState) {
+        let layers = spec.build_layers::<B>().expect("layers");
+        let mut model = Model::build(b, layers, &spec.input, 32, c.seed).expect("model");
+        let mut opt = Optimizer::new(b, c.optimizer, &model.param_sizes()).expect("opt");
+        let td = DeviceData::upload(b, tr).expect("upload");
+        let vd = DeviceData::upload(b, va).expect("upload");
+        let mut state = RunState {
+            epochs_done: 0,
+            step: 0,
+            history: Vec::new(),
+            best: None,
+        };
+        fit(
+            b,
+            &mut model,
+            &mut opt,
+            &td,
+            Some(&vd),
+            c,
+            &mut state,
+            &mut Quiet,
+            &mut |_, _, _| Ok(true),
+        )
+        .expect("fit");
+        (model.snapshot(b).expect("snapshot"), state)
+    }
+    let (wc, sc) = run(&lasagna_trainer::cpu::Cpu, &spec, &c, &tr, &va);
+    let (wg, sg) = run(&sim(), &spec, &c, &tr, &va);
+    let (ec, eg) = (&sc.history[0], &sg.history[0]);
+    println!("cpu {ec:?}\nsim {eg:?}");
+    assert_eq!(sc.step, sg.step);
+    assert!((ec.train_loss - eg.train_loss).abs() <= 1e-4 * ec.train_loss.abs());
+    assert_eq!(ec.train_acc, eg.train_acc);
+    let (vc, vg) = (ec.val_loss.expect("val"), eg.val_loss.expect("val"));
+    assert!((vc - vg).abs() <= 1e-3 * vc.abs(), "val loss {vc} vs {vg}");
+    let worst = wc
+        .iter()
+        .flatten()
+        .zip(wg.iter().flatten())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!(
+        "worst weight |diff| after {} Adam steps: {worst:.2e}",
+        sc.step
+    );
+    assert!(worst <= 2.0 * c.lr * sc.step as f32, "{worst}");
+}
