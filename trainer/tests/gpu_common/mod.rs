@@ -159,9 +159,8 @@ fn train<B: Backend>(
     out
 }
 
-/// Trains `spec` on the CPU and on `other` and checks every step.
-pub fn parity<B: Backend>(other: &B, spec_text: &str, batch: usize, steps: usize) {
-    let spec = ModelSpec::parse(spec_text, "test").expect("spec");
+/// Random inputs and labels for `steps` batches of `spec`.
+fn random_data(spec: &ModelSpec, batch: usize, steps: usize) -> (Vec<f32>, Vec<u32>) {
     let sample: usize = spec.input.iter().product();
     let mut r = Stream::new(3, 0);
     let n = batch * steps;
@@ -169,6 +168,20 @@ pub fn parity<B: Backend>(other: &B, spec_text: &str, batch: usize, steps: usize
         .map(|_| r.uniform_range(-1.0, 2.0))
         .collect();
     let y: Vec<u32> = (0..n).map(|_| r.below(10)).collect();
+    (x, y)
+}
+
+/// `steps` training steps of `spec_text` on `b`, on random data.
+pub fn train_random<B: Backend>(b: &B, spec_text: &str, batch: usize, steps: usize) {
+    let spec = ModelSpec::parse(spec_text, "test").expect("spec");
+    let (x, y) = random_data(&spec, batch, steps);
+    train(b, &spec, &x, &y, batch, steps);
+}
+
+/// Trains `spec` on the CPU and on `other` and checks every step.
+pub fn parity<B: Backend>(other: &B, spec_text: &str, batch: usize, steps: usize) {
+    let spec = ModelSpec::parse(spec_text, "test").expect("spec");
+    let (x, y) = random_data(&spec, batch, steps);
     let cpu = train(&Cpu, &spec, &x, &y, batch, steps);
     let sim = train(other, &spec, &x, &y, batch, steps);
     for (step, ((lc, wc), (lg, wg))) in cpu.iter().zip(&sim).enumerate() {
