@@ -7,7 +7,7 @@
 
 mod gpu_common;
 
-use gpu_common::{parity, CNN, MLP, RNN};
+use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
 use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
 
 /// The CUDA backend on device 0, or `None` (printing why) when there is none.
@@ -45,5 +45,6 @@ fn cnn_trains_the_same_on_the_gpu_as_on_the_cpu() {
 fn lstm_and_layernorm_train_the_same_on_the_gpu_as_on_the_cpu() {
     if let Some(g) = cuda() {
         parity(&g, RNN, 8, 3);
+        parity(&g, TOKENS, 8, 3);
     }
 }

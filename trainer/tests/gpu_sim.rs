@@ -3,7 +3,7 @@
 
 mod gpu_common;
 
-use gpu_common::{parity, CNN, MLP, RNN};
+use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
 use lasagna_ptx_sim::Simulator;
 use lasagna_trainer::gpu::Gpu;
 
@@ -24,6 +24,11 @@ fn mlp_with_dropout_draws_the_same_philox_masks_on_both_backends() {
 #[test]
 fn cnn_trains_the_same_on_the_simulated_gpu_as_on_the_cpu() {
     parity(&sim(), CNN, 8, 3);
+}
+
+#[test]
+fn embedding_trains_the_same_on_the_simulated_gpu_as_on_the_cpu() {
+    parity(&sim(), TOKENS, 8, 3);
 }
 
 #[test]

@@ -5,8 +5,9 @@ use lasagna_kernels::batchnorm::{self as kb, channel_launch, eval_launch};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::embedding::{self as ke, embedding_launch};
 use lasagna_kernels::layernorm::{self as kl, layernorm_launch, layernorm_params_launch};
+use lasagna_kernels::Kernel;
 
-use super::{need, u32_arg, u64_arg, Gpu, A};
+use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx, A};
 use crate::backend::{NormDims, NormOps};
 use crate::error::Result;
 
@@ -259,22 +260,8 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need(&self.name, "embedding_forward idx", count, &[idx.len])?;
         need(&self.name, "embedding_forward y", count * dim, &[y.len])?;
-        let rows = table.len / dim.max(1);
-        let args = [
-            idx.arg(),
-            table.arg(),
-            y.arg(),
-            u64_arg(count * dim),
-            u32_arg("dim", dim)?,
-            u32_arg("rows", rows)?,
-        ];
-        self.launch(
-            &ke::EMBEDDING_FORWARD,
-            embedding_launch(count, dim, rows),
-            &args,
-        )
+        self.embedding(&ke::EMBEDDING_FORWARD, idx, table, y, table.len, count, dim)
     }
     fn embedding_backward(
         &self,
@@ -284,21 +271,42 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need(&self.name, "embedding_backward idx", count, &[idx.len])?;
         need(&self.name, "embedding_backward dy", count * dim, &[dy.len])?;
-        let rows = dtable.len / dim.max(1);
+        self.embedding(
+            &ke::EMBEDDING_BACKWARD,
+            idx,
+            dy,
+            dtable,
+            dtable.len,
+            count,
+            dim,
+        )
+    }
+}
+
+impl<D: Device + Send + 'static> Gpu<D> {
+    /// Both embedding entries take `(idx, src, dst, count * dim, dim, rows)`,
+    /// `rows` being the table's.
+    fn embedding(
+        &self,
+        k: &Kernel,
+        idx: &GpuIdx<D::Buf>,
+        src: &GpuBuf<D::Buf>,
+        dst: &GpuBuf<D::Buf>,
+        table_len: usize,
+        count: usize,
+        dim: usize,
+    ) -> Result<()> {
+        need(&self.name, k.name, count, &[idx.len])?;
+        let rows = table_len / dim.max(1);
         let args = [
             idx.arg(),
-            dy.arg(),
-            dtable.arg(),
+            src.arg(),
+            dst.arg(),
             u64_arg(count * dim),
             u32_arg("dim", dim)?,
             u32_arg("rows", rows)?,
         ];
-        self.launch(
-            &ke::EMBEDDING_BACKWARD,
-            embedding_launch(count, dim, rows),
-            &args,
-        )
+        self.launch(k, embedding_launch(count, dim, rows), &args)
     }
 }

@@ -17,7 +17,7 @@
 #![allow(dead_code)]
 
 use lasagna_trainer::backend::Backend;
-use lasagna_trainer::config::ModelSpec;
+use lasagna_trainer::config::{LayerSpec, ModelSpec};
 use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::loss::{Loss, Targets};
 use lasagna_trainer::model::Model;
@@ -159,13 +159,40 @@ fn train<B: Backend>(
     out
 }
 
+/// Token ids through an Embedding into an LSTM (the last step) and a head.
+pub const TOKENS: &str = r#"
+input = [6]
+[[layers]]
+type = "embedding"
+num = 20
+dim = 4
+[[layers]]
+type = "lstm"
+hidden = 8
+[[layers]]
+type = "linear"
+out = 10
+[optimizer]
+type = "sgd"
+lr = 0.05
+momentum = 0.9
+"#;
+
 /// Random inputs and labels for `steps` batches of `spec`.
 fn random_data(spec: &ModelSpec, batch: usize, steps: usize) -> (Vec<f32>, Vec<u32>) {
     let sample: usize = spec.input.iter().product();
     let mut r = Stream::new(3, 0);
     let n = batch * steps;
+    // Token ids for a model that starts with an Embedding, values otherwise.
+    let vocab = match spec.layers.first() {
+        Some(LayerSpec::Embedding { num, .. }) => Some(*num as u32),
+        _ => None,
+    };
     let x: Vec<f32> = (0..n * sample)
-        .map(|_| r.uniform_range(-1.0, 2.0))
+        .map(|_| match vocab {
+            Some(v) => r.below(v) as f32,
+            None => r.uniform_range(-1.0, 2.0),
+        })
         .collect();
     let y: Vec<u32> = (0..n).map(|_| r.below(10)).collect();
     (x, y)
