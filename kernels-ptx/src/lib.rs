@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod amp;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod bce;
@@ -59,6 +60,7 @@ pub const MODULES: &[&Module] = &[
     &bce::MODULE,
     &blas::MODULE,
     &clip::MODULE,
+    &amp::MODULE,
 ];
 
 #[cfg(test)]
@@ -67,8 +69,9 @@ mod tests {
     use crate::kernel::testing::{assert_all_described, assert_declared};
 
     /// Every module's kernels, with the module they live in.
-    const KERNELS: [(&Module, &[&Kernel]); 20] = [
+    const KERNELS: [(&Module, &[&Kernel]); 21] = [
         (&activation::MODULE, activation::ALL),
+        (&amp::MODULE, amp::ALL),
         (&avgpool2d::MODULE, avgpool2d::ALL),
         (&batchnorm::MODULE, batchnorm::ALL),
         (&bce::MODULE, bce::ALL),

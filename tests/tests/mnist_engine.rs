@@ -73,12 +73,7 @@ fn trained_mlp(train: &Dataset) -> Model<Cpu> {
     .expect("model");
     let mut opt = Optimizer::new(&b, cfg.optimizer, &model.param_sizes()).expect("optimizer");
     let data = DeviceData::upload(&b, &train.subset(10_000)).expect("upload");
-    let mut state = RunState {
-        epochs_done: 0,
-        step: 0,
-        history: Vec::new(),
-        best: None,
-    };
+    let mut state = RunState::new();
     fit(
         &b,
         &mut model,

@@ -7,6 +7,7 @@
 // Op signatures mirror kernel parameter lists (buffers, then dimensions).
 #![allow(clippy::too_many_arguments)]
 
+pub mod amp;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;

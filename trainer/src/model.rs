@@ -261,6 +261,15 @@ impl<B: Backend> Model<B> {
         Ok(())
     }
 
+    /// Mixed precision on or off for every layer (see `Layer::set_amp`):
+    /// GEMM inputs in fp16 with f32 accumulation; everything else, master
+    /// weights and gradients included, stays f32.
+    pub fn set_amp(&mut self, on: bool) {
+        for l in &mut self.layers {
+            l.set_amp(on);
+        }
+    }
+
     /// Zeroes every parameter gradient.
     pub fn zero_grad(&mut self, b: &B) -> Result<()> {
         for p in self.params_mut() {

@@ -2,6 +2,7 @@
 //! statistics read back rarely, and the classic mistakes caught with clear
 //! messages.
 
+use crate::amp::GradScaler;
 use crate::backend::Backend;
 use crate::data::{epoch_batches, Dataset};
 use crate::error::{Error, Result};
@@ -34,6 +35,10 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// Samples per evaluation batch.
     pub eval_batch: usize,
+    /// Mixed precision: fp16 GEMM inputs with f32 accumulation and dynamic
+    /// loss scaling ([`GradScaler`]). Off in files written before it existed.
+    #[serde(default)]
+    pub amp: bool,
 }
 
 impl TrainConfig {
@@ -52,6 +57,7 @@ impl TrainConfig {
             clip_grad_norm: None,
             early_stopping: None,
             eval_batch: 1000,
+            amp: false,
         }
     }
 
@@ -104,6 +110,12 @@ pub struct EpochMetrics {
     pub lr: f32,
     /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
     pub seconds: f64,
+    /// Optimizer steps skipped by AMP because a gradient was inf/NaN.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    /// AMP's loss scale at the end of the epoch (`None` without AMP).
+    #[serde(default)]
+    pub loss_scale: Option<f32>,
 }
 
 /// Loss and accuracy over a dataset.
@@ -142,6 +154,8 @@ struct StepBuffers<B: Backend> {
     dlogits: B::Buf,
     stats: B::Buf,
     scratch: B::Buf,
+    /// AMP's inf/NaN flag, shared by every gradient buffer of a step.
+    found_inf: B::Buf,
 }
 
 impl<B: Backend> StepBuffers<B> {
@@ -152,6 +166,7 @@ impl<B: Backend> StepBuffers<B> {
             dlogits: b.zeros(batch * outputs)?,
             stats: b.zeros(2)?,
             scratch: b.zeros(1)?,
+            found_inf: b.zeros(1)?,
         })
     }
 }
@@ -238,10 +253,55 @@ pub struct RunState {
     pub history: Vec<EpochMetrics>,
     /// Best validation loss so far and its epoch (early stopping).
     pub best: Option<(f32, usize)>,
+    /// AMP's loss scaler (untouched without AMP); absent in older checkpoints.
+    #[serde(default)]
+    pub scaler: GradScaler,
+}
+
+impl RunState {
+    /// The state of a run that has not started.
+    pub fn new() -> RunState {
+        RunState {
+            epochs_done: 0,
+            step: 0,
+            history: Vec::new(),
+            best: None,
+            scaler: GradScaler::default(),
+        }
+    }
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState::new()
+    }
 }
 
 /// Called after each epoch with the state to checkpoint; return `Ok(false)` to stop.
 pub type EpochHook<'a, B> = dyn FnMut(&mut Model<B>, &Optimizer<B>, &RunState) -> Result<bool> + 'a;
+
+/// AMP's check between backward and the optimizer: unscales every parameter
+/// gradient in place (so clipping sees true values) and returns whether any
+/// was inf/NaN. The 4-byte flag is read back every step: whether to run the
+/// optimizer is a host decision, and PyTorch's `GradScaler.step` makes the
+/// same sync (`found_inf.item()`). A device-side skip would need a
+/// predicated variant of every optimizer kernel for a 4-byte read.
+fn unscale_found_inf<B: Backend>(
+    b: &B,
+    params: &mut [&mut crate::layers::Param<B>],
+    scaler: &GradScaler,
+    bufs: &mut StepBuffers<B>,
+) -> Result<bool> {
+    b.fill(&mut bufs.found_inf, 0.0, 1)?;
+    let inv = scaler.inv_scale();
+    for p in params.iter_mut() {
+        let n = p.numel();
+        b.unscale_check(&mut p.grad, n, inv, &mut bufs.found_inf)?;
+    }
+    let mut flag = [0.0f32];
+    b.read(&bufs.found_inf, &mut flag)?;
+    Ok(flag[0] != 0.0)
+}
 
 /// Trains `model` on `train`, evaluating on `val` after each epoch.
 pub fn fit<B: Backend>(
@@ -264,6 +324,7 @@ pub fn fit<B: Backend>(
     }
     let mut best_weights: Option<Vec<Vec<f32>>> = None;
     let every = check_every(b);
+    model.set_amp(cfg.amp);
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done;
         let lr = cfg.schedule.lr(cfg.lr, epoch);
@@ -282,6 +343,7 @@ pub fn fit<B: Backend>(
         let t0 = Instant::now();
         let mut seen = 0usize;
         let mut host_stats = [0.0f32; 2];
+        let skipped_before = state.scaler.skipped_steps;
         for (k, r) in batches.iter().enumerate() {
             let n = r.len();
             b.write_idx(&mut bufs.idx, &order[r.clone()])?;
@@ -311,12 +373,21 @@ pub fn fit<B: Backend>(
                 &mut bufs.dlogits,
                 &mut bufs.stats,
             )?;
+            if cfg.amp {
+                b.scale(&mut bufs.dlogits, state.scaler.scale(), n * outputs)?;
+            }
             model.backward(b, n, cfg.seed, state.step, &bufs.dlogits)?;
             let mut params = model.params_mut();
-            if let Some(max) = cfg.clip_grad_norm {
-                clip_grad_norm(b, &mut params, max, &mut bufs.scratch)?;
+            let skip = cfg.amp && unscale_found_inf(b, &mut params, &state.scaler, &mut bufs)?;
+            if cfg.amp {
+                state.scaler.update(skip);
             }
-            opt.step(b, &mut params, lr)?;
+            if !skip {
+                if let Some(max) = cfg.clip_grad_norm {
+                    clip_grad_norm(b, &mut params, max, &mut bufs.scratch)?;
+                }
+                opt.step(b, &mut params, lr)?;
+            }
             state.step += 1;
             seen += n;
             if (k + 1) % every == 0 || k + 1 == batches.len() {
@@ -351,6 +422,8 @@ pub fn fit<B: Backend>(
             val_acc,
             lr,
             seconds,
+            skipped_steps: state.scaler.skipped_steps - skipped_before,
+            loss_scale: cfg.amp.then_some(state.scaler.scale()),
         };
         progress.epoch_end(&m);
         state.history.push(m);

@@ -71,12 +71,7 @@ fn fit_on_the_simulated_gpu_matches_the_cpu() {
         let mut opt = Optimizer::new(b, c.optimizer, &model.param_sizes()).expect("opt");
         let td = DeviceData::upload(b, tr).expect("upload");
         let vd = DeviceData::upload(b, va).expect("upload");
-        let mut state = RunState {
-            epochs_done: 0,
-            step: 0,
-            history: Vec::new(),
-            best: None,
-        };
+        let mut state = RunState::new();
         fit(
             b,
             &mut model,
@@ -176,4 +171,85 @@ fn training_steps_allocate_nothing_on_the_device() {
     let (one, four) = (allocs(1), allocs(4));
     println!("device allocations: {one} for 1 step, {four} for 4 steps");
     assert_eq!(one, four);
+}
+
+/// `fit` with AMP through the simulated GPU against the CPU's AMP run: the
+/// GPU's `gemm_f16` (round_f16 of A and B, then the f32 gemm kernel) and
+/// `amp_unscale_check` give the same training up to summation order, and a
+/// run whose scale overflows skips every step on both, weights untouched.
+#[test]
+fn fit_with_amp_on_the_simulated_gpu_matches_the_cpu_amp_run() {
+    use lasagna_trainer::amp::GradScaler;
+    use lasagna_trainer::backend::Backend;
+    use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
+    use lasagna_trainer::model::Model;
+    use lasagna_trainer::optim::Optimizer;
+    use lasagna_trainer::train::{fit, DeviceData, Quiet, RunState, TrainConfig};
+
+    let m = load_mnist(&resolve_data_dir(None), Normalization::default()).expect("MNIST");
+    let tr = m.train.subset(96);
+    let spec = lasagna_trainer::config::ModelSpec::parse(&MLP.replace("DROPOUT", "0.0"), "t")
+        .expect("spec");
+    let c = TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        amp: true,
+        clip_grad_norm: Some(5.0),
+        ..TrainConfig::mnist_default()
+    };
+    fn run<B: Backend>(
+        b: &B,
+        spec: &lasagna_trainer::config::ModelSpec,
+        c: &TrainConfig,
+        tr: &lasagna_trainer::data::Dataset,
+        scale: f32,
+    ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, RunState) {
+        let layers = spec.build_layers::<B>().expect("layers");
+        let mut model = Model::build(b, layers, &spec.input, 16, c.seed).expect("model");
+        let before = model.snapshot(b).expect("snapshot");
+        let mut opt = Optimizer::new(b, c.optimizer, &model.param_sizes()).expect("opt");
+        let td = DeviceData::upload(b, tr).expect("upload");
+        let mut state = RunState::new();
+        state.scaler = GradScaler::with_scale(scale);
+        fit(
+            b,
+            &mut model,
+            &mut opt,
+            &td,
+            None,
+            c,
+            &mut state,
+            &mut Quiet,
+            &mut |_, _, _| Ok(true),
+        )
+        .expect("fit");
+        (before, model.snapshot(b).expect("snapshot"), state)
+    }
+    let (_, wc, sc) = run(&lasagna_trainer::cpu::Cpu, &spec, &c, &tr, 65536.0);
+    let (_, wg, sg) = run(&sim(), &spec, &c, &tr, 65536.0);
+    println!("cpu {:?}\nsim {:?}", sc.history[0], sg.history[0]);
+    assert_eq!(sc.scaler, sg.scaler);
+    assert_eq!(sc.scaler.skipped_steps, 0);
+    let (ec, eg) = (&sc.history[0], &sg.history[0]);
+    assert!((ec.train_loss - eg.train_loss).abs() <= 1e-4 * ec.train_loss.abs());
+    let worst = wc
+        .iter()
+        .flatten()
+        .zip(wg.iter().flatten())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!(
+        "AMP: worst weight |diff| after {} Adam steps: {worst:.2e}",
+        sc.step
+    );
+    assert!(worst <= 2.0 * c.lr * sc.step as f32, "{worst}");
+
+    // Overflow: every step skipped on both backends, weights bit for bit.
+    let (b0, w1, s1) = run(&sim(), &spec, &c, &tr, 3e38);
+    assert_eq!(s1.scaler.skipped_steps, 6);
+    assert_eq!(s1.scaler.scale, 3e38 / 64.0);
+    assert!(b0
+        .iter()
+        .flatten()
+        .zip(w1.iter().flatten())
+        .all(|(x, y)| x.to_bits() == y.to_bits()));
 }

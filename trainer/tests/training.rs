@@ -39,12 +39,7 @@ out = 10
 "#;
 
 fn fresh_state() -> RunState {
-    RunState {
-        epochs_done: 0,
-        step: 0,
-        history: Vec::new(),
-        best: None,
-    }
+    RunState::new()
 }
 
 fn cfg(epochs: usize) -> TrainConfig {

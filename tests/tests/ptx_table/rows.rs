@@ -5,10 +5,10 @@
 //! variances and inverse deviations positive, argmax inside its window).
 
 use lasagna_kernels::{
-    activation as ka, avgpool2d as kavg, batchnorm as kbn, bce as kbce, blas as kb, clip as kclip,
-    conv2d as kc, convert as kcv, cross_entropy as kce, dropout as kd, embedding as ke,
-    gather as kg, gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax, mse as kmse,
-    optim as ko, reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
+    activation as ka, amp as kamp, avgpool2d as kavg, batchnorm as kbn, bce as kbce, blas as kb,
+    clip as kclip, conv2d as kc, convert as kcv, cross_entropy as kce, dropout as kd,
+    embedding as ke, gather as kg, gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax,
+    mse as kmse, optim as ko, reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
 };
 use lasagna_trainer::philox::Stream;
 
@@ -89,6 +89,8 @@ pub fn all() -> Vec<Row> {
         adaptive_pool,
         // Last, so its draws leave the other rows' inputs as they were.
         blas,
+        // After blas, for the same reason (added later).
+        amp,
     ] {
         rows.extend(f(&mut g));
     }
@@ -370,6 +372,30 @@ fn convert(g: &mut Gen) -> Vec<Row> {
             per: ("x", n),
             launch,
             args: vec![In::Bytes(halves), out(n), U64(n as u64)],
+        },
+    ]
+}
+
+fn amp(g: &mut Gen) -> Vec<Row> {
+    // Every gradient of the MLP unscaled at once; the first Linear's
+    // weight rounded for gemm_f16.
+    let n = PARAMS;
+    let launch = kamp::amp_launch(n).unwrap();
+    let w = 784 * 128;
+    vec![
+        Row {
+            kernel: &kamp::AMP_UNSCALE_CHECK,
+            shape: PARAMS_SHAPE.to_string(),
+            per: ("g", n),
+            launch,
+            args: vec![g.x(n), out(1), U64(n as u64), F32(1.0 / 65536.0)],
+        },
+        Row {
+            kernel: &kamp::ROUND_F16,
+            shape: "784x128 weight (MLP's first Linear)".to_string(),
+            per: ("x", w),
+            launch: kamp::amp_launch(w).unwrap(),
+            args: vec![g.x(w), out(w), U64(w as u64)],
         },
     ]
 }

@@ -14,10 +14,12 @@
 
 use crate::error::Result;
 
+mod amp;
 mod conv;
 mod pool;
 mod rnn;
 
+pub use amp::*;
 pub use conv::*;
 pub use pool::*;
 pub use rnn::*;
@@ -413,7 +415,17 @@ pub trait OptimOps: Memory {
 
 /// Everything a training step needs.
 pub trait Backend:
-    Memory + Blas + DataOps + ActivationOps + NormOps + LossOps + OptimOps + ConvOps + PoolOps + LstmOps
+    Memory
+    + Blas
+    + DataOps
+    + ActivationOps
+    + NormOps
+    + LossOps
+    + OptimOps
+    + ConvOps
+    + PoolOps
+    + LstmOps
+    + AmpOps
 {
 }
 
@@ -428,5 +440,6 @@ impl<T> Backend for T where
         + ConvOps
         + PoolOps
         + LstmOps
+        + AmpOps
 {
 }

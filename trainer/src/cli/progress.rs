@@ -78,6 +78,12 @@ impl Progress for Bars {
                 m.lr,
                 m.seconds
             );
+            if let Some(scale) = m.loss_scale {
+                println!(
+                    "          AMP: loss scale {scale}, {} skipped steps (inf/NaN gradients)",
+                    m.skipped_steps
+                );
+            }
         }
     }
 

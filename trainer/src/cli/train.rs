@@ -58,6 +58,14 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation loss; keep the best weights.
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<usize>,
+    /// Mixed precision: GEMM inputs (Linear, Conv2d) rounded to fp16 with fp32
+    /// accumulation, as tensor cores compute, plus dynamic loss scaling
+    /// (PyTorch's GradScaler: scale 2^16, halved and the step skipped when a
+    /// gradient is inf/NaN, doubled after 2000 good steps). Weights, optimizer
+    /// state, softmax/loss and normalization statistics stay fp32. On the CPU
+    /// this is an emulation for testing: same numbers, not faster.
+    #[arg(long)]
+    pub amp: bool,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -145,6 +153,7 @@ fn config(a: &TrainArgs, spec: &mut ModelSpec) -> Result<TrainConfig> {
         clip_grad_norm: a.clip_grad_norm.or(spec.training.clip_grad_norm),
         early_stopping: a.early_stopping.or(spec.training.early_stopping),
         eval_batch: d.eval_batch,
+        amp: a.amp,
     };
     cfg.validate()?;
     Ok(cfg)
@@ -220,12 +229,7 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
         cfg.seed,
     )?;
     let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
-    let mut state = RunState {
-        epochs_done: 0,
-        step: 0,
-        history: Vec::new(),
-        best: None,
-    };
+    let mut state = RunState::new();
     if let Some(c) = &resumed {
         c.restore_into(b, &mut model, &mut opt)?;
         state = c.state.clone();
@@ -241,8 +245,17 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
         );
         print!("{}", model.summary());
         println!(
-            "optimizer {:?}, lr {}, batch {}, {} epochs, seed {}",
-            cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed
+            "optimizer {:?}, lr {}, batch {}, {} epochs, seed {}{}",
+            cfg.optimizer,
+            cfg.lr,
+            cfg.batch_size,
+            cfg.epochs,
+            cfg.seed,
+            if cfg.amp {
+                ", AMP (fp16 GEMM inputs, loss scaling)"
+            } else {
+                ""
+            }
         );
         if state.epochs_done > 0 {
             println!(
@@ -323,6 +336,7 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
             "train_images": train.len(),
             "val_images": valset.len(),
             "config": cfg,
+            "amp_skipped_steps": state.scaler.skipped_steps,
         });
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| Error::config("metrics", e.to_string()))?;

@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod amp;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod bce;

@@ -15,6 +15,7 @@
 //! silent corruption.
 
 mod activation;
+mod amp;
 mod blas;
 mod conv2d;
 mod data;
@@ -40,6 +41,10 @@ pub struct Gpu<D: Device> {
     name: String,
     /// A zeroed `u32` that kernels set to report bad input (`to_index`).
     flag: D::Buf,
+    /// `gemm_f16`'s rounded copies of A and B with their capacities in
+    /// elements: allocated on first use, replaced only by larger ones (the
+    /// device interface has no free, so a model's largest GEMM sets the size).
+    amp_ws: Mutex<Option<[(D::Buf, usize); 2]>>,
 }
 
 /// An `f32` buffer on the device.
@@ -80,6 +85,7 @@ impl<D: Device> Gpu<D> {
             dev: Mutex::new(dev),
             name,
             flag,
+            amp_ws: Mutex::new(None),
         })
     }
 
@@ -95,6 +101,28 @@ impl<D: Device> Gpu<D> {
     /// The error-flag word (zero unless a kernel reported bad input).
     pub(crate) fn flag(&self) -> Result<D::Buf> {
         Ok(self.flag)
+    }
+
+    /// The two AMP workspaces, grown to hold at least `a` and `b` elements.
+    pub(crate) fn amp_workspaces(&self, a: usize, b: usize) -> Result<[D::Buf; 2]> {
+        let mut ws = self
+            .amp_ws
+            .lock()
+            .map_err(|_| self.fail("amp workspace", "poisoned"))?;
+        let (old_a, old_b) = match &*ws {
+            Some([(wa, ca), (wb, cb)]) if *ca >= a && *cb >= b => return Ok([*wa, *wb]),
+            Some([(wa, ca), (wb, cb)]) => (Some((*wa, *ca)), Some((*wb, *cb))),
+            None => (None, None),
+        };
+        let grow = |old: Option<(D::Buf, usize)>, want: usize| -> Result<(D::Buf, usize)> {
+            match old {
+                Some((w, c)) if c >= want => Ok((w, c)),
+                _ => Ok((self.alloc(want * 4)?, want)),
+            }
+        };
+        let new = [grow(old_a, a)?, grow(old_b, b)?];
+        *ws = Some(new);
+        Ok([new[0].0, new[1].0])
     }
 
     pub(crate) fn fail(&self, what: &str, e: impl std::fmt::Display) -> Error {

@@ -26,12 +26,28 @@ pub struct Conv2d<B: Backend> {
     /// empty before `setup`.
     params: Vec<Param<B>>,
     state: Option<State<B>>,
+    /// fp16 GEMM inputs: x, weight and dy are rounded before the conv ops.
+    amp: bool,
 }
 
 /// What `setup` fixes: the geometry for the largest batch and the ops' scratch.
 struct State<B: Backend> {
     dims: Conv2dDims,
     scratch: B::Buf,
+    /// fp16-rounded copies for AMP (allocated the first time AMP is used).
+    amp: Option<AmpBufs<B>>,
+}
+
+/// AMP's rounded operands. im2col only copies values (and pads with zeros,
+/// which round to zero), so rounding x, weight and dy before the f32 conv ops
+/// is exactly fp16 inputs to every GEMM inside them, on every backend, with
+/// no change to `ConvOps`. Backward reuses forward's rounded x and weight
+/// (a layer's backward always follows its forward on the same batch, and the
+/// weights do not change in between) and rounds only dy.
+struct AmpBufs<B: Backend> {
+    x: B::Buf,
+    weight: B::Buf,
+    dy: B::Buf,
 }
 
 /// `a x b`, or just `a` when both sides agree (`3x3` kernel, `stride 1`).
@@ -124,6 +140,7 @@ impl<B: Backend> Conv2d<B> {
             init,
             params: Vec::new(),
             state: None,
+            amp: false,
         })
     }
 
@@ -224,7 +241,11 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             self.params.push(Param::new(b, "bias", vec![o], &bias)?);
         }
         let scratch = b.zeros(b.conv2d_scratch_len(&dims))?;
-        self.state = Some(State { dims, scratch });
+        self.state = Some(State {
+            dims,
+            scratch,
+            amp: None,
+        });
         Ok(())
     }
 
@@ -234,7 +255,25 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             return Err(not_set_up("Conv2d"));
         };
         let bias = rest.first().map(|p| &p.value);
-        b.conv2d_forward(&d, x, &w.value, bias, y, &mut s.scratch)
+        if !self.amp {
+            return b.conv2d_forward(&d, x, &w.value, bias, y, &mut s.scratch);
+        }
+        if s.amp.is_none() {
+            let full = s.dims;
+            let len = |v: Option<usize>| v.ok_or_else(|| not_set_up("Conv2d"));
+            s.amp = Some(AmpBufs {
+                x: b.zeros(len(full.x_len())?)?,
+                weight: b.zeros(len(full.weight_len())?)?,
+                dy: b.zeros(len(full.y_len())?)?,
+            });
+        }
+        let Some(a) = s.amp.as_mut() else {
+            return Err(not_set_up("Conv2d"));
+        };
+        let (xl, wl) = (d.x_len().unwrap_or(0), d.weight_len().unwrap_or(0));
+        b.round_f16(x, &mut a.x, xl)?;
+        b.round_f16(&w.value, &mut a.weight, wl)?;
+        b.conv2d_forward(&d, &a.x, &a.weight, bias, y, &mut s.scratch)
     }
 
     fn backward(
@@ -251,7 +290,24 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             return Err(not_set_up("Conv2d"));
         };
         let dbias = rest.first_mut().map(|p| &mut p.grad);
-        b.conv2d_backward(&d, x, &w.value, dy, dx, &mut w.grad, dbias, &mut s.scratch)
+        match (self.amp, s.amp.as_mut()) {
+            (true, Some(a)) => {
+                b.round_f16(dy, &mut a.dy, d.y_len().unwrap_or(0))?;
+                let (ax, aw, ady) = (&a.x, &a.weight, &a.dy);
+                b.conv2d_backward(&d, ax, aw, ady, dx, &mut w.grad, dbias, &mut s.scratch)
+            }
+            (true, None) => Err(Error::config(
+                "Conv2d",
+                "AMP backward without an AMP forward",
+            )),
+            (false, _) => {
+                b.conv2d_backward(&d, x, &w.value, dy, dx, &mut w.grad, dbias, &mut s.scratch)
+            }
+        }
+    }
+
+    fn set_amp(&mut self, on: bool) {
+        self.amp = on;
     }
 
     fn params(&self) -> &[Param<B>] {

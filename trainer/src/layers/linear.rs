@@ -3,6 +3,22 @@
 //! the whole batch is one GEMM of `batch * rows_per_sample` rows.
 
 use crate::backend::{Backend, Gemm};
+
+/// `C = op(A) op(B)` in f32, or with fp16 inputs under AMP.
+fn gemm<B: Backend>(
+    b: &B,
+    amp: bool,
+    g: &Gemm,
+    x: &B::Buf,
+    w: &B::Buf,
+    y: &mut B::Buf,
+) -> Result<()> {
+    if amp {
+        b.gemm_f16(g, x, w, y)
+    } else {
+        b.gemm(g, x, w, y)
+    }
+}
 use crate::error::{Error, Result};
 use crate::init::{torch_linear_default, Init};
 use crate::layers::{Ctx, ExportOp, Layer, Param};
@@ -16,6 +32,8 @@ pub struct Linear<B: Backend> {
     bias: bool,
     init: Init,
     rows_per_sample: usize,
+    /// fp16 GEMM inputs (`AmpOps::gemm_f16`) for forward and backward.
+    amp: bool,
     /// `weight [out, in]`, then `bias [out]` when enabled; empty before `setup`.
     params: Vec<Param<B>>,
 }
@@ -31,6 +49,7 @@ impl<B: Backend> Linear<B> {
             bias,
             init,
             rows_per_sample: 0,
+            amp: false,
             params: Vec::new(),
         }
     }
@@ -113,7 +132,7 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 0.0,
         };
-        b.gemm(&g, x, &w.value, y)?;
+        gemm(b, self.amp, &g, x, &w.value, y)?;
         if let Some(bias) = rest.first() {
             b.add_bias(y, &bias.value, rows, o)?;
         }
@@ -144,7 +163,7 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 1.0,
         };
-        b.gemm(&gw, dy, x, &mut w.grad)?;
+        gemm(b, self.amp, &gw, dy, x, &mut w.grad)?;
         if let Some(bias) = rest.first_mut() {
             b.sum_rows(dy, rows, o, &mut bias.grad, true)?;
         }
@@ -159,9 +178,13 @@ impl<B: Backend> Layer<B> for Linear<B> {
                 alpha: 1.0,
                 beta: 0.0,
             };
-            b.gemm(&gx, dy, &w.value, dx)?;
+            gemm(b, self.amp, &gx, dy, &w.value, dx)?;
         }
         Ok(())
+    }
+
+    fn set_amp(&mut self, on: bool) {
+        self.amp = on;
     }
 
     fn params(&self) -> &[Param<B>] {

@@ -121,6 +121,10 @@ pub trait Layer<B: Backend>: Send {
     fn reshapes_only(&self) -> bool {
         false
     }
+    /// Mixed precision on or off: layers with GEMMs (Linear, Conv2d) then
+    /// round their GEMM inputs to fp16 and accumulate in f32
+    /// (`AmpOps::gemm_f16`); every other layer stays f32 and ignores it.
+    fn set_amp(&mut self, _on: bool) {}
 }
 
 pub mod activation;
