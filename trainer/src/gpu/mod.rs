@@ -44,8 +44,11 @@ pub struct Gpu<D: Device> {
     /// `gemm_f16`'s rounded copies of A and B with their capacities in
     /// elements: allocated on first use, replaced only by larger ones (the
     /// device interface has no free, so a model's largest GEMM sets the size).
-    amp_ws: Mutex<Option<[(D::Buf, usize); 2]>>,
+    amp_ws: Mutex<Option<[Workspace<D>; 2]>>,
 }
+
+/// A device buffer and its capacity in `f32` elements.
+type Workspace<D> = (<D as Device>::Buf, usize);
 
 /// An `f32` buffer on the device.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ impl<D: Device> Gpu<D> {
             Some([(wa, ca), (wb, cb)]) => (Some((*wa, *ca)), Some((*wb, *cb))),
             None => (None, None),
         };
-        let grow = |old: Option<(D::Buf, usize)>, want: usize| -> Result<(D::Buf, usize)> {
+        let grow = |old: Option<Workspace<D>>, want: usize| -> Result<Workspace<D>> {
             match old {
                 Some((w, c)) if c >= want => Ok((w, c)),
                 _ => Ok((self.alloc(want * 4)?, want)),
