@@ -55,6 +55,7 @@ struct D<'a> {
 }
 
 mod operand;
+mod tensor;
 
 /// Splits `ld.global.v4.f32` into base `ld`, its types and its other modifiers.
 fn split(opcode: &str) -> (&str, Vec<Ty>, Vec<&str>) {
@@ -595,6 +596,9 @@ pub fn decode(r: &RawInst, s: &Syms<'_>) -> Result<Inst> {
             d.nops(0)?;
             (Op::Exit, Class::Control)
         }
+        "mma" => tensor::mma(&d, &tys, &rest)?,
+        "ldmatrix" => tensor::ldmatrix(&d, &tys, &rest)?,
+        "cp" => tensor::cp(&d, &tys, &rest, has("cg"))?,
         _ => return d.unknown(),
     };
     Ok(Inst {

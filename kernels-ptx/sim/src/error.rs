@@ -114,6 +114,16 @@ pub enum Error {
         /// Lanes actually executing the instruction together.
         active: u32,
     },
+    /// A warp-collective instruction (`mma.sync.aligned`, `ldmatrix.sync.aligned`)
+    /// executed by fewer than all 32 lanes of a full warp.
+    WarpCollective {
+        /// Kernel name.
+        kernel: String,
+        /// The first executing thread.
+        at: ThreadPos,
+        /// Lanes actually executing the instruction together.
+        active: u32,
+    },
     /// A host-side buffer operation with the wrong size or an unknown buffer.
     BadBuffer {
         /// Buffer id.
@@ -173,6 +183,10 @@ impl fmt::Display for Error {
             Error::ShuffleDivergence { kernel, at, mask, active } => write!(
                 f,
                 "kernel `{kernel}`: shfl.sync member mask {mask:#010x} but only lanes {active:#010x} converged ({at})"
+            ),
+            Error::WarpCollective { kernel, at, active } => write!(
+                f,
+                "kernel `{kernel}`: warp-collective instruction (.sync.aligned) run by lanes {active:#010x}, not the whole warp ({at})"
             ),
             Error::BadBuffer { id, msg } => write!(f, "buffer {id}: {msg}"),
             Error::StepLimit { kernel, limit } => {

@@ -9,6 +9,7 @@ use crate::parse::Kernel;
 use crate::stats::LaunchStats;
 
 mod memops;
+mod tensor;
 
 const RUN: u8 = 0;
 const BAR: u8 = 1;
@@ -472,7 +473,20 @@ impl Block<'_> {
                 c,
                 mask,
             } => self.shfl(inst, lo, act, mode, dst, pdst, [a, b, c, mask])?,
-            Op::Bra { .. } | Op::Exit | Op::Bar => {}
+            Op::Mma { d, a, b, c } => self.mma(inst, lo, act, (d, a, b, c))?,
+            Op::LdMatrix {
+                num,
+                trans,
+                dst,
+                addr,
+            } => self.ldmatrix(inst, lo, act, num, trans, dst, addr)?,
+            Op::CpAsync {
+                size,
+                dst,
+                src,
+                src_size,
+            } => self.cp_async(inst, lo, act, size, dst, src, src_size)?,
+            Op::Bra { .. } | Op::Exit | Op::Bar | Op::CpAsyncFence => {}
         }
         Ok(())
     }

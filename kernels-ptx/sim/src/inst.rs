@@ -326,6 +326,31 @@ pub enum Op {
         src: Operand,
     },
     Exit,
+    /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 d, a, b, c` (exec/tensor.rs).
+    Mma {
+        d: [u32; 4],
+        a: [u32; 4],
+        b: [u32; 2],
+        c: [u32; 4],
+    },
+    /// `ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared.b16`: `num` matrices.
+    LdMatrix {
+        num: u8,
+        trans: bool,
+        dst: [u32; 4],
+        addr: Addr,
+    },
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], size{, src_size}`: copies
+    /// `src_size` bytes (default `size`) and zero-fills the rest of `size`.
+    CpAsync {
+        size: u32,
+        dst: Addr,
+        src: Addr,
+        src_size: Option<Operand>,
+    },
+    /// `cp.async.commit_group`, `cp.async.wait_group N`, `cp.async.wait_all`: no-ops,
+    /// because the simulator completes every `cp.async` when it issues.
+    CpAsyncFence,
 }
 
 /// Counter class of an instruction (see `LaunchStats`).
@@ -343,6 +368,8 @@ pub enum Class {
     Shuffle,
     Atomic,
     Control,
+    /// Warp-level matrix multiply-accumulate (`mma`).
+    Mma,
     /// `mov`, `cvta`, `ld.param`: data movement inside the core.
     Other,
 }

@@ -12,15 +12,20 @@ pub struct LaunchStats {
     pub fp: u64,
     /// `fma`/`mad` on floats.
     pub fma: u64,
+    /// `mma.sync` thread-instructions (32 per warp-level `mma`). One warp-level
+    /// `mma.m16n8k16` does 16 * 8 * 16 = 2048 multiply-adds, so each thread-instruction
+    /// here stands for 64 of them: see [`LaunchStats::fma_equivalent`].
+    pub mma: u64,
     /// Integer and logic ALU instructions (incl. integer setp/selp/cvt).
     pub int: u64,
-    /// `ld.global`.
+    /// `ld.global`, and `cp.async` (global to shared; its shared side is also
+    /// counted in `shared_store`).
     pub global_load: u64,
     /// `st.global`.
     pub global_store: u64,
-    /// `ld.shared`.
+    /// `ld.shared` and `ldmatrix` (one per lane).
     pub shared_load: u64,
-    /// `st.shared`.
+    /// `st.shared`, and the shared-memory side of `cp.async` (one per lane).
     pub shared_store: u64,
     /// `bar.sync`.
     pub barrier: u64,
@@ -30,7 +35,7 @@ pub struct LaunchStats {
     pub atomic: u64,
     /// `bra`, `ret`, `exit`.
     pub control: u64,
-    /// `mov`, `cvta`, `ld.param`.
+    /// `mov`, `cvta`, `ld.param`, `cp.async.commit_group` / `wait_group`.
     pub other: u64,
     /// Instructions skipped because their guard predicate was false.
     pub predicated_off: u64,
@@ -49,10 +54,17 @@ pub struct LaunchStats {
 }
 
 impl LaunchStats {
+    /// Multiply-adds done: `fma` plus 64 per `mma` thread-instruction (2048 per
+    /// warp-level `mma.m16n8k16`), comparable with an f32 GEMM's `fma` count.
+    pub fn fma_equivalent(&self) -> u64 {
+        self.fma + 64 * self.mma
+    }
+
     /// Total thread-instructions executed (guard-false lanes excluded).
     pub fn thread_instructions(&self) -> u64 {
         self.fp
             + self.fma
+            + self.mma
             + self.int
             + self.global_load
             + self.global_store
@@ -71,6 +83,7 @@ impl LaunchStats {
         let slot = match c {
             Class::Fp => &mut self.fp,
             Class::Fma => &mut self.fma,
+            Class::Mma => &mut self.mma,
             Class::Int => &mut self.int,
             Class::GlobalLoad => &mut self.global_load,
             Class::GlobalStore => &mut self.global_store,
@@ -90,6 +103,7 @@ impl AddAssign for LaunchStats {
     fn add_assign(&mut self, o: Self) {
         self.fp += o.fp;
         self.fma += o.fma;
+        self.mma += o.mma;
         self.int += o.int;
         self.global_load += o.global_load;
         self.global_store += o.global_store;
