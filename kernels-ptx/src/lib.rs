@@ -27,6 +27,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod gather;
 pub mod gemm;
+pub mod gemm_f16;
 mod kernel;
 pub mod layernorm;
 pub mod lstm;
@@ -42,6 +43,7 @@ pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 pub const MODULES: &[&Module] = &[
     &activation::MODULE,
     &gemm::MODULE,
+    &gemm_f16::MODULE,
     &cross_entropy::MODULE,
     &dropout::MODULE,
     &optim::MODULE,
@@ -84,6 +86,7 @@ mod tests {
         (&embedding::MODULE, embedding::ALL),
         (&gather::MODULE, gather::ALL),
         (&gemm::MODULE, gemm::ALL),
+        (&gemm_f16::MODULE, gemm_f16::ALL),
         (&layernorm::MODULE, layernorm::ALL),
         (&lstm::MODULE, lstm::ALL),
         (&maxpool2d::MODULE, maxpool2d::ALL),

@@ -16,10 +16,14 @@ fn f16(bits: u64) -> f32 {
 }
 
 impl Block<'_> {
-    /// `.sync.aligned` warp collectives need all 32 lanes of a full warp, converged.
-    fn full_warp(&self, inst: &Inst, lo: usize, act: u32) -> Result<()> {
+    /// `.sync.aligned` warp collectives need all 32 lanes of a full warp, converged;
+    /// `Ok(false)` when a uniform guard turned the instruction off for the whole warp.
+    fn full_warp(&self, inst: &Inst, lo: usize, act: u32) -> Result<bool> {
+        if act == 0 {
+            return Ok(false);
+        }
         if act == u32::MAX && self.n - lo >= 32 {
-            return Ok(());
+            return Ok(true);
         }
         let first = act.trailing_zeros().min(31) as usize;
         Err(Error::WarpCollective {
@@ -51,7 +55,9 @@ impl Block<'_> {
         act: u32,
         regs: ([u32; 4], [u32; 4], [u32; 2], [u32; 4]),
     ) -> Result<()> {
-        self.full_warp(inst, lo, act)?;
+        if !self.full_warp(inst, lo, act)? {
+            return Ok(());
+        }
         let (d, a, b, c) = regs;
         let mut am = [[0f32; 16]; 16];
         let mut bm = [[0f32; 8]; 16];
@@ -107,7 +113,9 @@ impl Block<'_> {
         dst: [u32; 4],
         addr: Addr,
     ) -> Result<()> {
-        self.full_warp(inst, lo, act)?;
+        if !self.full_warp(inst, lo, act)? {
+            return Ok(());
+        }
         let nrows = 8 * num as usize;
         let mut rows = [[0u16; 8]; 32];
         self.words.clear();
