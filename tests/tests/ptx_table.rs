@@ -109,11 +109,14 @@ fn line(row: &Row, ptxas: &BTreeMap<String, [String; 4]>, s: &LaunchStats) -> St
         arch(&|p| p[0].clone(), " / "),
         arch(&|p| p[1].clone(), " / "),
         arch(&|p| format!("{}/{}", p[2], p[3]), ", "),
-        grouped(s.fma),
-        per_fma(s.global_bytes_read + s.global_bytes_written, s.fma),
+        grouped(s.fma_equivalent()),
+        per_fma(
+            s.global_bytes_read + s.global_bytes_written,
+            s.fma_equivalent()
+        ),
         s.global_bytes_read as f64 / e,
         s.global_bytes_written as f64 / e,
-        per_fma(s.shared_load, s.fma),
+        per_fma(s.shared_load, s.fma_equivalent()),
         grouped(s.bank_conflicts),
     )
 }
@@ -142,7 +145,7 @@ fn print_kernel_table() {
     }
     // A blank line first: libtest prints `test print_kernel_table ... ` without a newline.
     println!();
-    println!("| kernel | module | shape | elements | registers (sm_80 / sm_90) | shared bytes (sm_80 / sm_90) | spills st/ld (sm_80, sm_90) | FMA | global B / FMA | global B / element (read + written) | ld.shared / FMA | bank conflicts |");
+    println!("| kernel | module | shape | elements | registers (sm_80 / sm_90) | shared bytes (sm_80 / sm_90) | spills st/ld (sm_80, sm_90) | FMA (mma: 2048 each) | global B / FMA | global B / element (read + written) | ld.shared / FMA | bank conflicts |");
     println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let k = row.kernel.name;

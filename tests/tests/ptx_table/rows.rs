@@ -7,8 +7,9 @@
 use lasagna_kernels::{
     activation as ka, amp as kamp, avgpool2d as kavg, batchnorm as kbn, bce as kbce, blas as kb,
     clip as kclip, conv2d as kc, convert as kcv, cross_entropy as kce, dropout as kd,
-    embedding as ke, gather as kg, gemm as kgm, layernorm as kl, lstm as klstm, maxpool2d as kmax,
-    mse as kmse, optim as ko, reduce as kr, softmax as ks, Kernel, Launch, ParamKind,
+    embedding as ke, gather as kg, gemm as kgm, gemm_f16 as kgh, layernorm as kl, lstm as klstm,
+    maxpool2d as kmax, mse as kmse, optim as ko, reduce as kr, softmax as ks, Kernel, Launch,
+    ParamKind,
 };
 use lasagna_trainer::philox::Stream;
 
@@ -87,10 +88,11 @@ pub fn all() -> Vec<Row> {
         softmax,
         mse_and_bce,
         adaptive_pool,
-        // Last, so its draws leave the other rows' inputs as they were.
+        // Appended, so their draws leave the earlier rows' inputs as they were.
         blas,
         // After blas, for the same reason (added later).
         amp,
+        gemm_f16,
     ] {
         rows.extend(f(&mut g));
     }
@@ -134,6 +136,41 @@ fn gemm(g: &mut Gen) -> Vec<Row> {
             ],
         })
         .collect()
+}
+
+fn gemm_f16(g: &mut Gen) -> Vec<Row> {
+    // The MLP's first Linear forward (x W^T, W stored [out, in]) with f16
+    // operands: compare with the f32 `gemm` row of the same shape.
+    let (m, n, k) = (64, 128, 784);
+    let mut halves = |len: usize| {
+        let In::F32s(v) = g.x(len) else {
+            unreachable!()
+        };
+        In::Bytes(
+            v.iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes())
+                .collect(),
+        )
+    };
+    let (a, b) = (halves(m * k), halves(n * k));
+    vec![Row {
+        kernel: &kgh::GEMM_F16,
+        shape: "Linear 64x784 -> 128: NT, f16 in, f32 out".into(),
+        per: ("C", m * n),
+        launch: kgh::gemm_f16_launch(m, n, k).unwrap(),
+        args: vec![
+            a,
+            b,
+            out(m * n),
+            U32(m as u32),
+            U32(n as u32),
+            U32(k as u32),
+            F32(1.0),
+            F32(0.0),
+            U32(0),
+            U32(1),
+        ],
+    }]
 }
 
 fn activation(g: &mut Gen) -> Vec<Row> {
