@@ -103,6 +103,7 @@ impl Block<'_> {
     /// lane l receives in register j the elements (row l / 4, cols 2 (l % 4) + {0, 1})
     /// of matrix j, or with `.trans` (rows 2 (l % 4) + {0, 1}, col l / 4), low half
     /// first. Bank conflicts are counted per matrix (8 rows of 16 bytes = one phase).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn ldmatrix(
         &mut self,
         inst: &Inst,
