@@ -8,7 +8,8 @@
 #   cuda_parity.txt       CUDA backend vs CPU, step by step, worst mismatches
 #   gemm.jsonl            GEMM GFLOP/s of the PTX kernel
 #   train-{mlp,cnn}.json  `lasagna train --device cuda`, 5 epochs: per-epoch
-#                         seconds, test accuracy
+#                         seconds, test accuracy; train-cnn-amp.json with --amp
+#   gemm.jsonl            also the fp16 tensor-core GEMM (TFLOP/s, 1024-8192)
 #   torch.jsonl           the same MLP and CNN in PyTorch (DataLoader, then
 #                         preloaded on the GPU) and torch.matmul GEMMs
 #   summary.txt           exit status of each step
@@ -41,6 +42,9 @@ for m in mlp cnn; do
   step "train-$m" "train-$m.txt" "$HERE/bin/lasagna" train --model "$m" --device cuda \
     --epochs 5 --metrics "$OUT/train-$m.json"
 done
+# Mixed precision (fp16 tensor-core GEMMs, dynamic loss scaling) vs the f32 run above.
+step train-cnn-amp train-cnn-amp.txt "$HERE/bin/lasagna" train --model cnn --device cuda \
+  --epochs 5 --amp --metrics "$OUT/train-cnn-amp.json"
 if [ -f "$HERE/peers/torch_mnist.py" ]; then
   step torch torch.jsonl python3 "$HERE/peers/torch_mnist.py" --data "$LASAGNA_DATA" --epochs 5
 fi

@@ -71,7 +71,7 @@ mod tests {
     use crate::kernel::testing::{assert_all_described, assert_declared};
 
     /// Every module's kernels, with the module they live in.
-    const KERNELS: [(&Module, &[&Kernel]); 21] = [
+    const KERNELS: [(&Module, &[&Kernel]); 22] = [
         (&activation::MODULE, activation::ALL),
         (&amp::MODULE, amp::ALL),
         (&avgpool2d::MODULE, avgpool2d::ALL),

@@ -274,3 +274,39 @@ fn device_auto_falls_back_to_the_cpu_with_a_clear_line() {
     assert!(err.contains("use --device cpu"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `--amp` trains (fp16 GEMM inputs, dynamic loss scaling), says so, and
+/// records the scale and the skipped steps in the metrics.
+#[test]
+fn amp_trains_and_reports_its_loss_scale() {
+    let metrics = tmp("amp-metrics.json");
+    let o = lasagna()
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--amp",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "2000",
+            "--val",
+            "200",
+        ])
+        .arg("--metrics")
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("AMP: loss scale 65536"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metrics).expect("metrics")).expect("json");
+    assert_eq!(m["config"]["amp"], true, "{m}");
+    assert_eq!(m["epochs"][0]["loss_scale"], 65536.0, "{m}");
+    assert_eq!(m["amp_skipped_steps"], 0, "{m}");
+}

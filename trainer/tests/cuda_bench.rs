@@ -71,3 +71,56 @@ fn gemm_throughput() {
         );
     }
 }
+
+/// fp16 tensor-core GEMM (`AmpOps::gemm_f16`: A and B converted from f32
+/// to fp16 on the device, then `gemm_f16.ptx`) at 1024-8192 square, the
+/// sizes the issue compares with `torch.matmul` in fp16. The conversion is
+/// included in the time, as `--amp` pays it.
+#[test]
+#[ignore = "GPU benchmark: run with --ignored --nocapture on a machine with a GPU"]
+fn gemm_f16_throughput() {
+    use lasagna_trainer::backend::AmpOps;
+    let g = match CudaDevice::new(0) {
+        Ok(d) => Gpu::new(d, "cuda:0").expect("kernels load"),
+        Err(e) => {
+            assert!(
+                std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
+                "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({e})"
+            );
+            println!("skipped: no CUDA device ({e})");
+            return;
+        }
+    };
+    for n in [1024usize, 2048, 4096, 8192] {
+        let a = g.upload(&vec![0.5; n * n]).expect("a");
+        let b = g.upload(&vec![0.25; n * n]).expect("b");
+        let mut c = g.zeros(n * n).expect("c");
+        let shape = Gemm {
+            m: n,
+            n,
+            k: n,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        g.gemm_f16(&shape, &a, &b, &mut c).expect("gemm_f16");
+        g.sync().expect("sync");
+        let flops = 2.0 * (n * n * n) as f64;
+        let reps = ((2e13 * 0.2 / flops) as usize).clamp(3, 500);
+        let t = Instant::now();
+        for _ in 0..reps {
+            g.gemm_f16(&shape, &a, &b, &mut c).expect("gemm_f16");
+        }
+        g.sync().expect("sync");
+        let secs = t.elapsed().as_secs_f64() / reps as f64;
+        let mut check = vec![0.0f32; 1];
+        g.read(&c, &mut check).expect("read");
+        assert_eq!(check[0], 0.125 * n as f32, "{n}: wrong result");
+        println!(
+            "{{\"what\": \"lasagna-gemm-f16\", \"m\": {n}, \"n\": {n}, \"k\": {n}, \"us\": {:.2}, \"tflops\": {:.2}}}",
+            secs * 1e6,
+            flops / secs / 1e12
+        );
+    }
+}

@@ -1,15 +1,18 @@
 //! Mixed precision on the GPU (`amp.ptx`): the fused unscale-and-check pass
 //! and `gemm_f16`.
 //!
-//! `gemm_f16` is, for now, `round_f16` of A and B into cached workspaces
-//! followed by the f32 `gemm` kernel: the same numbers a tensor core computes
-//! (fp16 products are exact in f32) without its speed. [`Gpu::gemm_f16_rounded`]
-//! is the one place to swap for the tensor-core kernel.
+//! `gemm_f16` converts A and B to IEEE fp16 (`convert.ptx`, round to
+//! nearest even) into cached workspaces and runs the tensor-core kernel
+//! (`gemm_f16.ptx`: `ldmatrix` + `mma.sync.m16n8k16`, f32 accumulation).
+//! fp16 products are exact in f32, so this computes what the CPU's emulation
+//! computes, up to summation order.
 
 use lasagna_kernels::amp::{amp_launch, AMP_UNSCALE_CHECK, ROUND_F16};
+use lasagna_kernels::convert::{convert_launch, F32_TO_F16};
 use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::gemm_f16::{gemm_f16_launch, GEMM_F16};
 
-use super::{need, u64_arg, Gpu, GpuBuf, A};
+use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, A};
 use crate::backend::{AmpOps, Gemm};
 use crate::error::Result;
 
@@ -19,10 +22,10 @@ impl<D: Device + Send + 'static> Gpu<D> {
         self.launch(&ROUND_F16, amp_launch(n), &[x, y, u64_arg(n)])
     }
 
-    /// The fp16-input GEMM: A and B rounded into the two AMP workspaces
-    /// (allocated on first use, reallocated only when a larger product
-    /// comes), then the f32 `gemm` kernel on the rounded copies.
-    fn gemm_f16_rounded(
+    /// The fp16-input GEMM: A and B converted to fp16 into the two AMP
+    /// workspaces (allocated on first use, reallocated only when a larger
+    /// product comes), then the tensor-core kernel.
+    fn gemm_f16_tensor_cores(
         &self,
         g: &Gemm,
         a: &GpuBuf<D::Buf>,
@@ -31,9 +34,23 @@ impl<D: Device + Send + 'static> Gpu<D> {
     ) -> Result<()> {
         let (la, lb) = (g.m * g.k, g.k * g.n);
         let [wa, wb] = self.amp_workspaces(la, lb)?;
-        self.round_f16_args(a.arg(), Arg::Ptr(wa), la)?;
-        self.round_f16_args(b.arg(), Arg::Ptr(wb), lb)?;
-        self.gemm_args(g, [Arg::Ptr(wa), Arg::Ptr(wb), c.arg()])
+        for (src, dst, n) in [(a, wa, la), (b, wb, lb)] {
+            let args = [src.arg(), Arg::Ptr(dst), u64_arg(n)];
+            self.launch(&F32_TO_F16, convert_launch(n), &args)?;
+        }
+        let args = [
+            Arg::Ptr(wa),
+            Arg::Ptr(wb),
+            c.arg(),
+            u32_arg("m", g.m)?,
+            u32_arg("n", g.n)?,
+            u32_arg("k", g.k)?,
+            Arg::F32(g.alpha),
+            Arg::F32(g.beta),
+            Arg::U32(g.trans_a.into()),
+            Arg::U32(g.trans_b.into()),
+        ];
+        self.launch(&GEMM_F16, gemm_f16_launch(g.m, g.n, g.k), &args)
     }
 }
 
@@ -47,7 +64,7 @@ impl<D: Device + Send + 'static> AmpOps for Gpu<D> {
         need(&self.name, "gemm_f16 A", g.m * g.k, &[a.len])?;
         need(&self.name, "gemm_f16 B", g.k * g.n, &[b.len])?;
         need(&self.name, "gemm_f16 C", g.m * g.n, &[c.len])?;
-        self.gemm_f16_rounded(g, a, b, c)
+        self.gemm_f16_tensor_cores(g, a, b, c)
     }
 
     fn unscale_check(
