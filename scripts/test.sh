@@ -40,6 +40,8 @@ step "firmware: fmt, clippy and builds for Cortex-M4 (arm-dsp) and Cortex-M0+ (c
 
 step "kernels: ptxas assembles kernels-ptx/ptx/*.ptx for sm_80 and sm_90, no spills, snapshot matches"
 bash scripts/ptxas.sh
+# The generated tensor-core GEMM is what its generator writes.
+python3 kernels-ptx/gen/gemm_f16.py | cmp - kernels-ptx/ptx/gemm_f16.ptx
 
 step "tests: cargo test (workspace, unit + property + golden + doc tests; includes trainer/tests/deploy.rs:"
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
