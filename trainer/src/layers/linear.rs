@@ -3,22 +3,8 @@
 //! the whole batch is one GEMM of `batch * rows_per_sample` rows.
 
 use crate::backend::{Backend, Gemm};
+use crate::layers::gemm_amp as gemm;
 
-/// `C = op(A) op(B)` in f32, or with fp16 inputs under AMP.
-fn gemm<B: Backend>(
-    b: &B,
-    amp: bool,
-    g: &Gemm,
-    x: &B::Buf,
-    w: &B::Buf,
-    y: &mut B::Buf,
-) -> Result<()> {
-    if amp {
-        b.gemm_f16(g, x, w, y)
-    } else {
-        b.gemm(g, x, w, y)
-    }
-}
 use crate::error::{Error, Result};
 use crate::init::{torch_linear_default, Init};
 use crate::layers::{Ctx, ExportOp, Layer, Param};

@@ -13,7 +13,7 @@ use crate::backend::{Backend, Gemm, LstmStep};
 use crate::error::{Error, Result};
 use crate::init::Dist;
 use crate::layers::linear::{export_dim, not_set_up};
-use crate::layers::{Ctx, ExportOp, Layer, Param};
+use crate::layers::{gemm_amp, Ctx, ExportOp, Layer, Param};
 use crate::philox::Stream;
 use lasagna_format::Op;
 
@@ -61,6 +61,8 @@ pub struct Lstm<B: Backend> {
     params: Vec<Param<B>>,
     saved: Vec<Saved<B>>,
     scratch: Option<Scratch<B>>,
+    /// fp16 GEMM inputs (AMP); the cell math stays f32.
+    amp: bool,
 }
 
 impl<B: Backend> Lstm<B> {
@@ -95,6 +97,7 @@ impl<B: Backend> Lstm<B> {
             params: Vec::new(),
             saved: Vec::new(),
             scratch: None,
+            amp: false,
         })
     }
 
@@ -205,6 +208,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
     // (gates are activated in place, h_t feeds the next GEMM), so skipping it
     // would save no work.
     fn forward(&mut self, b: &B, ctx: &Ctx, x: &B::Buf, y: &mut B::Buf) -> Result<()> {
+        let amp = self.amp;
         let (n, t, h) = (ctx.batch, self.steps, self.hidden_size);
         let layers = self.num_layers;
         let Some(scratch) = self.scratch.as_mut() else {
@@ -223,7 +227,9 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 None => x,
             };
             // gates [N*T, 4H] = X [N*T, I_l] W_ih^T + b_ih + b_hh.
-            b.gemm(
+            gemm_amp(
+                b,
+                amp,
                 &gemm(n * t, 4 * h, in_l, false, true, 0.0),
                 input,
                 &w_ih.value,
@@ -237,7 +243,9 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 let rec = match done.last() {
                     Some(h_prev) => {
                         // rec [N, 4H] = h_{t-1} [N, H] W_hh^T.
-                        b.gemm(
+                        gemm_amp(
+                            b,
+                            amp,
                             &gemm(n, 4 * h, h, false, true, 0.0),
                             h_prev,
                             &w_hh.value,
@@ -277,6 +285,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
         dy: &B::Buf,
         mut dx: Option<&mut B::Buf>,
     ) -> Result<()> {
+        let amp = self.amp;
         let (n, t, h) = (ctx.batch, self.steps, self.hidden_size);
         let layers = self.num_layers;
         let Some(sc) = self.scratch.as_mut() else {
@@ -324,14 +333,18 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 if step > 0 {
                     let h_prev = &st.h[step - 1];
                     // dW_hh [4H, H] += dgates_t^T [4H, N] h_{t-1} [N, H].
-                    b.gemm(
+                    gemm_amp(
+                        b,
+                        amp,
                         &gemm(4 * h, h, n, true, false, 1.0),
                         &sc.dgates_step,
                         h_prev,
                         &mut w_hh.grad,
                     )?;
                     // dh_{t-1} [N, H] = dgates_t [N, 4H] W_hh [4H, H].
-                    b.gemm(
+                    gemm_amp(
+                        b,
+                        amp,
                         &gemm(n, h, 4 * h, false, false, 0.0),
                         &sc.dgates_step,
                         &w_hh.value,
@@ -345,7 +358,9 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 None => x,
             };
             // dW_ih [4H, I_l] += dgates^T [4H, N*T] X [N*T, I_l].
-            b.gemm(
+            gemm_amp(
+                b,
+                amp,
                 &gemm(4 * h, in_l, n * t, true, false, 1.0),
                 &sc.dgates,
                 input,
@@ -357,12 +372,16 @@ impl<B: Backend> Layer<B> for Lstm<B> {
             // output gradient (dseq was fully read above), or the input gradient.
             let g = gemm(n * t, in_l, 4 * h, false, false, 0.0);
             if l > 0 {
-                b.gemm(&g, &sc.dgates, &w_ih.value, &mut sc.dseq)?;
+                gemm_amp(b, amp, &g, &sc.dgates, &w_ih.value, &mut sc.dseq)?;
             } else if let Some(dx) = dx.as_deref_mut() {
-                b.gemm(&g, &sc.dgates, &w_ih.value, dx)?;
+                gemm_amp(b, amp, &g, &sc.dgates, &w_ih.value, dx)?;
             }
         }
         Ok(())
+    }
+
+    fn set_amp(&mut self, on: bool) {
+        self.amp = on;
     }
 
     fn params(&self) -> &[Param<B>] {

@@ -6,7 +6,7 @@
 //! per sample (PyTorch's shape without the batch dimension); buffers hold
 //! `batch * numel(shape)` values, batch-major.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Gemm};
 use crate::error::Result;
 use crate::philox::Stream;
 
@@ -121,10 +121,26 @@ pub trait Layer<B: Backend>: Send {
     fn reshapes_only(&self) -> bool {
         false
     }
-    /// Mixed precision on or off: layers with GEMMs (Linear, Conv2d) then
-    /// round their GEMM inputs to fp16 and accumulate in f32
+    /// Mixed precision on or off: layers with GEMMs (Linear, Conv2d, LSTM)
+    /// then round their GEMM inputs to fp16 and accumulate in f32
     /// (`AmpOps::gemm_f16`); every other layer stays f32 and ignores it.
     fn set_amp(&mut self, _on: bool) {}
+}
+
+/// `C = op(A) op(B)` in f32, or with fp16 inputs under AMP.
+pub(crate) fn gemm_amp<B: Backend>(
+    b: &B,
+    amp: bool,
+    g: &Gemm,
+    x: &B::Buf,
+    w: &B::Buf,
+    y: &mut B::Buf,
+) -> Result<()> {
+    if amp {
+        b.gemm_f16(g, x, w, y)
+    } else {
+        b.gemm(g, x, w, y)
+    }
 }
 
 pub mod activation;
