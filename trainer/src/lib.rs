@@ -14,6 +14,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod deploy;
+pub mod diagnose;
 pub mod error;
 pub mod export;
 pub mod fold;
@@ -26,6 +27,7 @@ pub mod model;
 pub mod optim;
 pub mod philox;
 pub mod quantize;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -29,6 +29,10 @@ enum Command {
     Inspect(cli::eval::InspectArgs),
     // The help text is DeployArgs' doc comment (long: what is measured and how).
     Deploy(Box<cli::deploy::DeployArgs>),
+    /// Train a grid of MLPs (the chapter's challenge) and rank them; resumable, shardable.
+    Sweep(Box<cli::sweep::SweepArgs>),
+    /// Plot training curves (PNG/SVG) of metrics files, or a sweep's bar chart.
+    Plot(cli::plot::PlotArgs),
     /// Show the build, the CPU and the CUDA device (or why none is usable).
     Info,
 }
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval::run(a),
         Command::Inspect(a) => cli::eval::inspect(a),
         Command::Deploy(a) => cli::deploy::run(*a),
+        Command::Sweep(a) => cli::sweep::run(*a),
+        Command::Plot(a) => cli::plot::run(a),
         Command::Info => cli::info::run(),
     };
     match result {

@@ -3,7 +3,9 @@ pub mod deploy;
 pub mod eval;
 pub mod export;
 pub mod info;
+pub mod plot;
 pub mod progress;
+pub mod sweep;
 pub mod train;
 
 use lasagna_trainer::cpu::Cpu;

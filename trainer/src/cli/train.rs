@@ -287,6 +287,10 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
         &mut hook,
     )?;
 
+    let diagnosis = lasagna_trainer::diagnose::diagnose(&state.history);
+    if !a.quiet {
+        println!("diagnosis: {diagnosis}");
+    }
     let test_dev = DeviceData::upload(b, &test)?;
     let result = evaluate(b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
     let total = t_start.elapsed().as_secs_f64();
@@ -337,6 +341,7 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
             "val_images": valset.len(),
             "config": cfg,
             "amp_skipped_steps": state.scaler.skipped_steps,
+            "diagnosis": diagnosis,
         });
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| Error::config("metrics", e.to_string()))?;
