@@ -36,7 +36,8 @@ fn tmp(name: &str) -> PathBuf {
     p
 }
 
-const GRID: &str = "layers = [2, 3]\nhidden = [16]\ndropout = [0.0, 0.5]\nactivation = [\"relu\"]\n\
+const GRID: &str =
+    "layers = [2, 3]\nhidden = [16]\ndropout = [0.0, 0.5]\nactivation = [\"relu\"]\n\
                     [training]\nepochs = 1\ntrain_subset = 1500\nval = 300\n";
 
 fn s(p: &Path) -> &str {
@@ -73,13 +74,18 @@ fn a_tiny_sweep_ranks_resumes_shards_and_plots() {
     let accs: Vec<f32> = csv
         .lines()
         .skip(1)
-        .map(|l| l.split(',').nth(2).expect("val_acc").parse().expect("number"))
+        .map(|l| {
+            l.split(',')
+                .nth(2)
+                .expect("val_acc")
+                .parse()
+                .expect("number")
+        })
         .collect();
     assert!(accs.windows(2).all(|w| w[0] >= w[1]), "not sorted: {csv}");
-    let run: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(full.join("l2-h16-d0-relu.json")).expect("run file"),
-    )
-    .expect("json");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(full.join("l2-h16-d0-relu.json")).expect("run file"))
+            .expect("json");
     assert!(run["diagnosis"]["verdict"].is_string(), "{run}");
     assert_eq!(run["sweep"]["hidden"], 16);
     assert_eq!(run["parameters"], 784 * 16 + 16 + 16 * 10 + 10);
@@ -89,18 +95,47 @@ fn a_tiny_sweep_ranks_resumes_shards_and_plots() {
     assert!(again.contains("4 already done, 0 to train"), "{again}");
     // Other shared settings in the same folder are refused, not mixed.
     fails_with(
-        &lasagna(&["sweep", "--grid", s(&grid), "--out", s(&full), "--epochs", "2"]),
+        &lasagna(&[
+            "sweep",
+            "--grid",
+            s(&grid),
+            "--out",
+            s(&full),
+            "--epochs",
+            "2",
+        ]),
         "other settings",
     );
 
     // Two shards in two folders, merged, give the same table.
     let (a, b) = (dir.join("a"), dir.join("b"));
-    ok(&lasagna(&["sweep", "--grid", s(&grid), "--out", s(&a), "--shard", "1/2"]));
-    ok(&lasagna(&["sweep", "--grid", s(&grid), "--out", s(&b), "--shard", "2/2"]));
+    ok(&lasagna(&[
+        "sweep",
+        "--grid",
+        s(&grid),
+        "--out",
+        s(&a),
+        "--shard",
+        "1/2",
+    ]));
+    ok(&lasagna(&[
+        "sweep",
+        "--grid",
+        s(&grid),
+        "--out",
+        s(&b),
+        "--shard",
+        "2/2",
+    ]));
     assert!(a.join("summary-shard-1-of-2.csv").is_file());
     let merged = dir.join("merged");
     let c = ok(&lasagna(&[
-        "sweep", "--collect", s(&a), s(&b), "--out", s(&merged),
+        "sweep",
+        "--collect",
+        s(&a),
+        s(&b),
+        "--out",
+        s(&merged),
     ]));
     assert!(c.contains("4 runs from 2 folder(s)"), "{c}");
     assert_eq!(
@@ -110,21 +145,45 @@ fn a_tiny_sweep_ranks_resumes_shards_and_plots() {
 
     // Curves (PNG and SVG) and bars (folder and CSV).
     let png = dir.join("curves.png");
-    let runs = [full.join("l2-h16-d0-relu.json"), full.join("l3-h16-d0.5-relu.json")];
-    ok(&lasagna(&["plot", s(&runs[0]), s(&runs[1]), "--out", s(&png)]));
+    let runs = [
+        full.join("l2-h16-d0-relu.json"),
+        full.join("l3-h16-d0.5-relu.json"),
+    ];
+    ok(&lasagna(&[
+        "plot",
+        s(&runs[0]),
+        s(&runs[1]),
+        "--out",
+        s(&png),
+    ]));
     let bytes = std::fs::read(&png).expect("png");
-    assert!(bytes.len() > 5000 && bytes.starts_with(b"\x89PNG"), "{} bytes", bytes.len());
+    assert!(
+        bytes.len() > 5000 && bytes.starts_with(b"\x89PNG"),
+        "{} bytes",
+        bytes.len()
+    );
     let svg = dir.join("curves.svg");
     ok(&lasagna(&["plot", s(&runs[0]), "--out", s(&svg)]));
     let text = std::fs::read_to_string(&svg).expect("svg");
-    assert!(text.contains("<svg") && text.contains("epoch"), "svg lacks its axis label");
+    assert!(
+        text.contains("<svg") && text.contains("epoch"),
+        "svg lacks its axis label"
+    );
     let bars = dir.join("bars.png");
     ok(&lasagna(&["plot", "--bars", s(&full), "--out", s(&bars)]));
     assert!(std::fs::metadata(&bars).expect("bars").len() > 5000);
     let bars_svg = dir.join("bars.svg");
     let csv_path = full.join("summary.csv");
-    ok(&lasagna(&["plot", "--bars", s(&csv_path), "--out", s(&bars_svg)]));
-    assert!(std::fs::read_to_string(&bars_svg).expect("svg").contains("l2-h16-d0-relu"));
+    ok(&lasagna(&[
+        "plot",
+        "--bars",
+        s(&csv_path),
+        "--out",
+        s(&bars_svg),
+    ]));
+    assert!(std::fs::read_to_string(&bars_svg)
+        .expect("svg")
+        .contains("l2-h16-d0-relu"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -160,7 +219,12 @@ fn bad_input_gives_clear_errors_not_panics() {
         "no sweep results",
     );
     fails_with(
-        &lasagna(&["plot", "/nonexistent/metrics.json", "--out", s(&dir.join("x.png"))]),
+        &lasagna(&[
+            "plot",
+            "/nonexistent/metrics.json",
+            "--out",
+            s(&dir.join("x.png")),
+        ]),
         "/nonexistent/metrics.json",
     );
     let junk = dir.join("junk.json");
@@ -184,7 +248,9 @@ fn bad_input_gives_clear_errors_not_panics() {
         "not valid JSON",
     );
     // The listing needs no data and trains nothing.
-    let list = ok(&lasagna(&["sweep", "--list", "--limit", "5", "--shard", "2/2"]));
+    let list = ok(&lasagna(&[
+        "sweep", "--list", "--limit", "5", "--shard", "2/2",
+    ]));
     assert_eq!(list.lines().count(), 2, "{list}");
     let chapter = ok(&lasagna(&["sweep", "--list"]));
     assert_eq!(chapter.lines().count(), 108);

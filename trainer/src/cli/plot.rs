@@ -146,6 +146,18 @@ fn load_run(path: &Path) -> Result<Run> {
     Ok(Run { label, epochs })
 }
 
+/// What one panel of the curves shows.
+struct Panel<'a> {
+    caption: &'a str,
+    y_desc: &'a str,
+    /// (train, val) of an epoch.
+    value: &'a dyn Fn(&EpochMetrics) -> (f32, Option<f32>),
+    y_range: std::ops::Range<f64>,
+    y_fmt: &'a dyn Fn(&f64) -> String,
+    /// Where the legend goes; `None` for no legend.
+    legend_pos: Option<SeriesLabelPosition>,
+}
+
 struct Curves {
     runs: Vec<Run>,
     title: String,
@@ -170,17 +182,16 @@ impl Curves {
             .unwrap_or(1)
     }
 
-    /// One panel: `value` picks (train, val) from an epoch.
-    fn panel<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        caption: &str,
-        y_desc: &str,
-        value: &dyn Fn(&EpochMetrics) -> (f32, Option<f32>),
-        y_range: std::ops::Range<f64>,
-        y_fmt: &dyn Fn(&f64) -> String,
-        legend_pos: Option<SeriesLabelPosition>,
-    ) -> Res {
+    /// One panel of the curves.
+    fn panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, p: Panel<'_>) -> Res {
+        let Panel {
+            caption,
+            y_desc,
+            value,
+            y_range,
+            y_fmt,
+            legend_pos,
+        } = p;
         let max_epoch = self.max_epoch() as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(caption, font(22))
@@ -290,12 +301,14 @@ impl Picture for Curves {
             .fold(0.0f32, f32::max) as f64;
         self.panel(
             &left,
-            "Loss",
-            "cross-entropy loss (nats)",
-            &|m| (m.train_loss, m.val_loss),
-            0.0..(max_loss * 1.08).max(1e-3),
-            &|y| format!("{y:.2}"),
-            Some(SeriesLabelPosition::UpperRight),
+            Panel {
+                caption: "Loss",
+                y_desc: "cross-entropy loss (nats)",
+                value: &|m| (m.train_loss, m.val_loss),
+                y_range: 0.0..(max_loss * 1.08).max(1e-3),
+                y_fmt: &|y| format!("{y:.2}"),
+                legend_pos: Some(SeriesLabelPosition::UpperRight),
+            },
         )?;
         let min_acc = all()
             .flat_map(|m| [Some(m.train_acc), m.val_acc])
@@ -307,12 +320,14 @@ impl Picture for Curves {
         let lo = ((min_acc - 2.0) / 5.0).floor().max(0.0) * 5.0;
         self.panel(
             &right,
-            "Accuracy",
-            "accuracy (%)",
-            &|m| (100.0 * m.train_acc, m.val_acc.map(|v| 100.0 * v)),
-            lo..100.0,
-            &|y| format!("{y:.0}"),
-            None,
+            Panel {
+                caption: "Accuracy",
+                y_desc: "accuracy (%)",
+                value: &|m| (100.0 * m.train_acc, m.val_acc.map(|v| 100.0 * v)),
+                y_range: lo..100.0,
+                y_fmt: &|y| format!("{y:.0}"),
+                legend_pos: None,
+            },
         )
     }
 }
