@@ -322,7 +322,14 @@ pub fn fit<B: Backend>(
     for w in model.warnings().to_vec() {
         progress.warn(&w);
     }
-    let mut best_weights: Option<Vec<Vec<f32>>> = None;
+    // A run resumed right after its best epoch (checkpoints are saved every
+    // epoch) holds the best weights now; older ones are not in the checkpoint.
+    let mut best_weights: Option<Vec<Vec<f32>>> = match state.best {
+        Some((_, e)) if cfg.early_stopping.is_some() && e == state.epochs_done => {
+            Some(model.snapshot(b)?)
+        }
+        _ => None,
+    };
     let every = check_every(b);
     model.set_amp(cfg.amp);
     while state.epochs_done < cfg.epochs {

@@ -274,3 +274,81 @@ fn early_stopping_restores_the_best_weights() {
     assert_eq!(best.0, best_loss);
     assert!(state.epochs_done <= 6);
 }
+
+#[test]
+fn early_stopping_keeps_the_weights_of_the_best_epoch_bit_for_bit() {
+    // A learning rate high enough that the validation loss turns up.
+    let c = TrainConfig {
+        early_stopping: Some(1),
+        lr: 0.05,
+        ..cfg(6)
+    };
+    let (kept, state) = train(SMALL_MLP, &c, &mut Quiet).expect("train");
+    let (best_loss, best_epoch) = state.best.expect("a best epoch");
+    // Training is deterministic, so a plain run of `best_epoch` epochs ends
+    // with exactly the weights early stopping must have restored.
+    let plain = TrainConfig {
+        early_stopping: None,
+        ..cfg(best_epoch)
+    };
+    let plain = TrainConfig { lr: 0.05, ..plain };
+    let (at_best, s) = train(SMALL_MLP, &plain, &mut Quiet).expect("train");
+    assert_eq!(s.history[best_epoch - 1].val_loss, Some(best_loss));
+    if state.epochs_done > best_epoch {
+        assert_eq!(
+            kept, at_best,
+            "the kept weights are not epoch {best_epoch}'s"
+        );
+    } else {
+        eprintln!("note: the best epoch was the last ({best_epoch}); restoring was a no-op");
+        assert_eq!(kept, at_best);
+    }
+}
+
+#[test]
+fn early_stopping_resumed_at_the_best_epoch_still_restores_it() {
+    let c = TrainConfig {
+        early_stopping: Some(1),
+        lr: 0.05,
+        ..cfg(6)
+    };
+    let (kept, state) = train(SMALL_MLP, &c, &mut Quiet).expect("train");
+    let best_epoch = state.best.expect("a best epoch").1;
+    if state.epochs_done == best_epoch {
+        eprintln!("skipped: the best epoch was the last, nothing to restore");
+        return;
+    }
+    // The same run cut after its best epoch and continued by a second `fit`
+    // (what --resume does, with the state from the checkpoint).
+    let b = Cpu;
+    let (tr, va) = mnist_subset();
+    let spec = ModelSpec::parse(SMALL_MLP, "test").expect("spec");
+    let layers = spec.build_layers().expect("layers");
+    let mut model = Model::build(&b, layers, &spec.input, 1000, c.seed).expect("model");
+    let mut opt = Optimizer::new(&b, c.optimizer, &model.param_sizes()).expect("opt");
+    let (td, vd) = (
+        DeviceData::upload(&b, tr).expect("up"),
+        DeviceData::upload(&b, va).expect("up"),
+    );
+    let mut state2 = fresh_state();
+    for epochs in [best_epoch, 6] {
+        let part = TrainConfig {
+            epochs,
+            ..c.clone()
+        };
+        fit(
+            &b,
+            &mut model,
+            &mut opt,
+            &td,
+            Some(&vd),
+            &part,
+            &mut state2,
+            &mut Quiet,
+            &mut |_, _, _| Ok(true),
+        )
+        .expect("fit");
+    }
+    assert_eq!(state2.best, state.best);
+    assert_eq!(model.snapshot(&b).expect("snapshot"), kept);
+}
