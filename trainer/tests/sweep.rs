@@ -256,3 +256,67 @@ fn bad_input_gives_clear_errors_not_panics() {
     assert_eq!(chapter.lines().count(), 108);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_diverging_run_is_a_diagnosed_row_not_a_failed_sweep() {
+    // SGD with lr 1e8 overflows within the first steps.
+    let dir = tmp("nan");
+    let out = ok(&lasagna(&[
+        "sweep",
+        "--layers",
+        "2",
+        "--hidden",
+        "16",
+        "--dropout",
+        "0",
+        "--activation",
+        "relu",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "600",
+        "--val",
+        "100",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e8",
+        "--out",
+        s(&dir),
+        "--quiet",
+    ]));
+    assert!(out.contains("non_finite_loss"), "{out}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("l2-h16-d0-relu.json")).expect("run"))
+            .expect("json");
+    assert_eq!(run["diagnosis"]["verdict"], "non_finite_loss");
+    assert!(run["diagnosis"]["advice"]
+        .as_str()
+        .is_some_and(|a| a.contains("lower the learning rate")));
+    // It counts as done: a second sweep does not retry it.
+    let again = ok(&lasagna(&[
+        "sweep",
+        "--layers",
+        "2",
+        "--hidden",
+        "16",
+        "--dropout",
+        "0",
+        "--activation",
+        "relu",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "600",
+        "--val",
+        "100",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e8",
+        "--out",
+        s(&dir),
+    ]));
+    assert!(again.contains("1 already done, 0 to train"), "{again}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
