@@ -329,6 +329,8 @@ mod tests {
                 val_acc: Some(0.9),
                 lr: 1e-3,
                 seconds: 1.0,
+                skipped_steps: 0,
+                loss_scale: None,
             })
             .collect()
     }
