@@ -1,11 +1,12 @@
-//! GEMM throughput of the project's PTX kernel on a real GPU, one JSON line
+//! GEMM throughput of the project's PTX kernels on a real GPU, one JSON line
 //! per shape (`scripts/gpu-bundle.sh` runs it next to `torch.matmul`):
-//! `cuda_bench --ignored --nocapture`. Skips, saying why, without a device.
+//! `cuda_bench --ignored --nocapture`. Skips, saying why, without a device
+//! (fails instead when `LASAGNA_REQUIRE_CUDA` is set).
 #![cfg(feature = "cuda")]
 
 use std::time::Instant;
 
-use lasagna_trainer::backend::{Blas, Gemm, Memory};
+use lasagna_trainer::backend::{AmpOps, Blas, Gemm, Memory};
 use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
 
 /// `(label, m, n, k, trans_a, trans_b)`: squares, then the MLP's training
@@ -23,51 +24,76 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 10] = [
     ("mlp fc3 forward", 64, 10, 64, false, true),
 ];
 
-#[test]
-#[ignore = "GPU benchmark: run with --ignored --nocapture on a machine with a GPU"]
-fn gemm_throughput() {
-    let g = match CudaDevice::new(0) {
-        Ok(d) => Gpu::new(d, "cuda:0").expect("kernels load"),
+/// The CUDA backend on device 0, or `None` after saying why.
+fn gpu() -> Option<Gpu<CudaDevice>> {
+    match CudaDevice::new(0) {
+        Ok(d) => Some(Gpu::new(d, "cuda:0").expect("kernels load")),
         Err(e) => {
             assert!(
                 std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
                 "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({e})"
             );
             println!("skipped: no CUDA device ({e})");
-            return;
+            None
         }
-    };
-    for (label, m, n, k, trans_a, trans_b) in SHAPES {
-        let a = g.upload(&vec![0.5; m * k]).expect("a");
-        let b = g.upload(&vec![0.25; k * n]).expect("b");
-        let mut c = g.zeros(m * n).expect("c");
-        let shape = Gemm {
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        // Warm up (module load, clocks), then enough launches for ~0.2 s.
-        g.gemm(&shape, &a, &b, &mut c).expect("gemm");
-        g.sync().expect("sync");
-        let flops = 2.0 * (m * n * k) as f64;
-        let reps = ((2e12 * 0.2 / flops) as usize).clamp(3, 2000);
-        let t = Instant::now();
-        for _ in 0..reps {
-            g.gemm(&shape, &a, &b, &mut c).expect("gemm");
-        }
-        g.sync().expect("sync");
-        let secs = t.elapsed().as_secs_f64() / reps as f64;
-        let mut check = vec![0.0f32; 1];
-        g.read(&c, &mut check).expect("read");
-        assert_eq!(check[0], 0.125 * k as f32, "{label}: wrong result");
+    }
+}
+
+/// A device buffer of the CUDA backend.
+type Buf = <Gpu<CudaDevice> as Memory>::Buf;
+
+/// Seconds per product of `m x k` 0.5s by `k x n` 0.25s through `run`
+/// (one warm-up, then enough repetitions for ~0.2 s at `peak` FLOP/s),
+/// after checking the result.
+fn time(
+    g: &Gpu<CudaDevice>,
+    shape: &Gemm,
+    peak: f64,
+    run: impl Fn(&Gemm, &Buf, &Buf, &mut Buf),
+) -> f64 {
+    let (m, n, k) = (shape.m, shape.n, shape.k);
+    let a = g.upload(&vec![0.5; m * k]).expect("a");
+    let b = g.upload(&vec![0.25; k * n]).expect("b");
+    let mut c = g.zeros(m * n).expect("c");
+    run(shape, &a, &b, &mut c);
+    g.sync().expect("sync");
+    let flops = 2.0 * (m * n * k) as f64;
+    let reps = ((peak * 0.2 / flops) as usize).clamp(3, 2000);
+    let t = Instant::now();
+    for _ in 0..reps {
+        run(shape, &a, &b, &mut c);
+    }
+    g.sync().expect("sync");
+    let secs = t.elapsed().as_secs_f64() / reps as f64;
+    let mut check = vec![0.0f32; 1];
+    g.read(&c, &mut check).expect("read");
+    assert_eq!(check[0], 0.125 * k as f32, "{m}x{n}x{k}: wrong result");
+    secs
+}
+
+fn shape(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Gemm {
+    Gemm {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        alpha: 1.0,
+        beta: 0.0,
+    }
+}
+
+#[test]
+#[ignore = "GPU benchmark: run with --ignored --nocapture on a machine with a GPU"]
+fn gemm_throughput() {
+    let Some(g) = gpu() else { return };
+    for (label, m, n, k, ta, tb) in SHAPES {
+        let s = shape(m, n, k, ta, tb);
+        let secs = time(&g, &s, 2e12, |s, a, b, c| g.gemm(s, a, b, c).expect("gemm"));
         println!(
-            "{{\"what\": \"lasagna-gemm\", \"label\": \"{label}\", \"m\": {m}, \"n\": {n}, \"k\": {k}, \"trans_a\": {trans_a}, \"trans_b\": {trans_b}, \"us\": {:.2}, \"gflops\": {:.1}}}",
+            "{{\"what\": \"lasagna-gemm\", \"label\": \"{label}\", \"m\": {m}, \"n\": {n}, \"k\": {k}, \"trans_a\": {ta}, \"trans_b\": {tb}, \"us\": {:.2}, \"gflops\": {:.1}}}",
             secs * 1e6,
-            flops / secs / 1e9
+            2.0 * (m * n * k) as f64 / secs / 1e9
         );
     }
 }
@@ -79,48 +105,16 @@ fn gemm_throughput() {
 #[test]
 #[ignore = "GPU benchmark: run with --ignored --nocapture on a machine with a GPU"]
 fn gemm_f16_throughput() {
-    use lasagna_trainer::backend::AmpOps;
-    let g = match CudaDevice::new(0) {
-        Ok(d) => Gpu::new(d, "cuda:0").expect("kernels load"),
-        Err(e) => {
-            assert!(
-                std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
-                "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({e})"
-            );
-            println!("skipped: no CUDA device ({e})");
-            return;
-        }
-    };
+    let Some(g) = gpu() else { return };
     for n in [1024usize, 2048, 4096, 8192] {
-        let a = g.upload(&vec![0.5; n * n]).expect("a");
-        let b = g.upload(&vec![0.25; n * n]).expect("b");
-        let mut c = g.zeros(n * n).expect("c");
-        let shape = Gemm {
-            m: n,
-            n,
-            k: n,
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        };
-        g.gemm_f16(&shape, &a, &b, &mut c).expect("gemm_f16");
-        g.sync().expect("sync");
-        let flops = 2.0 * (n * n * n) as f64;
-        let reps = ((2e13 * 0.2 / flops) as usize).clamp(3, 500);
-        let t = Instant::now();
-        for _ in 0..reps {
-            g.gemm_f16(&shape, &a, &b, &mut c).expect("gemm_f16");
-        }
-        g.sync().expect("sync");
-        let secs = t.elapsed().as_secs_f64() / reps as f64;
-        let mut check = vec![0.0f32; 1];
-        g.read(&c, &mut check).expect("read");
-        assert_eq!(check[0], 0.125 * n as f32, "{n}: wrong result");
+        let s = shape(n, n, n, false, false);
+        let secs = time(&g, &s, 2e13, |s, a, b, c| {
+            g.gemm_f16(s, a, b, c).expect("gemm_f16")
+        });
         println!(
             "{{\"what\": \"lasagna-gemm-f16\", \"m\": {n}, \"n\": {n}, \"k\": {n}, \"us\": {:.2}, \"tflops\": {:.2}}}",
             secs * 1e6,
-            flops / secs / 1e12
+            2.0 * (n * n * n) as f64 / secs / 1e12
         );
     }
 }

@@ -58,7 +58,7 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation loss; keep the best weights.
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<usize>,
-    /// Mixed precision: GEMM inputs (Linear, Conv2d) rounded to fp16 with fp32
+    /// Mixed precision: GEMM inputs (Linear, Conv2d, LSTM) rounded to fp16 with fp32
     /// accumulation, as tensor cores compute, plus dynamic loss scaling
     /// (PyTorch's GradScaler: scale 2^16, halved and the step skipped when a
     /// gradient is inf/NaN, doubled after 2000 good steps). Weights, optimizer
