@@ -2,7 +2,7 @@
 //! contract `Gemm` / `Blas::gemm` in `trainer/src/backend/mod.rs`, CPU
 //! reference `trainer/src/cpu/gemm.rs`).
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::{p, tile_launch, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{OptPtrF32, PtrF32, F32, U32};
 
 /// The PTX module.
@@ -41,32 +41,20 @@ pub const TILE: usize = 64;
 pub const BLOCK: u32 = 64;
 /// Static shared memory of the kernel (A/B tiles, then the staged C tile).
 pub const STATIC_SHARED_BYTES: u32 = 16_384;
-/// The grid's y extent (row tiles) is limited to 65535 by CUDA.
-const MAX_GRID_Y: usize = 65_535;
 /// Indices are 32-bit in the kernel (`row * ld + col` is formed in 64 bits,
 /// but m, n, k themselves are u32 and the tile loops add 64 to them).
 const MAX_DIM: usize = (u32::MAX as usize) - TILE;
 
 /// The launch for a product with C of `m x n` and inner dimension `k`.
 pub fn gemm_launch(m: usize, n: usize, k: usize) -> Result<Launch, LaunchError> {
-    at_most("gemm", "m", m, MAX_DIM.min(MAX_GRID_Y * TILE))?;
-    at_most("gemm", "n", n, MAX_DIM)?;
-    at_most("gemm", "k", k, MAX_DIM)?;
-    Ok(Launch {
-        grid: Dim3 {
-            x: blocks_for(n, TILE) as u32,
-            y: blocks_for(m, TILE) as u32,
-            z: 1,
-        },
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    tile_launch("gemm", [m, n, k], TILE, BLOCK, MAX_DIM)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernel::testing::{assert_all_described, assert_declared};
+    use crate::kernel::MAX_GRID_Y;
 
     #[test]
     fn the_kernel_is_declared_with_its_params() {

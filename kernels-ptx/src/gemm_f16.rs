@@ -3,7 +3,7 @@
 //! epilogue (`Gemm` in `trainer/src/backend/mod.rs`, CPU reference
 //! `trainer/src/cpu/gemm.rs` on f16-rounded inputs).
 
-use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
+use crate::kernel::{p, tile_launch, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF16, PtrF32, F32, U32};
 
 /// The PTX module.
@@ -40,26 +40,13 @@ pub const TILE: usize = 64;
 pub const BLOCK: u32 = 128;
 /// Static shared memory: two stages of a 64 x 32 f16 tile of A and of B.
 pub const STATIC_SHARED_BYTES: u32 = 16_384;
-/// The grid's y extent (row tiles) is limited to 65535 by CUDA.
-const MAX_GRID_Y: usize = 65_535;
 /// The kernel's K loop and edge arithmetic are signed 32-bit (`k - k0 - offset`),
 /// with up to 64 added to a size.
 const MAX_DIM: usize = (i32::MAX as usize) - TILE;
 
 /// The launch for a product with C of `m x n` and inner dimension `k`.
 pub fn gemm_f16_launch(m: usize, n: usize, k: usize) -> Result<Launch, LaunchError> {
-    at_most("gemm_f16", "m", m, MAX_DIM.min(MAX_GRID_Y * TILE))?;
-    at_most("gemm_f16", "n", n, MAX_DIM)?;
-    at_most("gemm_f16", "k", k, MAX_DIM)?;
-    Ok(Launch {
-        grid: Dim3 {
-            x: blocks_for(n, TILE) as u32,
-            y: blocks_for(m, TILE) as u32,
-            z: 1,
-        },
-        block: Dim3::x(BLOCK),
-        shared_bytes: 0,
-    })
+    tile_launch("gemm_f16", [m, n, k], TILE, BLOCK, MAX_DIM)
 }
 
 #[cfg(test)]

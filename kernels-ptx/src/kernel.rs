@@ -165,6 +165,33 @@ pub(crate) fn grid_stride(n: usize, block: u32, max_grid: u32) -> Launch {
 }
 
 /// Checks `value <= max`, naming the kernel and size otherwise.
+/// The grid's y extent is limited to 65535 by CUDA.
+pub(crate) const MAX_GRID_Y: usize = 65_535;
+
+/// The launch of a tiled matrix product: one `block`-thread block per
+/// `tile x tile` tile of C (`m x n`), grid `(ceil(n / tile), ceil(m / tile))`,
+/// with every size at most `max_dim` and the row tiles within [`MAX_GRID_Y`]. Shared by `gemm` and `gemm_f16`.
+pub(crate) fn tile_launch(
+    kernel: &'static str,
+    [m, n, k]: [usize; 3],
+    tile: usize,
+    block: u32,
+    max_dim: usize,
+) -> Result<Launch, LaunchError> {
+    at_most(kernel, "m", m, max_dim.min(MAX_GRID_Y * tile))?;
+    at_most(kernel, "n", n, max_dim)?;
+    at_most(kernel, "k", k, max_dim)?;
+    Ok(Launch {
+        grid: Dim3 {
+            x: blocks_for(n, tile) as u32,
+            y: blocks_for(m, tile) as u32,
+            z: 1,
+        },
+        block: Dim3::x(block),
+        shared_bytes: 0,
+    })
+}
+
 pub(crate) fn at_most(
     kernel: &'static str,
     what: &'static str,

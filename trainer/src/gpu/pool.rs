@@ -49,6 +49,17 @@ impl<D: Device + Send + 'static> Gpu<D> {
                 format!("input {h}x{w} and output {oh}x{ow} must all be at least 1"),
             ));
         }
+        // Forward reads the input planes and writes the output; backward the reverse.
+        let (input, output) = (planes * h * w, planes * oh * ow);
+        let (src_len, dst_len) = if forward {
+            (input, output)
+        } else {
+            (output, input)
+        };
+        let what = if forward { "forward" } else { "backward" };
+        let op = format!("adaptive_avgpool2d_{what}");
+        need(&self.name, &op, src_len, &[src.len])?;
+        need(&self.name, &op, dst_len, &[dst.len])?;
         let names = ["planes", "h", "w", "oh", "ow"];
         let mut args = vec![src.arg(), dst.arg()];
         for (what, v) in names.into_iter().zip(dims) {
@@ -138,18 +149,6 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         x: &Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()> {
-        need(
-            &self.name,
-            "adaptive_avgpool2d_forward x",
-            n * c * h * w,
-            &[x.len],
-        )?;
-        need(
-            &self.name,
-            "adaptive_avgpool2d_forward y",
-            n * c * oh * ow,
-            &[y.len],
-        )?;
         self.adaptive(true, [n * c, h, w, oh, ow], x, y)
     }
     fn adaptive_avgpool2d_backward(
@@ -163,18 +162,6 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         dy: &Self::Buf,
         dx: &mut Self::Buf,
     ) -> Result<()> {
-        need(
-            &self.name,
-            "adaptive_avgpool2d_backward dy",
-            n * c * oh * ow,
-            &[dy.len],
-        )?;
-        need(
-            &self.name,
-            "adaptive_avgpool2d_backward dx",
-            n * c * h * w,
-            &[dx.len],
-        )?;
         self.adaptive(false, [n * c, h, w, oh, ow], dy, dx)
     }
 }

@@ -67,6 +67,9 @@ groups = 2
 [[layers]]
 type = "gelu"
 [[layers]]
+type = "adaptive_avg_pool2d"
+out = 3
+[[layers]]
 type = "avg_pool2d"
 kernel = 2
 [[layers]]
