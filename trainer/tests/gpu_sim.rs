@@ -253,3 +253,24 @@ fn fit_with_amp_on_the_simulated_gpu_matches_the_cpu_amp_run() {
         .zip(w1.iter().flatten())
         .all(|(x, y)| x.to_bits() == y.to_bits()));
 }
+
+/// Bad token ids are refused on the GPU with the CPU's message (the kernel
+/// raises a device flag; the host names the first bad value), and good ones
+/// after a refusal convert again (the flag is cleared).
+#[test]
+fn to_index_refuses_a_bad_token_id_like_the_cpu() {
+    use lasagna_trainer::backend::{DataOps, Memory};
+    let g = sim();
+    let x = g.upload(&[3.0, 7.0, 2.5, 1.0]).expect("upload");
+    let mut idx = g.upload_idx(&[0; 4]).expect("upload");
+    let e = g
+        .to_index(&x, &mut idx, 4)
+        .expect_err("2.5 is not a token id");
+    assert!(e.to_string().contains("2.5 is not a token id"), "{e}");
+    let cpu = lasagna_trainer::cpu::Cpu
+        .to_index(&vec![3.0, 7.0, 2.5, 1.0], &mut vec![0; 4], 4)
+        .expect_err("cpu refuses too");
+    assert!(cpu.to_string().contains("2.5 is not a token id"), "{cpu}");
+    let ok = g.upload(&[3.0, 7.0, 0.0, 1.0]).expect("upload");
+    g.to_index(&ok, &mut idx, 4).expect("good ids convert");
+}
