@@ -85,7 +85,7 @@ fn value_info(
         .checked_mul(r.dtype.size() as u64)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or(bad("size"))?;
-    if r.arena_offset as usize % ARENA_ALIGN != 0 {
+    if !(r.arena_offset as usize).is_multiple_of(ARENA_ALIGN) {
         return Err(bad("arena_offset alignment"));
     }
     if r.arena_offset as u64 + bytes as u64 > arena as u64 {
@@ -590,7 +590,7 @@ fn check_arena(
         }
         return Ok(());
     }
-    if scr.0 as usize % ARENA_ALIGN != 0 || scr.0 as u64 + scr.1 as u64 > arena as u64 {
+    if !(scr.0 as usize).is_multiple_of(ARENA_ALIGN) || scr.0 as u64 + scr.1 as u64 > arena as u64 {
         return Err(Error::Arena {
             op: i,
             what: "scratch lies outside the arena or is misaligned",

@@ -239,7 +239,7 @@ impl Block<'_> {
         } else {
             Space::Shared
         };
-        if addr % u64::from(size) != 0 {
+        if !addr.is_multiple_of(u64::from(size)) {
             return Err(Error::Misaligned {
                 kernel: self.k.name.clone(),
                 space: sp,

@@ -115,7 +115,7 @@ impl Conv2dDims {
                 d.kh, d.kw, d.stride[0], d.stride[1], d.dilation[0], d.dilation[1]
             ));
         }
-        if d.groups == 0 || d.c_in % d.groups != 0 || d.c_out % d.groups != 0 {
+        if d.groups == 0 || !d.c_in.is_multiple_of(d.groups) || !d.c_out.is_multiple_of(d.groups) {
             return Err(format!(
                 "groups = {} must divide in_channels = {} and out_channels = {}",
                 d.groups, d.c_in, d.c_out

@@ -100,7 +100,7 @@ impl<B: Backend> Conv2d<B> {
                 return bad(format!("{name} = {} must be positive", pair(v, false)));
             }
         }
-        if in_channels % groups != 0 || out_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
             return bad(format!(
                 "groups = {groups} must divide in_channels = {in_channels} and \
                  out_channels = {out_channels}"

@@ -188,7 +188,7 @@ impl<B: Memory> Targets<'_, B> {
 /// first batch with this and warns. Empty input, `cols == 0` or a length
 /// that is not a whole number of rows is not a probability batch.
 pub fn looks_like_probabilities(rows_of_outputs: &[f32], cols: usize) -> bool {
-    if cols == 0 || rows_of_outputs.is_empty() || rows_of_outputs.len() % cols != 0 {
+    if cols == 0 || rows_of_outputs.is_empty() || !rows_of_outputs.len().is_multiple_of(cols) {
         return false;
     }
     rows_of_outputs.chunks_exact(cols).all(|row| {

@@ -26,7 +26,7 @@ pub fn calibrate(model: &[u8], samples: &[f32]) -> Result<Vec<Range>> {
     };
     let engine = lasagna_infer::Engine::new(&buf[..model.len()]).map_err(engine_err)?;
     let per = engine.input_len();
-    if per == 0 || samples.is_empty() || samples.len() % per != 0 {
+    if per == 0 || samples.is_empty() || !samples.len().is_multiple_of(per) {
         return Err(Error::config(
             "int8 calibration",
             format!(

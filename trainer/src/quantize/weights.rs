@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// `[-127, 127]` so that the range is symmetric (-128 is never used).
 /// Returns the codes and the scales. `what` names the tensor in errors.
 pub fn quantize_per_channel(w: &[f32], channels: usize, what: &str) -> Result<(Vec<i8>, Vec<f32>)> {
-    if channels == 0 || w.len() % channels != 0 {
+    if channels == 0 || !w.len().is_multiple_of(channels) {
         return Err(Error::config(
             "int8 export",
             format!(

@@ -170,7 +170,7 @@ impl Block<'_> {
             let doff = self.locate(t, inst, MemSpace::Shared, da, size)?;
             let mut buf = [0u8; 16];
             if ss > 0 {
-                if sa % u64::from(size) != 0 {
+                if !sa.is_multiple_of(u64::from(size)) {
                     return Err(Error::Misaligned {
                         kernel: self.k.name.clone(),
                         space: Space::Global,
