@@ -70,4 +70,8 @@ fn main() {
     );
     fs::write(out.join("memory.x"), memory).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
+    // cortex-m-rt's linker script (it includes memory.x). Here rather than
+    // in .cargo/config.toml's rustflags, so that CARGO_TARGET_*_RUSTFLAGS
+    // (the project sysroot, scripts/thumb-sysroot.sh) cannot replace it.
+    println!("cargo:rustc-link-arg-bins=-Tlink.x");
 }

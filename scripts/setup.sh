@@ -1,17 +1,42 @@
 #!/usr/bin/env bash
-# Installs what the build and tests need, idempotently: the Rust components
-# and targets named in rust-toolchain.toml. Safe to run again and again.
+# Installs what the build and tests need, idempotently, and never changes the
+# Rust compiler: it uses the toolchain that is already here (the minimum is
+# `rust-version` in Cargo.toml), adds only its components, and makes the
+# microcontroller targets usable (scripts/thumb-sysroot.sh: rustup's when it
+# has them, else built once from rust-src). Safe to run again and again; a
+# second run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v rustup >/dev/null 2>&1; then
-  echo "rustup is missing: install it from https://rustup.rs, then re-run." >&2
+if ! command -v rustc >/dev/null 2>&1 || ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: Rust is missing: install it from https://rustup.rs, then re-run." >&2
   exit 1
 fi
-# rustup reads rust-toolchain.toml here, so these act on the pinned toolchain.
-rustup toolchain install stable --profile minimal >/dev/null 2>&1 || true
-rustup component add rustfmt clippy rust-src >/dev/null
-rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null
+before="$(rustc -vV)"
+
+# The oldest compiler the workspace builds and tests with (`rust-version` in
+# Cargo.toml). An older one is reported, not upgraded: that is the user's call.
+want="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
+have="$(sed -n 's/^release: \([0-9.]*\).*/\1/p' <<<"$before")"
+if [ -n "$want" ] && [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n 1)" != "$want" ]; then
+  echo "setup: $(rustc -V) is older than Rust $want, the oldest this project builds with." >&2
+  echo "HINT: rustup update stable (or install Rust $want or newer), then re-run." >&2
+  exit 1
+fi
+
+# rustfmt and clippy for the checks, rust-src for the thumb sysroot. `rustup
+# component add` adds to the installed toolchain as it is (no `rustup
+# toolchain install`: that upgrades the compiler).
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy rust-src; do
+    rustup component add "$c" >/dev/null 2>&1 ||
+      echo "setup: rustup could not add $c to $(rustc -V); continuing without it." >&2
+  done
+else
+  echo "setup: no rustup; using $(rustc -V) with the components it has." >&2
+fi
+
+bash scripts/thumb-sysroot.sh ensure
 
 # The emulated Cortex-M4 (QEMU's mps2-an386) and ELF section sizes, for
 # the firmware and `lasagna deploy`; a C compiler and pip, for the stand-in
@@ -28,4 +53,10 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} (apt)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "$(rustc -vV)" != "$before" ]; then
+  echo "setup: the compiler changed during setup; this is a bug in scripts/setup.sh." >&2
+  echo "before:"$'\n'"$before"$'\n'"after:"$'\n'"$(rustc -vV)" >&2
+  exit 1
 fi

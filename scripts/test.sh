@@ -8,6 +8,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*"; }
 
 bash scripts/setup.sh
+# Thumb builds use the project sysroot when the toolchain lacks the targets
+# (docs/toolchain.md); nothing changes where rustup installed them.
+eval "$(bash scripts/thumb-sysroot.sh env)"
 
 step "data: MNIST files match data/mnist/SHA256SUMS.raw"
 bash scripts/check-data.sh

@@ -159,7 +159,13 @@ fn a_flash_overflow_at_link_time_becomes_a_does_not_fit_error() {
         (1, Region::Flash, 52_800)
     );
     let small = Board::find("qemu-m4-small").expect("a table row");
-    let e = build_error(Path::new("m.lsn"), small, Weights::F32, log);
+    let e = build_error(
+        Path::new("m.lsn"),
+        small,
+        Path::new("firmware"),
+        Weights::F32,
+        log,
+    );
     assert!(matches!(e, Error::DoesNotFit { over: 52_800, .. }), "{e:?}");
     let e = e.to_string();
     assert!(

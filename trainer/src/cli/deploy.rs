@@ -8,7 +8,7 @@ use lasagna_trainer::deploy::firmware::{self, BuildRequest};
 use lasagna_trainer::deploy::host::{self, MNIST_INPUT_LEN};
 use lasagna_trainer::deploy::report::{self, Parts, Report, Timings};
 use lasagna_trainer::deploy::{
-    budget, emulator, images_bin, protocol, thousands, Board, TempDir, MAX_IMAGES,
+    budget, emulator, images_bin, protocol, rust_target, thousands, Board, TempDir, MAX_IMAGES,
 };
 use lasagna_trainer::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 ///   takes 2 cycles, a multiply-accumulate 1.
 ///
 /// Needs `qemu-system-arm` (sudo apt-get install qemu-system-arm) and the
-/// board's Rust target (rustup target add thumbv7em-none-eabihf). The first
+/// board's Rust target (`bash scripts/setup.sh` installs both; where rustup
+/// does not serve the target it builds it from rust-src). The first
 /// build for a model takes about half a minute; `--json` writes everything
 /// for CI.
 #[derive(Args)]
@@ -115,7 +116,7 @@ pub fn run(a: DeployArgs) -> Result<()> {
         .unwrap_or_else(firmware::default_firmware_dir);
     firmware::check_firmware_dir(&firmware_dir)?;
     emulator::check_emulator(board)?;
-    firmware::check_rust_target(board, &firmware_dir)?;
+    let core = rust_target::find_core(board, &firmware_dir)?;
 
     let data_dir = resolve_data_dir(a.data.as_deref());
     let (images, labels) = load_mnist_test_pixels(&data_dir)?;
@@ -164,6 +165,7 @@ pub fn run(a: DeployArgs) -> Result<()> {
             model: &model_abs,
             board,
             weights: facts.weights,
+            core: &core,
         },
         &mut |line| {
             let line = line.trim();

@@ -6,6 +6,7 @@
 use super::boards::Board;
 use super::budget;
 use super::host::Weights;
+use super::rust_target::{self, CoreLibs};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -29,39 +30,6 @@ pub fn check_firmware_dir(dir: &Path) -> Result<()> {
             dir.display()
         ),
     ))
-}
-
-fn rustup_hint(board: &Board) -> String {
-    format!("rustup target add {}", board.target)
-}
-
-/// Checks with `rustup` (run in `dir`, so its toolchain file counts) that
-/// the board's Rust target is installed. Without rustup this says nothing,
-/// and a missing target shows up as the build's error instead.
-pub fn check_rust_target(board: &Board, dir: &Path) -> Result<()> {
-    let Ok(out) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-    else {
-        return Ok(());
-    };
-    if !out.status.success() {
-        return Ok(());
-    }
-    let list = String::from_utf8_lossy(&out.stdout);
-    if list.lines().any(|l| l.trim() == board.target) {
-        return Ok(());
-    }
-    Err(Error::Tool {
-        tool: "rustc".into(),
-        reason: format!(
-            "the Rust target {} is not installed (the firmware for {} is built for it)",
-            board.target, board.name
-        ),
-        hint: rustup_hint(board),
-    })
 }
 
 /// The memory region a link overflowed.
@@ -121,7 +89,13 @@ pub fn tail(log: &str, n: usize) -> String {
 /// Turns a failed build's log into the clearest error it supports: an
 /// overflowed region, a missing Rust target, or the log's tail. `weights`
 /// picks the hint when the model does not fit.
-pub fn build_error(model: &Path, board: &Board, weights: Weights, log: &str) -> Error {
+pub fn build_error(
+    model: &Path,
+    board: &Board,
+    firmware_dir: &Path,
+    weights: Weights,
+    log: &str,
+) -> Error {
     if let Some(o) = link_overflows(log).first() {
         let (memory, budget_kib, hint) = match o.region {
             Region::Flash => (
@@ -145,7 +119,7 @@ pub fn build_error(model: &Path, board: &Board, weights: Weights, log: &str) -> 
         return Error::Tool {
             tool: "rustc".into(),
             reason: format!("the Rust target {} is not installed", board.target),
-            hint: rustup_hint(board),
+            hint: rust_target::setup_hint(firmware_dir),
         };
     }
     Error::Tool {
@@ -168,6 +142,8 @@ pub struct BuildRequest<'a> {
     pub board: &'a Board,
     /// How the model stores its weights (for the hint when it does not fit).
     pub weights: Weights,
+    /// Where the target's `core` is ([`rust_target::find_core`]).
+    pub core: &'a CoreLibs,
 }
 
 /// Builds the firmware and returns the path of its ELF. `on_line` sees each
@@ -188,15 +164,18 @@ pub fn build(req: &BuildRequest<'_>, on_line: &mut dyn FnMut(&str)) -> Result<Pa
         .env("LASAGNA_FLASH_KB", b.flash_kib.to_string())
         .env("LASAGNA_RAM_KB", b.ram_kib.to_string())
         .env("LASAGNA_FLASH_ORIGIN", b.flash_origin)
-        // RUSTFLAGS would replace the firmware's own (`-Tlink.x`) and break
-        // the link; a default target from the environment would build the
-        // wrong one.
+        // RUSTFLAGS meant for the host (`-Ctarget-cpu=native`, say) would
+        // apply to the firmware; a default target from the environment
+        // would build the wrong one.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some((var, flags)) = req.core.cargo_env(b.target) {
+        cmd.env(var, flags);
+    }
     let mut child = cmd.spawn().map_err(|e| Error::Tool {
         tool: "cargo".into(),
         reason: format!("cannot start it: {e}"),
@@ -226,7 +205,13 @@ pub fn build(req: &BuildRequest<'_>, on_line: &mut dyn FnMut(&str)) -> Result<Pa
     })?;
     let json = reader.join().unwrap_or_default();
     if !status.success() {
-        return Err(build_error(req.model, b, req.weights, &log));
+        return Err(build_error(
+            req.model,
+            b,
+            req.firmware_dir,
+            req.weights,
+            &log,
+        ));
     }
     executable(&json).ok_or_else(|| Error::Tool {
         tool: "cargo build".into(),
@@ -286,9 +271,11 @@ mod tests {
     fn build_errors_say_what_to_do() {
         let b = &BOARDS[0];
         let m = Path::new("m.lsn");
+        let fw = Path::new("firmware");
         let e = build_error(
             m,
             b,
+            fw,
             Weights::F32,
             "rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by 52800 bytes",
         )
@@ -301,6 +288,7 @@ mod tests {
         let e = build_error(
             m,
             small,
+            fw,
             Weights::Int8,
             "region `RAM' overflowed by 10 bytes",
         )
@@ -309,9 +297,12 @@ mod tests {
             e.contains("RAM") && e.contains("--board qemu-m4 (128 KiB)"),
             "{e}"
         );
-        let e = build_error(m, b, Weights::F32, "error[E0463]: can't find crate for `core`\n  = note: the `thumbv7em-none-eabihf` target may not be installed").to_string();
-        assert!(e.contains("rustup target add thumbv7em-none-eabihf"), "{e}");
-        let e = build_error(m, b, Weights::F32, "line 1\nerror: something else\n").to_string();
+        let e = build_error(m, b, fw, Weights::F32, "error[E0463]: can't find crate for `core`\n  = note: the `thumbv7em-none-eabihf` target may not be installed").to_string();
+        assert!(
+            e.contains("thumbv7em-none-eabihf") && e.contains("scripts/setup.sh"),
+            "{e}"
+        );
+        let e = build_error(m, b, fw, Weights::F32, "line 1\nerror: something else\n").to_string();
         assert!(e.contains("something else"), "{e}");
     }
 

@@ -5,7 +5,7 @@
 //!
 //! The steps, in the order the CLI runs them: [`host::check_model`] and
 //! [`budget::precheck`] (does it load, does it fit), the tools
-//! ([`emulator::check_emulator`], [`firmware::check_rust_target`]),
+//! ([`emulator::check_emulator`], [`rust_target::find_core`]),
 //! [`images_bin`] (the images the firmware reads through semihosting),
 //! [`firmware::build`], [`elf::FirmwareSizes`], [`emulator::run_emulator`],
 //! [`protocol::parse_output`], [`host::run_host`], and [`report::Report`].
@@ -18,6 +18,7 @@ pub mod firmware;
 pub mod host;
 pub mod protocol;
 pub mod report;
+pub mod rust_target;
 
 pub use boards::{Board, BOARDS};
 pub use report::Report;
@@ -34,7 +35,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
