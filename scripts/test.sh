@@ -24,9 +24,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "lint: the engine with fast-math"
 cargo clippy --locked -p lasagna-infer --all-targets --features fast-math -- -D warnings
 
-step "no_std: reader and engine build for the microcontroller targets"
+step "no_std: reader, firmware protocol and engine build for the microcontroller targets"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
   cargo build --locked -p lasagna-format --no-default-features --target "$target"
+  cargo build --locked -p lasagna-protocol --target "$target"
   cargo build --locked -p lasagna-infer --target "$target"
   cargo build --locked -p lasagna-infer --target "$target" --features fast-math
 done

@@ -1,9 +1,9 @@
-//! Images streamed from the host through semihosting (`images.bin`, see
-//! main.rs), one at a time, so only one image is ever in RAM.
+//! Images streamed from the host through semihosting (`images.bin`, its
+//! layout in `lasagna_protocol::images`), one at a time, so only one image
+//! is ever in RAM.
 
 use cortex_m_semihosting::{nr, syscall};
-
-const MAGIC: &[u8; 4] = b"LSNI";
+use lasagna_protocol::images::{Header, HEADER_BYTES};
 
 pub struct Images {
     fd: usize,
@@ -26,13 +26,11 @@ impl Images {
             count: 0,
             pixels: 0,
         };
-        let mut head = [0u8; 12];
+        let mut head = [0u8; HEADER_BYTES];
         images.read(&mut head)?;
-        if &head[..4] != MAGIC {
-            return Err("images.bin does not start with LSNI");
-        }
-        images.count = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        images.pixels = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        let header = Header::parse(&head).map_err(|_| "images.bin does not start with LSNI")?;
+        images.count = header.count;
+        images.pixels = header.pixels as usize;
         if images.pixels != input_len {
             return Err(
                 "images.bin has a different number of pixels per image than the model's input",

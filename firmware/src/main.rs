@@ -1,24 +1,14 @@
 //! Runs the embedded model on MNIST images streamed from the host, and
 //! reports accuracy, every prediction and what each inference costs.
 //!
-//! Protocol (what `lasagna deploy` and CI rely on):
-//! - Images come from the host file `images.bin` in QEMU's working
-//!   directory, read through semihosting (so they are not part of the flash
-//!   budget): the magic `LSNI`, `u32` count, `u32` pixels per image (little
-//!   endian), then per image one label byte and the pixels (`u8`, 0–255).
-//! - Output lines on the semihosting console:
-//!   `LASAGNA-PRED <offset> <digits>` (the predicted class of images
-//!   `offset..`, one character each, 0–9 then a–z), and finally one
-//!   `LASAGNA-REPORT key=value ...` line: images, correct, accuracy,
-//!   instructions_per_inference (mean), instructions_worst,
-//!   arena_bytes, static_ram_bytes (.data + .bss), peak_stack_bytes,
-//!   model_bytes, int8, and outputs_fnv1a: FNV-1a (32-bit) over every
-//!   output of every image in order (int8 levels as bytes, f32 values as
-//!   little-endian bytes), so the host can check all outputs, not just the
-//!   predictions, bit for bit.
-//! - The exit status is success unless something failed (then an
-//!   `LASAGNA-ERROR` line says what; a HardFault, e.g. the stack overflowing
-//!   into the statics, is reported the same way).
+//! Protocol (what `lasagna deploy` and CI rely on): the crate
+//! `lasagna-protocol`, shared with the host. Images come from the host file
+//! `images.bin` in QEMU's working directory, read through semihosting (so
+//! they are not part of the flash budget); the console gets
+//! `LASAGNA-PRED` lines, one `LASAGNA-REPORT` line with what was measured,
+//! and the FNV-1a checksum of every output, or `LASAGNA-ERROR` and a
+//! failing exit status (a HardFault, e.g. the stack overflowing into the
+//! statics, is reported the same way).
 //!
 //! Cost is counted, not timed: QEMU runs with `-icount shift=0`, one
 //! instruction per virtual nanosecond, and SysTick counts the 25 MHz core
@@ -37,6 +27,9 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use lasagna_infer::quant::QParams;
 use lasagna_infer::EngineWith;
+use lasagna_protocol::argmax::{argmax, ordered};
+use lasagna_protocol::checksum::Fnv1a;
+use lasagna_protocol::report::{self, Report, ERROR, PRED};
 
 #[allow(dead_code)]
 mod model {
@@ -53,15 +46,13 @@ static mut ARENA: Arena = Arena([0; model::ARENA_BYTES]);
 /// One image's pixels as read from the host.
 static mut PIXELS: [u8; model::INPUT_LEN] = [0; model::INPUT_LEN];
 
-const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-
 #[entry]
 fn main() -> ! {
     let code = match run() {
         Ok(()) => debug::EXIT_SUCCESS,
         Err(e) => {
             if let Ok(mut out) = hio::hstdout() {
-                let _ = writeln!(out, "LASAGNA-ERROR {e}");
+                let _ = writeln!(out, "{ERROR}{e}");
             }
             debug::EXIT_FAILURE
         }
@@ -98,7 +89,7 @@ fn run() -> Result<(), &'static str> {
     let (mut correct, mut line_len) = (0u32, 0usize);
     let mut worst = 0u32;
     let mut preds = [0u8; 100];
-    let mut fnv = Fnv::new();
+    let mut fnv = Fnv1a::new();
     for i in 0..images.count {
         let label = images.next(pixels)?;
         let mut input = [0i8; model::INPUT_LEN];
@@ -115,7 +106,7 @@ fn run() -> Result<(), &'static str> {
             let y = engine.run_i8(arena, &input).map_err(|_| "run_i8 failed")?;
             let spent = ticks.since(t0);
             worst = worst.max(spent);
-            y.iter().for_each(|&v| fnv.byte(v as u8));
+            y.iter().for_each(|&v| fnv.i8(v));
             argmax(y.iter().map(|&v| i32::from(v)))
         } else {
             for (x, &p) in input_f.iter_mut().zip(pixels.iter()) {
@@ -125,78 +116,36 @@ fn run() -> Result<(), &'static str> {
             let y = engine.run(arena, &input_f).map_err(|_| "run failed")?;
             let spent = ticks.since(t0);
             worst = worst.max(spent);
-            y.iter()
-                .for_each(|v| v.to_le_bytes().iter().for_each(|&b| fnv.byte(b)));
-            // f32 ordering as integers: fine for the argmax of finite logits.
+            y.iter().for_each(|&v| fnv.f32(v));
             argmax(y.iter().map(|&v| ordered(v)))
         };
         correct += u32::from(usize::from(label) == best);
-        preds[line_len] = DIGITS.get(best).copied().unwrap_or(b'?');
+        preds[line_len] = report::digit(best);
         line_len += 1;
         if line_len == preds.len() || i + 1 == images.count {
             let start = i + 1 - line_len as u32;
             let text = core::str::from_utf8(&preds[..line_len]).unwrap_or("?");
-            writeln!(out, "LASAGNA-PRED {start} {text}").map_err(|_| "console write")?;
+            writeln!(out, "{PRED}{start} {text}").map_err(|_| "console write")?;
             line_len = 0;
         }
     }
     let n = images.count.max(1);
     let total = ticks.total();
     let peak_stack = cost::peak_stack();
-    writeln!(
-        out,
-        "LASAGNA-REPORT images={} correct={} accuracy={}.{:02} \
-         instructions_per_inference={} instructions_worst={} \
-         arena_bytes={} static_ram_bytes={} peak_stack_bytes={} model_bytes={} int8={} \
-         outputs_fnv1a={:#010x}",
-        images.count,
+    let report = Report {
+        images: images.count,
         correct,
-        correct * 100 / n,
-        (correct * 10_000 / n) % 100,
-        total / u64::from(n),
-        u64::from(worst) * cost::INSTRUCTIONS_PER_TICK,
-        model::ARENA_BYTES,
-        cost::static_ram(),
-        peak_stack,
-        MODEL.len(),
-        engine.is_int8(),
-        fnv.0,
-    )
-    .map_err(|_| "console write")?;
+        instructions_per_inference: total / u64::from(n),
+        instructions_worst: u64::from(worst) * cost::INSTRUCTIONS_PER_TICK,
+        arena_bytes: model::ARENA_BYTES as u64,
+        static_ram_bytes: cost::static_ram() as u64,
+        peak_stack_bytes: peak_stack as u64,
+        model_bytes: MODEL.len() as u64,
+        int8: engine.is_int8(),
+        outputs_fnv1a: fnv.0,
+    };
+    writeln!(out, "{report}").map_err(|_| "console write")?;
     Ok(())
-}
-
-/// FNV-1a, 32-bit: a checksum of every output byte.
-struct Fnv(u32);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0x811c_9dc5)
-    }
-    fn byte(&mut self, b: u8) {
-        self.0 = (self.0 ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-}
-
-/// A total order on f32 bit patterns that agrees with `<` on finite values.
-fn ordered(v: f32) -> i32 {
-    let b = v.to_bits() as i32;
-    if b < 0 {
-        b ^ i32::MAX
-    } else {
-        b
-    }
-}
-
-/// Index of the first largest value.
-fn argmax(values: impl Iterator<Item = i32>) -> usize {
-    let mut best = (0usize, i32::MIN);
-    for (i, v) in values.enumerate() {
-        if v > best.1 {
-            best = (i, v);
-        }
-    }
-    best.0
 }
 
 /// A fault (most often the stack grown down into the statics when the RAM
@@ -207,7 +156,7 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     if let Ok(mut out) = hio::hstdout() {
         let _ = writeln!(
             out,
-            "LASAGNA-ERROR HardFault at pc={:#010x}: the firmware crashed; static RAM is {} B \
+            "{ERROR}HardFault at pc={:#010x}: the firmware crashed; static RAM is {} B \
              of {} B, so if the model's stack needs more than the rest, it overflowed into \
              the statics",
             ef.pc(),
@@ -225,7 +174,7 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = writeln!(out, "LASAGNA-ERROR panic: {info}");
+        let _ = writeln!(out, "{ERROR}panic: {info}");
     }
     debug::exit(debug::EXIT_FAILURE);
     #[allow(clippy::empty_loop)]

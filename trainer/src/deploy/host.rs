@@ -1,11 +1,13 @@
 //! The host reference for a deployment: the same engine, the same inputs,
-//! the same argmax and the same checksum as `firmware/src/main.rs`, so the
+//! the same argmax and the same checksum as the firmware (`lasagna-protocol`), so the
 //! device can be checked prediction by prediction and, on the int8 path,
 //! bit for bit.
 
 use crate::error::{Error, Result};
 use lasagna_format::DType;
 use lasagna_infer::quant::QParams;
+use lasagna_protocol::argmax::{argmax, ordered};
+use lasagna_protocol::checksum::Fnv1a;
 use std::path::Path;
 
 /// Elements of an MNIST image, the firmware's input (`images.bin`).
@@ -131,50 +133,6 @@ pub fn check_model(path: &Path, bytes: &[u8]) -> Result<ModelFacts> {
     })
 }
 
-/// FNV-1a, 32-bit (the firmware's output checksum).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fnv1a(pub u32);
-
-impl Fnv1a {
-    /// The offset basis.
-    pub fn new() -> Fnv1a {
-        Fnv1a(0x811c_9dc5)
-    }
-
-    /// Mixes in one byte.
-    pub fn byte(&mut self, b: u8) {
-        self.0 = (self.0 ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-}
-
-impl Default for Fnv1a {
-    fn default() -> Fnv1a {
-        Fnv1a::new()
-    }
-}
-
-/// A total order on f32 bit patterns that agrees with `<` on finite values
-/// (the firmware's, so `-0.0 < 0.0` here exactly as there).
-pub fn ordered(v: f32) -> i32 {
-    let b = v.to_bits() as i32;
-    if b < 0 {
-        b ^ i32::MAX
-    } else {
-        b
-    }
-}
-
-/// Index of the first largest value.
-pub fn argmax(values: impl Iterator<Item = i32>) -> usize {
-    let mut best = (0usize, i32::MIN);
-    for (i, v) in values.enumerate() {
-        if v > best.1 {
-            best = (i, v);
-        }
-    }
-    best.0
-}
-
 /// The host's run of the images the device saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostRun {
@@ -213,7 +171,7 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
                     *x = q.quantize((f32::from(p) / 255.0 - mean) / std);
                 }
                 let y = engine.run_i8(arena, &levels).map_err(&err)?;
-                y.iter().for_each(|&v| fnv.byte(v as u8));
+                y.iter().for_each(|&v| fnv.i8(v));
                 argmax(y.iter().map(|&v| i32::from(v)))
             }
             None => {
@@ -221,8 +179,7 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
                     *x = (f32::from(p) / 255.0 - mean) / std;
                 }
                 let y = engine.run(arena, &values).map_err(&err)?;
-                y.iter()
-                    .for_each(|v| v.to_le_bytes().iter().for_each(|&b| fnv.byte(b)));
+                y.iter().for_each(|&v| fnv.f32(v));
                 argmax(y.iter().map(|&v| ordered(v)))
             }
         };
@@ -234,26 +191,4 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
         correct,
         outputs_fnv1a: fnv.0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_published_test_vectors() {
-        // From the FNV reference (draft-eastlake-fnv): "" and "a".
-        assert_eq!(Fnv1a::new().0, 0x811c_9dc5);
-        let mut h = Fnv1a::new();
-        h.byte(b'a');
-        assert_eq!(h.0, 0xe40c_292c);
-    }
-
-    #[test]
-    fn argmax_takes_the_first_largest_and_orders_signed_zeros() {
-        assert_eq!(argmax([1, 5, 5, 2].into_iter()), 1);
-        assert_eq!(argmax([i32::MIN, i32::MIN].into_iter()), 0);
-        assert!(ordered(-0.0) < ordered(0.0));
-        assert!(ordered(-2.0) < ordered(-1.0) && ordered(1.0) < ordered(2.0));
-    }
 }

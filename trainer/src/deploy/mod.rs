@@ -24,6 +24,7 @@ pub use boards::{Board, BOARDS};
 pub use report::Report;
 
 use crate::error::{Error, Result};
+use lasagna_protocol::images::{Header, HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -43,18 +44,17 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// The firmware's `images.bin`: the magic `LSNI`, `u32` count, `u32`
-/// pixels per image (little endian), then per image its label byte and
-/// its pixels. Takes the first `labels.len()` images of `pixels`.
+/// The firmware's `images.bin` (`lasagna_protocol::images`): the header,
+/// then per image its label byte and its pixels. Takes the first
+/// `labels.len()` images of `pixels`.
 pub fn images_bin(pixels: &[u8], labels: &[u8], per_image: usize) -> Result<Vec<u8>> {
     let n = labels.len();
     let (Ok(count), Ok(per)) = (u32::try_from(n), u32::try_from(per_image)) else {
         return Err(Error::config("deploy images", "too many images"));
     };
-    let mut out = Vec::with_capacity(12 + n * (1 + per_image));
-    out.extend(b"LSNI");
-    out.extend(count.to_le_bytes());
-    out.extend(per.to_le_bytes());
+    let header = Header { count, pixels: per };
+    let mut out = Vec::with_capacity(HEADER_BYTES + n * header.record_bytes());
+    out.extend(header.to_bytes());
     for (i, &label) in labels.iter().enumerate() {
         let image = pixels
             .get(i * per_image..(i + 1) * per_image)

@@ -1,31 +1,9 @@
-//! The firmware's console protocol (documented in `firmware/src/main.rs`):
-//! `LASAGNA-PRED <offset> <digits>` lines, one `LASAGNA-REPORT key=value ...`
-//! line, or `LASAGNA-ERROR <message>`.
+//! Reading the firmware's console (the protocol is `lasagna-protocol`,
+//! which the firmware writes with): `LASAGNA-PRED <offset> <digits>` lines,
+//! one `LASAGNA-REPORT key=value ...` line, or `LASAGNA-ERROR <message>`.
 
-/// What the firmware measured, from its `LASAGNA-REPORT` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceReport {
-    /// Images run.
-    pub images: u32,
-    /// Predictions equal to the label.
-    pub correct: u32,
-    /// Mean instructions per inference (SysTick under `-icount shift=0`).
-    pub instructions_per_inference: u64,
-    /// The most instructions one inference took.
-    pub instructions_worst: u64,
-    /// The model's arena, a static.
-    pub arena_bytes: u64,
-    /// `.data + .bss` from the linker symbols.
-    pub static_ram_bytes: u64,
-    /// Stack high-water mark (painted, then scanned).
-    pub peak_stack_bytes: u64,
-    /// The embedded model's bytes.
-    pub model_bytes: u64,
-    /// Whether the model ran on the int8 path.
-    pub int8: bool,
-    /// FNV-1a (32-bit) over every output byte of every image.
-    pub outputs_fnv1a: u32,
-}
+pub use lasagna_protocol::report::Report as DeviceReport;
+use lasagna_protocol::report::{self, ReportError, ERROR, PRED, REPORT};
 
 /// A complete run: one prediction per image and the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,12 +47,6 @@ pub enum ProtocolError {
     },
 }
 
-const PRED: &str = "LASAGNA-PRED ";
-const REPORT: &str = "LASAGNA-REPORT ";
-const ERROR: &str = "LASAGNA-ERROR ";
-/// The firmware's class digits: 0–9, then a–z.
-const DIGITS: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
-
 /// Parses the firmware's console output for a run of `images` images. Other
 /// lines (QEMU's own messages) are ignored.
 pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolError> {
@@ -97,16 +69,16 @@ pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolErro
             let (offset, digits) = rest.split_once(' ').ok_or_else(|| bad("no digits"))?;
             let offset: usize = offset.parse().map_err(|_| bad("bad offset"))?;
             for (k, c) in digits.chars().enumerate() {
-                let class = DIGITS.find(c).ok_or_else(|| bad("not a class digit"))?;
+                let class = report::class(c).ok_or_else(|| bad("not a class digit"))?;
                 let slot = preds
                     .get_mut(offset + k)
                     .ok_or_else(|| bad("prediction past the last image"))?;
-                *slot = Some(class as u8);
+                *slot = Some(class);
             }
         } else if let Some(rest) = line.strip_prefix(REPORT) {
-            report = Some(parse_report(rest).map_err(|e| match e {
-                ProtocolError::BadLine { reason, .. } => bad(&reason),
-                other => other,
+            report = Some(DeviceReport::parse(rest).map_err(|e| match e {
+                ReportError::MissingKey(key) => ProtocolError::MissingKey(key),
+                other => bad(&other.to_string()),
             })?);
         }
     }
@@ -119,54 +91,6 @@ pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolErro
     Ok(DeviceRun {
         predictions,
         report,
-    })
-}
-
-/// Parses the `key=value ...` part of a `LASAGNA-REPORT` line. Unknown keys
-/// are ignored, so newer firmware can report more.
-pub fn parse_report(fields: &str) -> Result<DeviceReport, ProtocolError> {
-    let pairs: Vec<(&str, &str)> = fields
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    let get = |key: &'static str| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .ok_or(ProtocolError::MissingKey(key))
-    };
-    let bad = |key: &str, v: &str| ProtocolError::BadLine {
-        line: 0,
-        reason: format!("{key}={v} is not a number"),
-        text: fields.into(),
-    };
-    let num = |key: &'static str| -> Result<u64, ProtocolError> {
-        let v = get(key)?;
-        v.parse().map_err(|_| bad(key, v))
-    };
-    let small = |key: &'static str| -> Result<u32, ProtocolError> {
-        let v = get(key)?;
-        v.parse().map_err(|_| bad(key, v))
-    };
-    let fnv = get("outputs_fnv1a")?;
-    let hex = fnv.strip_prefix("0x").unwrap_or(fnv);
-    let int8 = match get("int8")? {
-        "true" => true,
-        "false" => false,
-        v => return Err(bad("int8", v)),
-    };
-    Ok(DeviceReport {
-        images: small("images")?,
-        correct: small("correct")?,
-        instructions_per_inference: num("instructions_per_inference")?,
-        instructions_worst: num("instructions_worst")?,
-        arena_bytes: num("arena_bytes")?,
-        static_ram_bytes: num("static_ram_bytes")?,
-        peak_stack_bytes: num("peak_stack_bytes")?,
-        model_bytes: num("model_bytes")?,
-        int8,
-        outputs_fnv1a: u32::from_str_radix(hex, 16).map_err(|_| bad("outputs_fnv1a", fnv))?,
     })
 }
 
