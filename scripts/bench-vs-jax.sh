@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q jax optax flax
 fi
-cargo build --release --locked -p lasagna-trainer >/dev/null
+cargo build --release --locked -p lasagna-cli >/dev/null
 
 [ -f "$peer" ] || { echo "missing $peer (the JAX peer baseline)" >&2; exit 1; }
 

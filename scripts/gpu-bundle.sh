@@ -27,7 +27,7 @@ eval "$(bash scripts/cuda-standin.sh)"
 unset LD_LIBRARY_PATH
 
 log "building lasagna and the GPU test binaries (release, --features cuda)"
-cargo build --release --locked -p lasagna-trainer --features cuda --bin lasagna
+cargo build --release --locked -p lasagna-cli --features cuda --bin lasagna
 tests=(cuda_driver cuda_parity cuda_bench)
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done

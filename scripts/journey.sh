@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo build --release --locked -p lasagna-trainer
+cargo build --release --locked -p lasagna-cli
 lasagna=target/release/lasagna
 mkdir -p out
 

@@ -47,7 +47,7 @@ bash scripts/ptxas.sh
 # The generated tensor-core GEMM is what its generator writes.
 python3 kernels-ptx/gen/gemm_f16.py | cmp - kernels-ptx/ptx/gemm_f16.ptx
 
-step "tests: cargo test (workspace, unit + property + golden + doc tests; includes trainer/tests/deploy.rs:"
+step "tests: cargo test (workspace, unit + property + golden + doc tests; includes cli/tests/deploy.rs:"
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
 cargo test --workspace --locked
 
@@ -59,12 +59,12 @@ step "cuda: the trainer's cuda feature builds, lints and runs its driver tests a
 echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip; LASAGNA_REQUIRE_CUDA=1 makes that fail)"
 (
   eval "$(bash scripts/cuda-standin.sh)"
-  cargo build --locked -p lasagna-trainer --features cuda
-  cargo clippy --locked -p lasagna-trainer --features cuda --all-targets -- -D warnings
+  cargo build --locked -p lasagna-trainer -p lasagna-cli --features cuda
+  cargo clippy --locked -p lasagna-trainer -p lasagna-cli --features cuda --all-targets -- -D warnings
   cargo test --locked -p lasagna-trainer --features cuda --lib gpu::driver
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity -- --nocapture
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_bench -- --ignored --nocapture
   # The bundle for GPU machines builds and fits in 64 MiB.
   bash scripts/gpu-bundle.sh target/gpu-bundle
-  cargo run --locked --quiet -p lasagna-trainer --features cuda -- info
+  cargo run --locked --quiet -p lasagna-cli --features cuda -- info
 )

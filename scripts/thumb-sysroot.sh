@@ -17,7 +17,7 @@
 #
 # The sysroot's key is the compiler's `release` and `commit-hash` from
 # `rustc -vV`; `lasagna deploy` computes the same path
-# (trainer/src/deploy/rust_target.rs), so keep the two in step.
+# (deploy/src/rust_target.rs), so keep the two in step.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 targets=(thumbv7em-none-eabihf thumbv6m-none-eabi)

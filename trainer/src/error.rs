@@ -81,42 +81,6 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-    /// A model does not fit a board's flash or RAM (`lasagna deploy`).
-    #[error("{}: does not fit {board}'s {memory}: {what}, {} B more than its {budget_kib} KiB. HINT: {hint}", .model.display(), crate::deploy::thousands(*.over))]
-    DoesNotFit {
-        /// The model file.
-        model: PathBuf,
-        /// The board's name (`qemu-m4`).
-        board: &'static str,
-        /// `flash` or `RAM`.
-        memory: &'static str,
-        /// What was measured and how large it is.
-        what: String,
-        /// Bytes over the budget.
-        over: u64,
-        /// The budget, in KiB.
-        budget_kib: u32,
-        /// What to do about it.
-        hint: String,
-    },
-    /// An external program is missing or failed (`cargo`, `qemu-system-arm`).
-    #[error("{tool}: {reason}. HINT: {hint}")]
-    Tool {
-        /// The program.
-        tool: String,
-        /// What went wrong.
-        reason: String,
-        /// How to install or fix it.
-        hint: String,
-    },
-    /// The firmware failed on the (emulated) board, or disagrees with the host.
-    #[error("on {board}: {reason}")]
-    Device {
-        /// The board's name.
-        board: String,
-        /// What the device said or did.
-        reason: String,
-    },
 }
 
 impl Error {

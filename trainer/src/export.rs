@@ -29,7 +29,7 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
 }
 
 /// How weights are stored in a written file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightType {
     /// 32-bit floats, exact.
     F32,

@@ -1,4 +1,5 @@
-//! `lasagna-trainer`: layers, losses, optimizers, data and the `lasagna` CLI.
+//! `lasagna-trainer`: layers, losses, optimizers, data, training, export
+//! and quantization, as a library (the `lasagna` CLI is `lasagna-cli`).
 //!
 //! The CPU backend ([`cpu::Cpu`]) is the numerical reference. Layers, losses
 //! and optimizers are written against the [`backend`] traits so that other
@@ -13,7 +14,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod data;
-pub mod deploy;
 pub mod diagnose;
 pub mod error;
 pub mod export;

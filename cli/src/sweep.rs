@@ -1,7 +1,7 @@
 //! `lasagna sweep`: a grid of MLPs trained one after another through the same
 //! code path as `lasagna train`, one metrics JSON per run, and a summary table.
 
-use super::Device;
+use crate::device::Device;
 use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lasagna_trainer::diagnose;

@@ -1,6 +1,6 @@
 //! `lasagna eval` and `lasagna inspect`.
 
-use super::Device;
+use crate::device::Device;
 use clap::Args;
 use lasagna_trainer::backend::Backend;
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
@@ -83,10 +83,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.engine == Engine::Nostd {
         return eval_nostd(&a.model_file, &bytes, &data.test);
     }
-    match super::pick(a.device)? {
-        super::Picked::Cpu(b) => eval_on(&b, &a, &m, &data.test),
+    match crate::device::pick(a.device)? {
+        crate::device::Picked::Cpu(b) => eval_on(&b, &a, &m, &data.test),
         #[cfg(feature = "cuda")]
-        super::Picked::Cuda(b) => eval_on(&*b, &a, &m, &data.test),
+        crate::device::Picked::Cuda(b) => eval_on(&*b, &a, &m, &data.test),
     }
 }
 

@@ -1,12 +1,4 @@
-//! Subcommands of the `lasagna` binary.
-pub mod deploy;
-pub mod eval;
-pub mod export;
-pub mod info;
-pub mod plot;
-pub mod progress;
-pub mod sweep;
-pub mod train;
+//! `--device`: which backend runs the work.
 
 use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::error::{Error, Result};

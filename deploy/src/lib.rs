@@ -1,4 +1,5 @@
-//! `lasagna deploy`: build `firmware/` for one model and one board, run it
+//! `lasagna-deploy`, the tool behind `lasagna deploy`: build `firmware/`
+//! for one model and one board, run it
 //! on the (emulated) board over the first N MNIST test images, and check
 //! every prediction, and on the int8 path every output bit, against the
 //! same engine on the host.
@@ -9,11 +10,16 @@
 //! [`images_bin`] (the images the firmware reads through semihosting),
 //! [`firmware::build`], [`elf::FirmwareSizes`], [`emulator::run_emulator`],
 //! [`protocol::parse_output`], [`host::run_host`], and [`report::Report`].
+//!
+//! It depends on the format, the engine and `lasagna-protocol` (what the
+//! firmware and this crate say to each other), not on the trainer.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod boards;
 pub mod budget;
 pub mod elf;
 pub mod emulator;
+pub mod error;
 pub mod firmware;
 pub mod host;
 pub mod protocol;
@@ -21,9 +27,9 @@ pub mod report;
 pub mod rust_target;
 
 pub use boards::{Board, BOARDS};
+pub use error::{Error, Result};
 pub use report::Report;
 
-use crate::error::{Error, Result};
 use lasagna_protocol::images::{Header, HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -36,7 +36,7 @@ pub struct PlotArgs {
 
 /// The embedded font (DejaVu Sans, Latin-1 subset; licence next to it), so
 /// PNG text needs no system fonts.
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 const FAMILY: &str = "sans-serif";
 
 fn register_font() -> Result<()> {

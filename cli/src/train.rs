@@ -1,7 +1,7 @@
 //! `lasagna train`.
 
-use super::progress::Bars;
-use super::Device;
+use crate::device::Device;
+use crate::progress::Bars;
 use clap::Args;
 use lasagna_trainer::backend::Backend;
 use lasagna_trainer::checkpoint::Checkpoint;
@@ -161,10 +161,10 @@ fn config(a: &TrainArgs, spec: &mut ModelSpec) -> Result<TrainConfig> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let t_start = Instant::now();
-    match super::pick(a.device)? {
-        super::Picked::Cpu(b) => run_on(&b, &a, t_start),
+    match crate::device::pick(a.device)? {
+        crate::device::Picked::Cpu(b) => run_on(&b, &a, t_start),
         #[cfg(feature = "cuda")]
-        super::Picked::Cuda(b) => run_on(&*b, &a, t_start),
+        crate::device::Picked::Cuda(b) => run_on(&*b, &a, t_start),
     }
 }
 

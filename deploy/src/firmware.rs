@@ -233,7 +233,7 @@ pub fn executable(json: &str) -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
-    use crate::deploy::BOARDS;
+    use crate::BOARDS;
 
     #[test]
     fn lld_and_gnu_ld_overflow_messages_both_parse() {

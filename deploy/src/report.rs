@@ -369,9 +369,9 @@ impl Report {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
-    use super::super::boards::BOARDS;
-    use super::super::protocol::DeviceReport;
     use super::*;
+    use crate::boards::BOARDS;
+    use crate::protocol::DeviceReport;
 
     fn device(preds: Vec<u8>, fnv: u32) -> DeviceRun {
         DeviceRun {

@@ -1,5 +1,16 @@
-//! The `lasagna` command line.
-mod cli;
+//! The `lasagna` command line: argument parsing, progress bars, charts and
+//! messages. The work itself is in the libraries (`lasagna-trainer`,
+//! `lasagna-deploy`).
+mod deploy;
+mod device;
+mod error;
+mod eval;
+mod export;
+mod info;
+mod plot;
+mod progress;
+mod sweep;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,33 +31,33 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on MNIST and export it.
-    Train(Box<cli::train::TrainArgs>),
+    Train(Box<train::TrainArgs>),
     /// Turn a trained model into a deployment file (BatchNorm folded; f32, f16 or int8).
-    Export(cli::export::ExportArgs),
+    Export(export::ExportArgs),
     /// Evaluate a model file on the MNIST test set.
-    Eval(cli::eval::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Print a model file's ops, shapes, dtypes, sizes, memory plan and metadata.
-    Inspect(cli::eval::InspectArgs),
+    Inspect(eval::InspectArgs),
     // The help text is DeployArgs' doc comment (long: what is measured and how).
-    Deploy(Box<cli::deploy::DeployArgs>),
+    Deploy(Box<deploy::DeployArgs>),
     /// Train a grid of MLPs (the chapter's challenge) and rank them; resumable, shardable.
-    Sweep(Box<cli::sweep::SweepArgs>),
+    Sweep(Box<sweep::SweepArgs>),
     /// Plot training curves (PNG/SVG) of metrics files, or a sweep's bar chart.
-    Plot(cli::plot::PlotArgs),
+    Plot(plot::PlotArgs),
     /// Show the build, the CPU and the CUDA device (or why none is usable).
     Info,
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Train(a) => cli::train::run(*a),
-        Command::Export(a) => cli::export::run(a),
-        Command::Eval(a) => cli::eval::run(a),
-        Command::Inspect(a) => cli::eval::inspect(a),
-        Command::Deploy(a) => cli::deploy::run(*a),
-        Command::Sweep(a) => cli::sweep::run(*a),
-        Command::Plot(a) => cli::plot::run(a),
-        Command::Info => cli::info::run(),
+    let result: Result<(), error::CliError> = match Cli::parse().command {
+        Command::Train(a) => train::run(*a).map_err(Into::into),
+        Command::Export(a) => export::run(a).map_err(Into::into),
+        Command::Eval(a) => eval::run(a).map_err(Into::into),
+        Command::Inspect(a) => eval::inspect(a).map_err(Into::into),
+        Command::Deploy(a) => deploy::run(*a),
+        Command::Sweep(a) => sweep::run(*a).map_err(Into::into),
+        Command::Plot(a) => plot::run(a).map_err(Into::into),
+        Command::Info => info::run().map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

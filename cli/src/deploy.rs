@@ -1,17 +1,20 @@
 //! `lasagna deploy`: the model on a (emulated) microcontroller, measured and
 //! checked against the host.
 
+use crate::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lasagna_trainer::data::{load_mnist_test_pixels, resolve_data_dir};
-use lasagna_trainer::deploy::firmware::{self, BuildRequest};
-use lasagna_trainer::deploy::host::{self, MNIST_INPUT_LEN};
-use lasagna_trainer::deploy::report::{self, Parts, Report, Timings};
-use lasagna_trainer::deploy::{
-    budget, emulator, images_bin, protocol, rust_target, thousands, Board, TempDir, MAX_IMAGES,
+use lasagna_deploy::firmware::{self, BuildRequest};
+use lasagna_deploy::host::{self, MNIST_INPUT_LEN};
+use lasagna_deploy::report::{self, Parts, Report, Timings};
+use lasagna_deploy::Error;
+use lasagna_deploy::{
+    budget, emulator, images_bin, protocol, rust_target, thousands, Board, TempDir, BOARDS,
+    MAX_IMAGES,
 };
-use lasagna_trainer::error::{Error, Result};
+use lasagna_trainer::data::{load_mnist_test_pixels, resolve_data_dir};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 /// Build the firmware for a model, run it on an emulated Cortex-M, and check it against the host.
@@ -54,7 +57,7 @@ pub struct DeployArgs {
     pub model_file: PathBuf,
     /// The board: which core, which emulator, what flash and RAM budget.
     #[arg(long, value_enum, value_name = "BOARD")]
-    pub board: Board,
+    pub board: BoardArg,
     /// Run the first N MNIST test images (1 to 10,000).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub images: usize,
@@ -73,6 +76,22 @@ pub struct DeployArgs {
     pub timeout: u64,
 }
 
+/// `--board`: a row of [`BOARDS`], named and described as the table has it.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardArg(pub &'static Board);
+
+impl clap::ValueEnum for BoardArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: LazyLock<Vec<BoardArg>> =
+            LazyLock::new(|| BOARDS.iter().map(BoardArg).collect());
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name).help(self.0.help))
+    }
+}
+
 /// A spinner on stderr (hidden when stderr is not a terminal).
 fn spinner(msg: String) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -84,24 +103,24 @@ fn spinner(msg: String) -> ProgressBar {
     bar
 }
 
-fn read_model(path: &Path) -> Result<Vec<u8>> {
+fn read_model(path: &Path) -> lasagna_deploy::Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-pub fn run(a: DeployArgs) -> Result<()> {
-    let board = &a.board;
+pub fn run(a: DeployArgs) -> Result<(), CliError> {
+    let board = a.board.0;
     if a.images == 0 || a.images > MAX_IMAGES {
-        return Err(Error::config(
+        return Err(CliError::from(Error::config(
             "--images",
             format!(
                 "{} is not between 1 and {} (the MNIST test set)",
                 a.images,
                 thousands(MAX_IMAGES as u64)
             ),
-        ));
+        )));
     }
     let bytes = read_model(&a.model_file)?;
     let facts = host::check_model(&a.model_file, &bytes)?;
@@ -121,16 +140,16 @@ pub fn run(a: DeployArgs) -> Result<()> {
     let data_dir = resolve_data_dir(a.data.as_deref());
     let (images, labels) = load_mnist_test_pixels(&data_dir)?;
     if images.rows * images.cols != MNIST_INPUT_LEN {
-        return Err(Error::config(
+        return Err(CliError::from(Error::config(
             "--data",
             format!(
                 "the test images are {} x {}, not 28 x 28",
                 images.rows, images.cols
             ),
-        ));
+        )));
     }
     if labels.len() < a.images {
-        return Err(Error::config(
+        return Err(CliError::from(Error::config(
             "--images",
             format!(
                 "{} asked for, but the test set in {} has {}",
@@ -138,7 +157,7 @@ pub fn run(a: DeployArgs) -> Result<()> {
                 data_dir.display(),
                 labels.len()
             ),
-        ));
+        )));
     }
     let n = a.images;
     let (pixels, labels) = (
@@ -177,7 +196,7 @@ pub fn run(a: DeployArgs) -> Result<()> {
     bar.finish_and_clear();
     let elf = built?;
     let build_seconds = t0.elapsed().as_secs_f64();
-    let sizes = lasagna_trainer::deploy::elf::FirmwareSizes::read(&elf)?;
+    let sizes = lasagna_deploy::elf::FirmwareSizes::read(&elf)?;
 
     let bar = spinner(format!(
         "running {} images on {} ({})",
@@ -232,7 +251,7 @@ pub fn run(a: DeployArgs) -> Result<()> {
         })?;
     }
     if report.ram.bytes >= board.ram_bytes() {
-        return Err(Error::Device {
+        return Err(CliError::from(Error::Device {
             board: board.name.into(),
             reason: format!(
                 "the stack reached the statics: static {} B + peak stack {} B fill all {} KiB \
@@ -242,15 +261,15 @@ pub fn run(a: DeployArgs) -> Result<()> {
                 thousands(report.ram.peak_stack_bytes),
                 board.ram_kib
             ),
-        });
+        }));
     }
     if !report.host_check.passed {
-        return Err(Error::Device {
+        return Err(CliError::from(Error::Device {
             board: board.name.into(),
             reason: "the device disagrees with the host (see `host check` above). HINT: this \
                      is a bug in lasagna-infer on this target; please report it with the model"
                 .into(),
-        });
+        }));
     }
     Ok(())
 }

@@ -119,16 +119,6 @@ impl Board {
     }
 }
 
-impl clap::ValueEnum for Board {
-    fn value_variants<'a>() -> &'a [Self] {
-        BOARDS
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name).help(self.help))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,13 @@
+//! What a subcommand can fail with: the trainer's errors or the deploy
+//! tool's, each already saying what, where and what to do next.
+
+/// An error from one of the libraries the CLI drives.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Training, data, export, quantization, evaluation.
+    #[error(transparent)]
+    Trainer(#[from] lasagna_trainer::Error),
+    /// Building and running the firmware, and the host check.
+    #[error(transparent)]
+    Deploy(#[from] lasagna_deploy::Error),
+}
