@@ -4,18 +4,14 @@
 use crate::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lasagna_deploy::firmware::{self, BuildRequest};
-use lasagna_deploy::host::{self, MNIST_INPUT_LEN};
-use lasagna_deploy::report::{self, Parts, Report, Timings};
-use lasagna_deploy::Error;
+use lasagna_deploy::host::MNIST_INPUT_LEN;
 use lasagna_deploy::{
-    budget, emulator, images_bin, protocol, rust_target, thousands, Board, TempDir, BOARDS,
-    MAX_IMAGES,
+    thousands, Board, Error, Images, Options, Progress, Step, BOARDS, MAX_IMAGES,
 };
 use lasagna_trainer::data::{load_mnist_test_pixels, resolve_data_dir};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Build the firmware for a model, run it on an emulated Cortex-M, and check it against the host.
 ///
@@ -103,11 +99,45 @@ fn spinner(msg: String) -> ProgressBar {
     bar
 }
 
-fn read_model(path: &Path) -> lasagna_deploy::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+/// Spinners for the build and the run (hidden when stderr is not a
+/// terminal).
+#[derive(Default)]
+struct Spinners {
+    bar: Option<ProgressBar>,
+    board: &'static str,
+}
+
+impl Progress for Spinners {
+    fn start(&mut self, step: Step, board: &Board, images: usize) {
+        self.board = board.name;
+        self.bar = Some(spinner(match step {
+            Step::Build => format!(
+                "building the firmware for {} ({})",
+                board.name, board.target
+            ),
+            Step::Run => format!(
+                "running {} images on {} ({})",
+                thousands(images as u64),
+                board.emulator,
+                board.cpu
+            ),
+        }));
+    }
+
+    fn build_line(&mut self, line: &str) {
+        let line = line.trim();
+        if line.starts_with("Compiling") || line.starts_with("Finished") {
+            if let Some(bar) = &self.bar {
+                bar.set_message(format!("building the firmware for {}: {line}", self.board));
+            }
+        }
+    }
+
+    fn finish(&mut self, _: Step) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 pub fn run(a: DeployArgs) -> Result<(), CliError> {
@@ -122,20 +152,11 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
             ),
         )));
     }
-    let bytes = read_model(&a.model_file)?;
-    let facts = host::check_model(&a.model_file, &bytes)?;
-    budget::precheck(&a.model_file, board, &facts)?;
-    let model_abs = std::fs::canonicalize(&a.model_file).map_err(|source| Error::Io {
-        path: a.model_file.clone(),
-        source,
-    })?;
-    let firmware_dir = a
-        .firmware_dir
-        .clone()
-        .unwrap_or_else(firmware::default_firmware_dir);
-    firmware::check_firmware_dir(&firmware_dir)?;
-    emulator::check_emulator(board)?;
-    let core = rust_target::find_core(board, &firmware_dir)?;
+    let options = Options {
+        firmware_dir: a.firmware_dir.clone(),
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let prepared = lasagna_deploy::prepare(&a.model_file, board, &options)?;
 
     let data_dir = resolve_data_dir(a.data.as_deref());
     let (images, labels) = load_mnist_test_pixels(&data_dir)?;
@@ -160,87 +181,11 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
         )));
     }
     let n = a.images;
-    let (pixels, labels) = (
-        images.pixels.get(..n * MNIST_INPUT_LEN).unwrap_or(&[]),
-        labels.get(..n).unwrap_or(&[]),
-    );
-    let work = TempDir::new("deploy")?;
-    let images_path = work.path().join("images.bin");
-    std::fs::write(&images_path, images_bin(pixels, labels, MNIST_INPUT_LEN)?).map_err(
-        |source| Error::Io {
-            path: images_path.clone(),
-            source,
-        },
-    )?;
-
-    let t0 = Instant::now();
-    let bar = spinner(format!(
-        "building the firmware for {} ({})",
-        board.name, board.target
-    ));
-    let built = firmware::build(
-        &BuildRequest {
-            firmware_dir: &firmware_dir,
-            model: &model_abs,
-            board,
-            weights: facts.weights,
-            core: &core,
-        },
-        &mut |line| {
-            let line = line.trim();
-            if line.starts_with("Compiling") || line.starts_with("Finished") {
-                bar.set_message(format!("building the firmware for {}: {line}", board.name));
-            }
-        },
-    );
-    bar.finish_and_clear();
-    let elf = built?;
-    let build_seconds = t0.elapsed().as_secs_f64();
-    let sizes = lasagna_deploy::elf::FirmwareSizes::read(&elf)?;
-
-    let bar = spinner(format!(
-        "running {} images on {} ({})",
-        thousands(n as u64),
-        board.emulator,
-        board.cpu
-    ));
-    let ran = emulator::run_emulator(board, &elf, work.path(), Duration::from_secs(a.timeout));
-    bar.finish_and_clear();
-    let out = ran?;
-    let device = protocol::parse_output(&out.stdout, n).map_err(|e| Error::Device {
-        board: board.name.into(),
-        reason: format!(
-            "{e}{}",
-            if matches!(e, protocol::ProtocolError::Device(_)) {
-                String::new()
-            } else {
-                format!(
-                    " (exit code {}); the end of its output:\n{}\n{}",
-                    out.code.map_or("none".into(), |c| c.to_string()),
-                    firmware::tail(&out.stdout, 10),
-                    firmware::tail(&out.stderr, 10)
-                )
-            }
-        ),
-    })?;
-    report::check_device(&facts, n, &device).map_err(|reason| Error::Device {
-        board: board.name.into(),
-        reason,
-    })?;
-    let host = host::run_host(&a.model_file, &bytes, pixels, labels)?;
-
-    let report = Report::new(Parts {
-        model: &a.model_file,
-        facts: &facts,
-        board,
-        sizes: &sizes,
-        device: &device,
-        host: &host,
-        timings: Timings {
-            build_seconds,
-            run_seconds: out.seconds,
-        },
-    });
+    let images = Images {
+        pixels: images.pixels.get(..n * MNIST_INPUT_LEN).unwrap_or(&[]),
+        labels: labels.get(..n).unwrap_or(&[]),
+    };
+    let report = prepared.run(images, &mut Spinners::default())?;
     print!("{}", report.render());
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)
@@ -250,26 +195,6 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
             source,
         })?;
     }
-    if report.ram.bytes >= board.ram_bytes() {
-        return Err(CliError::from(Error::Device {
-            board: board.name.into(),
-            reason: format!(
-                "the stack reached the statics: static {} B + peak stack {} B fill all {} KiB \
-                 of RAM, so the results above may be corrupt. HINT: a smaller model (its arena \
-                 and stack), or a board with more RAM",
-                thousands(report.ram.static_bytes),
-                thousands(report.ram.peak_stack_bytes),
-                board.ram_kib
-            ),
-        }));
-    }
-    if !report.host_check.passed {
-        return Err(CliError::from(Error::Device {
-            board: board.name.into(),
-            reason: "the device disagrees with the host (see `host check` above). HINT: this \
-                     is a bug in lasagna-infer on this target; please report it with the model"
-                .into(),
-        }));
-    }
+    report.verdict(board)?;
     Ok(())
 }

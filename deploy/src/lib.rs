@@ -4,7 +4,8 @@
 //! every prediction, and on the int8 path every output bit, against the
 //! same engine on the host.
 //!
-//! The steps, in the order the CLI runs them: [`host::check_model`] and
+//! One call does it all: [`deploy`] (or [`prepare`], then
+//! [`Prepared::run`]). The steps, in order: [`host::check_model`] and
 //! [`budget::precheck`] (does it load, does it fit), the tools
 //! ([`emulator::check_emulator`], [`rust_target::find_core`]),
 //! [`images_bin`] (the images the firmware reads through semihosting),
@@ -24,11 +25,13 @@ pub mod firmware;
 pub mod host;
 pub mod protocol;
 pub mod report;
+pub mod run;
 pub mod rust_target;
 
 pub use boards::{Board, BOARDS};
 pub use error::{Error, Result};
 pub use report::Report;
+pub use run::{deploy, prepare, Images, Options, Prepared, Progress, Quiet, Step};
 
 use lasagna_protocol::images::{Header, HEADER_BYTES};
 use std::path::{Path, PathBuf};

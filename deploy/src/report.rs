@@ -272,6 +272,35 @@ impl Report {
         }
     }
 
+    /// Whether the run can be trusted: the stack did not fill the RAM (the
+    /// results could be corrupt), and the device agreed with the host.
+    /// Checked after the report is shown, so the user sees what was
+    /// measured either way.
+    pub fn verdict(&self, board: &Board) -> crate::Result<()> {
+        if self.ram.bytes >= board.ram_bytes() {
+            return Err(crate::Error::Device {
+                board: board.name.into(),
+                reason: format!(
+                    "the stack reached the statics: static {} B + peak stack {} B fill all {} KiB \
+                     of RAM, so the results above may be corrupt. HINT: a smaller model (its arena \
+                     and stack), or a board with more RAM",
+                    thousands(self.ram.static_bytes),
+                    thousands(self.ram.peak_stack_bytes),
+                    board.ram_kib
+                ),
+            });
+        }
+        if !self.host_check.passed {
+            return Err(crate::Error::Device {
+                board: board.name.into(),
+                reason: "the device disagrees with the host (see `host check` above). HINT: this \
+                         is a bug in lasagna-infer on this target; please report it with the model"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The report for the terminal.
     pub fn render(&self) -> String {
         let b = &self.board;

@@ -114,3 +114,57 @@ fn a_flash_overflow_at_link_time_becomes_a_does_not_fit_error() {
         "{e}"
     );
 }
+
+// ---- the library's one call ----
+
+/// `lasagna_deploy::deploy` on its own, with no trainer and no data set:
+/// the committed int8 test CNN on 20 made-up images, every prediction and
+/// output level equal to the host engine's (skipped, saying why, when
+/// `qemu-system-arm` is missing).
+#[test]
+fn deploy_runs_the_golden_cnn_on_qemu_and_agrees_with_the_host() {
+    let have_qemu = std::process::Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_qemu {
+        eprintln!(
+            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
+             CI installs it and runs this test"
+        );
+        return;
+    }
+    let model = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infer-nostd/tests/golden/mnist_tiny_cnn_int8.lsn"
+    ));
+    let n = 20;
+    // A fixed LCG (Numerical Recipes' constants): any pixels do, since the
+    // check is device against host, not accuracy.
+    let mut x = 12_345u32;
+    let pixels: Vec<u8> = (0..n * lasagna_deploy::host::MNIST_INPUT_LEN)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let board = Board::find("qemu-m4").expect("a table row");
+    let report = lasagna_deploy::deploy(
+        model,
+        board,
+        lasagna_deploy::Images {
+            pixels: &pixels,
+            labels: &labels,
+        },
+        &lasagna_deploy::Options::default(),
+        &mut lasagna_deploy::Quiet,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.int8);
+    assert_eq!(report.images as usize, n);
+    assert!(report.host_check.passed, "{}", report.render());
+    assert_eq!(report.host_check.matching_predictions, n);
+    assert!(report.host_check.outputs_identical);
+    assert!(report.instructions_per_inference > 0);
+}
