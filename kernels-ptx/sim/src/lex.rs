@@ -131,3 +131,17 @@ pub fn lex(src: &str) -> Result<Vec<Tok>> {
     }
     Ok(toks)
 }
+
+/// Parses an integer literal: decimal, `0x` hex, optional `U` suffix. Here
+/// with the lexer because both the parser and the operand decoder read
+/// number tokens (in `parse` it made `decode` and `parse` need each other).
+pub fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim_end_matches(['U', 'u']);
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok().map(|v| v as i64)
+    } else {
+        s.parse::<i64>()
+            .ok()
+            .or_else(|| s.parse::<u64>().ok().map(|v| v as i64))
+    }
+}

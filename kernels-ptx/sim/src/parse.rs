@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::decode::{decode, ROp, RawInst, Syms};
 use crate::error::{Error, Result};
 use crate::inst::{Inst, Ty};
-use crate::lex::{lex, Tok, TokKind};
+use crate::lex::{lex, parse_int, Tok, TokKind};
 
 /// A parsed PTX module.
 #[derive(Clone, Debug, Default)]
@@ -67,18 +67,6 @@ fn perr<T>(line: u32, msg: impl Into<String>) -> Result<T> {
 fn align_up(x: u32, a: u32) -> u32 {
     let a = a.max(1);
     x.div_ceil(a).saturating_mul(a)
-}
-
-/// Parses an integer literal: decimal, `0x` hex, optional `U` suffix.
-pub fn parse_int(s: &str) -> Option<i64> {
-    let s = s.trim_end_matches(['U', 'u']);
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok().map(|v| v as i64)
-    } else {
-        s.parse::<i64>()
-            .ok()
-            .or_else(|| s.parse::<u64>().ok().map(|v| v as i64))
-    }
 }
 
 impl P {

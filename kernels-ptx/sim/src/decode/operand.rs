@@ -4,7 +4,7 @@
 use super::{ROp, D};
 use crate::error::{Error, Result};
 use crate::inst::{Addr, Operand, Sreg, Ty};
-use crate::parse::parse_int;
+use crate::lex::parse_int;
 
 pub(super) fn sreg(name: &str) -> Option<Sreg> {
     let (base, dim) = match name.rsplit_once('.') {
