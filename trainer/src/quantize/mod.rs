@@ -71,20 +71,21 @@ use lasagna_format::{DType, Op, OpSpec, TensorData};
 pub const DEFAULT_CALIBRATION: usize = 1000;
 
 /// Refuses ops that have no int8 form, naming the first one by its index
-/// in `ops`.
+/// in `ops`. The engine that runs the file decides which ops those are
+/// ([`lasagna_infer::int8_refusal`]), so the exporter never writes an int8
+/// file the engine would refuse.
 pub fn check_int8(ops: &[Op]) -> Result<()> {
     for (i, op) in ops.iter().enumerate() {
-        let why = match op {
-            Op::Lstm { .. } => "its gates and cell state have no int8 form in the engine",
-            Op::Embedding { .. } => "its input is i32 token ids, not an int8 value",
-            _ => continue,
+        let Some(refusal) = lasagna_infer::int8_refusal(op.kind()) else {
+            continue;
         };
         return Err(Error::config(
             "--quantize int8",
             format!(
-                "op {i} ({}) cannot be quantized to int8: {why}. \
+                "op {i} ({}) cannot be quantized to int8: {}. \
                  HINT: use --quantize f16 for this model (half the bytes, computed in f32)",
-                op.kind()
+                op.kind(),
+                refusal.why
             ),
         ));
     }
