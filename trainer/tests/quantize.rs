@@ -6,7 +6,7 @@
 
 mod quantize_common;
 
-use lasagna_format::{DType, Model, Op, Quant, Window};
+use lasagna_format::{AlignedModel, DType, Model, Op, Quant, Window};
 use lasagna_trainer::data::{Dataset, Normalization};
 use lasagna_trainer::export::{deploy, fold_file, write_model, ExportInfo, WeightType};
 use lasagna_trainer::layers::ExportOp;
@@ -104,10 +104,8 @@ fn images(n: usize, norm: Normalization) -> Dataset {
 /// The range of every value of an f32 model file over `data`, observed in
 /// the no_std engine (what calibration must have seen).
 fn observed_ranges(f32_file: &[u8], data: &Dataset) -> Vec<Range> {
-    let mut aligned = vec![0u128; f32_file.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
-    buf[..f32_file.len()].copy_from_slice(f32_file);
-    let engine = lasagna_infer::Engine::new(&buf[..f32_file.len()]).expect("engine");
+    let model = AlignedModel::new(f32_file);
+    let engine = lasagna_infer::Engine::new(&model).expect("engine");
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let mut ranges = vec![Range::EMPTY; engine.model().op_count() as usize + 1];
@@ -395,9 +393,8 @@ fn fake_quantized_int8_agrees_with_f32_on_mnist() {
 fn the_int8_engine_agrees_with_f32_on_mnist() {
     let (f32_file, int8_file, test) = trained_pair();
     let want = f32_predictions(f32_file, test);
-    let buf = aligned(int8_file);
-    let engine = lasagna_infer::Engine::new(&bytemuck::cast_slice(&buf)[..int8_file.len()])
-        .expect("int8 engine");
+    let model = AlignedModel::new(int8_file);
+    let engine = lasagna_infer::Engine::new(&model).expect("int8 engine");
     assert_eq!(engine.input_dtype(), DType::I8);
     let m = Model::parse(int8_file).expect("parse");
     let last = value_quant(&m, m.op_count() as usize);
