@@ -12,7 +12,7 @@ use lasagna_trainer::export::{deploy, fold_file, write_model, ExportInfo, Weight
 use lasagna_trainer::layers::ExportOp;
 use lasagna_trainer::philox::Stream;
 use lasagna_trainer::quantize::{
-    calibration_set, deploy_int8, share_groups, Range, ValueQuant, DEFAULT_CALIBRATION,
+    calibration_set, deploy_int8, export_int8, share_groups, Range, ValueQuant, DEFAULT_CALIBRATION,
 };
 use quantize_common::*;
 
@@ -276,9 +276,9 @@ fn the_same_images_give_the_same_bytes() {
     assert_eq!(deploy_int8(&file, &first).expect("subset").0, a);
 }
 
-#[test]
-fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
-    let lstm = trained_file(
+/// A trained one-op LSTM file over `[4, 4]`: an op with no int8 form.
+fn lstm_file() -> Vec<u8> {
+    trained_file(
         vec![(
             Op::Lstm {
                 input_size: 4,
@@ -290,7 +290,12 @@ fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
         )],
         &[4, 4],
         (MEAN, STD),
-    );
+    )
+}
+
+#[test]
+fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
+    let lstm = lstm_file();
     let e = deploy_int8(&lstm, &images(2, Normalization::NONE))
         .expect_err("LSTM has no int8 form")
         .to_string();
@@ -464,4 +469,33 @@ fn the_cli_refuses_bad_calibration_and_int8_lstm_with_a_hint() {
         );
     }
     let _ = std::fs::remove_file(&lstm);
+}
+
+#[test]
+fn export_int8_refuses_before_it_loads_mnist_and_names_the_file() {
+    let lstm = lstm_file();
+    // No MNIST here: an error about the data would mean it was loaded first.
+    let nowhere = Some(std::path::Path::new("/nonexistent/mnist"));
+    let path = std::path::Path::new("lstm.lsn");
+    let e = export_int8(path, &lstm, 10, nowhere)
+        .expect_err("LSTM")
+        .to_string();
+    assert!(
+        e.contains("lstm.lsn: op 0 (LSTM) cannot be quantized to int8"),
+        "{e}"
+    );
+    let e = export_int8(path, &lstm, 0, nowhere)
+        .expect_err("0 images")
+        .to_string();
+    assert!(
+        e.contains("--calibration") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = export_int8(path, &[b'#'; 64], 10, nowhere)
+        .expect_err("not a model")
+        .to_string();
+    assert!(
+        e.contains("lstm.lsn") && e.contains("not a Lasagna model"),
+        "{e}"
+    );
 }
