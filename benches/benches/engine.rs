@@ -3,6 +3,7 @@
 //! with f32, f16 and int8 weights, and the `cnn` preset as deployed
 //! (BatchNorm folded) in f32 and int8. Throughput is in multiply-adds.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lasagna_format::AlignedModel;
 use lasagna_infer::Engine;
 
 const MLP_MACS: u64 = 784 * 256 + 256 * 64 + 64 * 10;
@@ -35,9 +36,10 @@ fn engine(c: &mut Criterion) {
         ),
     ];
     for (model, name, file, macs) in fixtures {
-        let buf = lasagna_benches::aligned(&file);
-        let bytes = &bytemuck::cast_slice::<u128, u8>(&buf)[..file.len()];
-        let engine = match Engine::new(bytes) {
+        // What `include_model!` gives a device: the engine borrows the
+        // weights in place.
+        let aligned = AlignedModel::new(&file);
+        let engine = match Engine::new(&aligned) {
             Ok(e) => e,
             Err(e) => panic!("the {model}/{name} fixture must load: {e}"),
         };

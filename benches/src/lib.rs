@@ -88,14 +88,6 @@ pub fn int8_of(f32_file: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// A copy of `bytes` in a 16-byte-aligned buffer (what `include_model!`
-/// gives a device), so the engine can borrow the weights in place.
-pub fn aligned(bytes: &[u8]) -> Vec<u128> {
-    let mut v = vec![0u128; bytes.len().div_ceil(16)];
-    bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
-    v
-}
-
 fn mnist_mlp(f16: bool) -> Vec<u8> {
     let mut b = ModelBuilder::new(&[1, 28, 28]);
     b.normalization(0.1307, 0.3081).op(Op::Flatten, vec![]);

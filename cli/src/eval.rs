@@ -133,15 +133,13 @@ fn eval_on<B: Backend>(
 /// Runs the test set through `lasagna-infer`, one image at a time, as a
 /// microcontroller would.
 fn eval_nostd(path: &Path, bytes: &[u8], test: &lasagna_trainer::data::Dataset) -> Result<()> {
-    // The engine borrows weights in place, which needs a 16-byte-aligned buffer.
-    let mut aligned = vec![0u128; bytes.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
-    buf[..bytes.len()].copy_from_slice(bytes);
+    // The engine borrows weights in place, which needs an aligned buffer.
+    let aligned = lasagna_format::AlignedModel::new(bytes);
     let engine_err = |e: lasagna_infer::Error| Error::ModelFile {
         path: path.to_path_buf(),
         reason: format!("the no_std engine cannot run it: {e}"),
     };
-    let engine = lasagna_infer::Engine::new(&buf[..bytes.len()]).map_err(engine_err)?;
+    let engine = lasagna_infer::Engine::new(&aligned).map_err(engine_err)?;
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let sample = test.sample_len();

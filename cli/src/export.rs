@@ -1,13 +1,10 @@
 //! `lasagna export`: a trained model file to a deployment file.
 
 use clap::Args;
-use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
 use lasagna_trainer::error::{Error, Result};
-use lasagna_trainer::export::{deploy, DeployReport, WeightType};
-use lasagna_trainer::quantize::{
-    calibration_set, check_calibration, check_int8_file, deploy_int8, DEFAULT_CALIBRATION,
-};
-use std::path::{Path, PathBuf};
+use lasagna_trainer::export::{deploy, WeightType};
+use lasagna_trainer::quantize::{export_int8, DEFAULT_CALIBRATION};
+use std::path::PathBuf;
 
 /// Fold BatchNorm into the layer before it, drop training-only ops, plan the
 /// activation arena, and store the model as f32, f16 or int8.
@@ -84,7 +81,8 @@ pub fn run(a: ExportArgs) -> Result<()> {
             (out, report, None)
         }
         Quantize::Int8 => {
-            let (out, report, n) = int8(&a, &bytes)?;
+            let n = a.calibration.unwrap_or(DEFAULT_CALIBRATION);
+            let (out, report) = export_int8(&a.model_file, &bytes, n, a.data.as_deref())?;
             (out, report, Some(n))
         }
     };
@@ -113,34 +111,4 @@ pub fn run(a: ExportArgs) -> Result<()> {
         m.arena_bytes()
     );
     Ok(())
-}
-
-/// Loads MNIST with the model's normalization and quantizes on its first
-/// `--calibration` training images.
-fn int8(a: &ExportArgs, bytes: &[u8]) -> Result<(Vec<u8>, DeployReport, usize)> {
-    let m = lasagna_format::Model::parse(bytes).map_err(|e| Error::ModelFile {
-        path: a.model_file.clone(),
-        reason: e.to_string(),
-    })?;
-    // Everything that can be refused is refused before MNIST is loaded.
-    let n = a.calibration.unwrap_or(DEFAULT_CALIBRATION);
-    check_calibration(n, None)?;
-    check_int8_file(&m).map_err(|e| in_file(e, &a.model_file))?;
-    let (mean, std) = m.normalization();
-    let dir = resolve_data_dir(a.data.as_deref());
-    let data = load_mnist(&dir, Normalization { mean, std })?;
-    let set = calibration_set(&data.train, n).map_err(|e| in_file(e, &dir))?;
-    let (out, report) = deploy_int8(bytes, &set).map_err(|e| in_file(e, &a.model_file))?;
-    Ok((out, report, n))
-}
-
-/// A configuration error prefixed with the file or folder it is about.
-fn in_file(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Config { what, reason } => Error::Config {
-            what,
-            reason: format!("{}: {reason}", path.display()),
-        },
-        e => e,
-    }
 }

@@ -6,13 +6,13 @@
 
 mod quantize_common;
 
-use lasagna_format::{DType, Model, Op, Quant, Window};
+use lasagna_format::{AlignedModel, DType, Model, Op, Quant, Window};
 use lasagna_trainer::data::{Dataset, Normalization};
 use lasagna_trainer::export::{deploy, fold_file, write_model, ExportInfo, WeightType};
 use lasagna_trainer::layers::ExportOp;
 use lasagna_trainer::philox::Stream;
 use lasagna_trainer::quantize::{
-    calibration_set, deploy_int8, share_groups, Range, ValueQuant, DEFAULT_CALIBRATION,
+    calibration_set, deploy_int8, export_int8, share_groups, Range, ValueQuant, DEFAULT_CALIBRATION,
 };
 use quantize_common::*;
 
@@ -104,10 +104,8 @@ fn images(n: usize, norm: Normalization) -> Dataset {
 /// The range of every value of an f32 model file over `data`, observed in
 /// the no_std engine (what calibration must have seen).
 fn observed_ranges(f32_file: &[u8], data: &Dataset) -> Vec<Range> {
-    let mut aligned = vec![0u128; f32_file.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
-    buf[..f32_file.len()].copy_from_slice(f32_file);
-    let engine = lasagna_infer::Engine::new(&buf[..f32_file.len()]).expect("engine");
+    let model = AlignedModel::new(f32_file);
+    let engine = lasagna_infer::Engine::new(&model).expect("engine");
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let mut ranges = vec![Range::EMPTY; engine.model().op_count() as usize + 1];
@@ -278,9 +276,9 @@ fn the_same_images_give_the_same_bytes() {
     assert_eq!(deploy_int8(&file, &first).expect("subset").0, a);
 }
 
-#[test]
-fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
-    let lstm = trained_file(
+/// A trained one-op LSTM file over `[4, 4]`: an op with no int8 form.
+fn lstm_file() -> Vec<u8> {
+    trained_file(
         vec![(
             Op::Lstm {
                 input_size: 4,
@@ -292,7 +290,12 @@ fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
         )],
         &[4, 4],
         (MEAN, STD),
-    );
+    )
+}
+
+#[test]
+fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
+    let lstm = lstm_file();
     let e = deploy_int8(&lstm, &images(2, Normalization::NONE))
         .expect_err("LSTM has no int8 form")
         .to_string();
@@ -395,9 +398,8 @@ fn fake_quantized_int8_agrees_with_f32_on_mnist() {
 fn the_int8_engine_agrees_with_f32_on_mnist() {
     let (f32_file, int8_file, test) = trained_pair();
     let want = f32_predictions(f32_file, test);
-    let buf = aligned(int8_file);
-    let engine = lasagna_infer::Engine::new(&bytemuck::cast_slice(&buf)[..int8_file.len()])
-        .expect("int8 engine");
+    let model = AlignedModel::new(int8_file);
+    let engine = lasagna_infer::Engine::new(&model).expect("int8 engine");
     assert_eq!(engine.input_dtype(), DType::I8);
     let m = Model::parse(int8_file).expect("parse");
     let last = value_quant(&m, m.op_count() as usize);
@@ -467,4 +469,33 @@ fn the_cli_refuses_bad_calibration_and_int8_lstm_with_a_hint() {
         );
     }
     let _ = std::fs::remove_file(&lstm);
+}
+
+#[test]
+fn export_int8_refuses_before_it_loads_mnist_and_names_the_file() {
+    let lstm = lstm_file();
+    // No MNIST here: an error about the data would mean it was loaded first.
+    let nowhere = Some(std::path::Path::new("/nonexistent/mnist"));
+    let path = std::path::Path::new("lstm.lsn");
+    let e = export_int8(path, &lstm, 10, nowhere)
+        .expect_err("LSTM")
+        .to_string();
+    assert!(
+        e.contains("lstm.lsn: op 0 (LSTM) cannot be quantized to int8"),
+        "{e}"
+    );
+    let e = export_int8(path, &lstm, 0, nowhere)
+        .expect_err("0 images")
+        .to_string();
+    assert!(
+        e.contains("--calibration") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = export_int8(path, &[b'#'; 64], 10, nowhere)
+        .expect_err("not a model")
+        .to_string();
+    assert!(
+        e.contains("lstm.lsn") && e.contains("not a Lasagna model"),
+        "{e}"
+    );
 }

@@ -4,7 +4,7 @@
 //! bit for bit.
 
 use crate::error::{Error, Result};
-use lasagna_format::DType;
+use lasagna_format::{AlignedModel, DType};
 use lasagna_infer::quant::QParams;
 use lasagna_protocol::argmax::{argmax, ordered};
 use lasagna_protocol::checksum::Fnv1a;
@@ -12,32 +12,6 @@ use std::path::Path;
 
 /// Elements of an MNIST image, the firmware's input (`images.bin`).
 pub const MNIST_INPUT_LEN: usize = 28 * 28;
-
-/// A model file copied into a 16-byte-aligned buffer, which the engine
-/// needs to borrow weights in place.
-pub struct AlignedModel {
-    words: Vec<u128>,
-    len: usize,
-}
-
-impl AlignedModel {
-    /// Copies `bytes`.
-    pub fn new(bytes: &[u8]) -> AlignedModel {
-        let mut words = vec![0u128; bytes.len().div_ceil(16)];
-        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-        buf[..bytes.len()].copy_from_slice(bytes);
-        AlignedModel {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    /// The file's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        let all: &[u8] = bytemuck::cast_slice(&self.words);
-        &all[..self.len]
-    }
-}
 
 /// How a model stores its weights (what `lasagna export --quantize` chose).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

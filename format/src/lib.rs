@@ -11,6 +11,8 @@ compile_error!(
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+mod aligned;
 mod crc;
 mod dtype;
 mod error;
@@ -25,6 +27,8 @@ mod tensor;
 #[cfg(feature = "std")]
 mod writer;
 
+#[cfg(feature = "std")]
+pub use aligned::AlignedModel;
 pub use dtype::{DType, QuantKind};
 pub use error::{Error, Section};
 pub use op::{

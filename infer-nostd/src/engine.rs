@@ -25,9 +25,9 @@ pub type Engine<'m> = EngineWith<'m, MAX_OPS, MAX_TENSORS>;
 /// `EngineWith::<'_, 8, 8>::new(bytes)` holds the MNIST MLP in under 1 KB.
 #[derive(Clone, Debug)]
 pub struct EngineWith<'m, const OPS: usize, const TENSORS: usize> {
-    pub(crate) model: Model<'m>,
-    pub(crate) steps: heapless::Vec<Step, OPS>,
-    pub(crate) tensors: heapless::Vec<Weights<'m>, TENSORS>,
+    model: Model<'m>,
+    steps: heapless::Vec<Step, OPS>,
+    tensors: heapless::Vec<Weights<'m>, TENSORS>,
     input: Span,
     output: Span,
     input_dtype: DType,
@@ -192,7 +192,7 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
         copy(input, slot);
         observe(0, slot);
         for s in &self.steps {
-            exec::step_f32(self, s, buf, &[])?;
+            exec::step_f32(&self.tensors, s, buf, &[])?;
             if let Ok(y) = self.slot_f32(buf, s.y, s.index) {
                 observe(usize::from(s.index) + 1, y);
             }
@@ -214,7 +214,7 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
             what: "input slot",
         })?;
         copy(bytemuck::cast_slice(input), slot);
-        self.execute_i8(buf, &[])
+        self.execute_i8(buf)
     }
 
     /// Runs one sequence of token ids through a model whose first op is an
@@ -225,15 +225,15 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
         self.expect(DType::I32, ids.len())?;
         let buf = self.arena(arena)?;
         for s in &self.steps {
-            exec::step_f32(self, s, buf, ids)?;
+            exec::step_f32(&self.tensors, s, buf, ids)?;
         }
         let out: &'a mut [u8] = buf;
         out_f32(out, self.output, self.model.op_count())
     }
 
-    fn execute_i8<'a>(&self, buf: &'a mut [u8], ids: &[i32]) -> Result<&'a [i8], Error> {
+    fn execute_i8<'a>(&self, buf: &'a mut [u8]) -> Result<&'a [i8], Error> {
         for s in &self.steps {
-            exec::step_i8(self, s, buf, ids)?;
+            exec::step_i8(&self.tensors, s, buf)?;
         }
         let out: &'a [u8] = buf;
         out.get(self.output.range())

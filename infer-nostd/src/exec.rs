@@ -2,18 +2,19 @@
 //! them as `f32` or `i8`, and call the op's kernel. Nothing here validates
 //! the model (prepare did); a `None` from carving or casting means an
 //! engine bug and becomes [`Error::Inconsistent`].
+//!
+//! A step sees only what it runs on: the engine's tensor table (each step
+//! names its own range of it) and the arena. It does not know the engine,
+//! so the engine can own the plan without the two modules naming each other.
 
-use crate::engine::EngineWith;
 use crate::error::Error;
 use crate::ops::{self, copy, Weights};
 use crate::plan::{carve, Kernel, Step};
 use crate::quant::{QParams, Rescale};
 
-fn tensors<'e, 'm, const O: usize, const T: usize>(
-    e: &'e EngineWith<'m, O, T>,
-    s: &Step,
-) -> Result<&'e [Weights<'m>], Error> {
-    e.tensors
+/// The step's own tensors out of the engine's whole `table`.
+fn tensors<'t, 'm>(table: &'t [Weights<'m>], s: &Step) -> Result<&'t [Weights<'m>], Error> {
+    table
         .get(s.first..s.first.saturating_add(s.count))
         .ok_or(Error::Inconsistent {
             op: s.index,
@@ -31,15 +32,16 @@ fn view<T: bytemuck::Pod>(b: &mut [u8]) -> Option<&mut [T]> {
     bytemuck::try_cast_slice_mut(b).ok()
 }
 
-/// Runs an f32 step over the byte arena `buf`.
-pub(crate) fn step_f32<const O: usize, const T: usize>(
-    e: &EngineWith<'_, O, T>,
+/// Runs an f32 step over the byte arena `buf`, its tensors taken from
+/// `table` (the engine's tensor table).
+pub(crate) fn step_f32(
+    table: &[Weights<'_>],
     s: &Step,
     buf: &mut [u8],
     ids: &[i32],
 ) -> Result<(), Error> {
     let bad = |what| Error::Inconsistent { op: s.index, what };
-    let t = tensors(e, s)?;
+    let t = tensors(table, s)?;
     if s.x == s.y {
         // In place: the format allows it only for element-wise and
         // normalization ops, with identical regions.
@@ -108,15 +110,12 @@ fn in_place_f32(k: &Kernel, xy: &mut [f32], t: &[Weights<'_>]) -> Option<()> {
     Some(())
 }
 
-/// Runs an int8 step over the byte arena `buf`.
-pub(crate) fn step_i8<const O: usize, const T: usize>(
-    e: &EngineWith<'_, O, T>,
-    s: &Step,
-    buf: &mut [u8],
-    _ids: &[i32],
-) -> Result<(), Error> {
+/// Runs an int8 step over the byte arena `buf`, its tensors taken from
+/// `table` (the engine's tensor table). No token ids: prepare refuses an
+/// int8 Embedding.
+pub(crate) fn step_i8(table: &[Weights<'_>], s: &Step, buf: &mut [u8]) -> Result<(), Error> {
     let bad = |what| Error::Inconsistent { op: s.index, what };
-    let t = tensors(e, s)?;
+    let t = tensors(table, s)?;
     if s.x == s.y {
         let [xy] = carve(buf, [s.y]).ok_or(bad("arena regions"))?;
         let xy: &mut [i8] = bytemuck::cast_slice_mut(xy);

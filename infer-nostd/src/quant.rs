@@ -10,6 +10,10 @@
 //! `M` exactly (no rounding), and everything per element is integer-only.
 //! The host run of this crate is therefore the bit-exact reference for a
 //! device.
+//!
+//! [`int8_refusal`] is the list of op kinds the int8 path runs.
+
+use lasagna_format::OpKind;
 
 /// Quantization of an `i8` activation: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -135,6 +139,62 @@ pub fn div_round(sum: i32, count: i32) -> i32 {
     }
 }
 
+/// Why this engine cannot run an op kind in an int8 model, worded for
+/// each reader of the refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Int8Refusal {
+    /// What the engine refuses, as [`Error::Unsupported`](crate::Error::Unsupported)
+    /// names it ("an int8 LSTM (export the model as f32 or f16)").
+    pub what: &'static str,
+    /// Why the kind has no int8 form, for an exporter's message ("its
+    /// gates and cell state have no int8 form in the engine").
+    pub why: &'static str,
+}
+
+/// Whether this engine runs `kind` in an int8 model: see [`int8_refusal`].
+pub fn int8_supported(kind: OpKind) -> bool {
+    int8_refusal(kind).is_none()
+}
+
+/// `None` for an op kind this engine runs in an int8 model, else why not.
+///
+/// This is the one list of int8-capable ops: [`Engine::new`](crate::Engine::new)
+/// refuses the others in an int8 file, and an exporter asks it before
+/// quantizing (Lasagna's `--quantize int8` names the op and the `why`).
+/// A kind newer than this engine (`OpKind` is non-exhaustive) has no int8
+/// form until its kernel is written.
+pub fn int8_refusal(kind: OpKind) -> Option<Int8Refusal> {
+    match kind {
+        OpKind::Linear
+        | OpKind::Conv2d
+        | OpKind::MaxPool2d
+        | OpKind::AvgPool2d
+        | OpKind::AdaptiveAvgPool2d
+        | OpKind::BatchNorm
+        | OpKind::LayerNorm
+        | OpKind::Flatten
+        | OpKind::Relu
+        | OpKind::LeakyRelu
+        | OpKind::Gelu
+        | OpKind::Silu
+        | OpKind::Sigmoid
+        | OpKind::Tanh
+        | OpKind::Softmax => None,
+        OpKind::Lstm => Some(Int8Refusal {
+            what: "an int8 LSTM (export the model as f32 or f16)",
+            why: "its gates and cell state have no int8 form in the engine",
+        }),
+        OpKind::Embedding => Some(Int8Refusal {
+            what: "an int8 Embedding (export the model as f32 or f16)",
+            why: "its input is i32 token ids, not an int8 value",
+        }),
+        _ => Some(Int8Refusal {
+            what: "this op kind in an int8 model (export the model as f32 or f16)",
+            why: "this engine has no int8 kernel for it",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +260,16 @@ mod tests {
         assert_eq!(div_round(-7, 2), -4);
         assert_eq!(div_round(5, 3), 2);
         assert_eq!(div_round(5, 0), 0);
+    }
+
+    #[test]
+    fn int8_runs_every_kind_but_lstm_and_embedding() {
+        for code in 0..=u8::MAX {
+            let Some(kind) = OpKind::from_code(code) else {
+                continue;
+            };
+            let refused = matches!(kind, OpKind::Lstm | OpKind::Embedding);
+            assert_eq!(int8_supported(kind), !refused, "{kind}");
+        }
     }
 }

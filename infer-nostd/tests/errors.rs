@@ -79,6 +79,39 @@ fn int8_weights_in_an_f32_model_and_mixed_models_are_unsupported() {
 }
 
 #[test]
+fn an_int8_model_with_an_op_the_int8_list_refuses_is_unsupported_with_the_lists_words() {
+    let q = ValueType::I8 {
+        scale: 0.1,
+        zero_point: 0,
+    };
+    let lstm = Op::Lstm {
+        input_size: 2,
+        hidden_size: 1,
+        layers: 1,
+        return_sequences: false,
+    };
+    let mut b = ModelBuilder::new(&[3, 2]);
+    b.input_type(q).push(OpSpec {
+        op: lstm,
+        tensors: vec![
+            TensorData::f32(&[4, 2], &[0.1; 8]),
+            TensorData::f32(&[4, 1], &[0.1; 4]),
+            TensorData::f32(&[4], &[0.0; 4]),
+            TensorData::f32(&[4], &[0.0; 4]),
+        ],
+        output: q,
+        scratch_bytes: 0,
+    });
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("int8 LSTM");
+    let refusal = lasagna_infer::int8_refusal(lstm.kind()).expect("LSTM has no int8 form");
+    assert!(
+        matches!(err, Error::Unsupported { op: 0, what } if what == refusal.what),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_misaligned_model_buffer_is_an_error_that_names_include_model() {
     let file = small_net().build(false);
     for shift in [1, 2, 3] {

@@ -7,6 +7,7 @@
 //! contract on real data; with `--features fast-math` (CI runs both) it is
 //! the accuracy `fast-math` is allowed to cost.
 
+use lasagna_format::AlignedModel;
 use lasagna_infer::Engine;
 use lasagna_trainer::backend::Memory;
 use lasagna_trainer::config::ModelSpec;
@@ -124,10 +125,8 @@ fn engine_argmax_agrees_with_the_trainer_on_the_mnist_test_set() {
         },
     )
     .expect("export");
-    let mut buf = vec![0u128; file.len().div_ceil(16)];
-    bytemuck::cast_slice_mut::<u128, u8>(&mut buf)[..file.len()].copy_from_slice(&file);
-    let engine =
-        Engine::new(&bytemuck::cast_slice::<u128, u8>(&buf)[..file.len()]).expect("engine");
+    let model = AlignedModel::new(&file);
+    let engine = Engine::new(&model).expect("engine");
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let (mut agree, mut correct, mut worst) = (0usize, 0usize, 0.0f32);

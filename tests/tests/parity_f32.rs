@@ -12,6 +12,7 @@
 //! the engine loops) and, after folding, `(W*s)·x + b'` instead of
 //! `s*(W·x + b - mean) + beta`.
 
+use lasagna_format::AlignedModel;
 use lasagna_infer::Engine;
 use lasagna_trainer::backend::{Act, Memory};
 use lasagna_trainer::cpu::Cpu;
@@ -135,12 +136,6 @@ fn random_stack(seed: u64) -> (Vec<usize>, Layers<Cpu>) {
     (input, layers)
 }
 
-fn aligned(bytes: &[u8]) -> Vec<u128> {
-    let mut v = vec![0u128; bytes.len().div_ceil(16)];
-    bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
-    v
-}
-
 /// Runs every sample through the engine and compares with `want`: at most
 /// `TOL` of the sample's largest output (at least 1), plus the sample's
 /// `sensitivity` to input rounding.
@@ -152,9 +147,8 @@ fn compare(
     what: &str,
 ) -> Result<(), TestCaseError> {
     let batch = sensitivity.len();
-    let buf = aligned(file);
-    let bytes = &bytemuck::cast_slice::<u128, u8>(&buf)[..file.len()];
-    let engine = Engine::new(bytes)
+    let model = AlignedModel::new(file);
+    let engine = Engine::new(&model)
         .map_err(|e| TestCaseError::fail(format!("{what}: engine rejects the file: {e}")))?;
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);

@@ -61,20 +61,16 @@ pub fn write_model(
     info: &ExportInfo,
     weights: WeightType,
 ) -> Result<Vec<u8>> {
-    let specs = float_specs(input, ops, weights)?;
+    let specs = float_specs(input, &ops, weights)?;
     write_specs(input, ValueType::F32, specs, info)
 }
 
 /// Format op specs for ops with float weights: tensors stored as `weights`,
 /// every value `f32`, scratch as [`lasagna_infer::scratch_bytes`] asks.
-pub fn float_specs(
-    input: &[usize],
-    ops: Vec<ExportOp>,
-    weights: WeightType,
-) -> Result<Vec<OpSpec>> {
+pub fn float_specs(input: &[usize], ops: &[ExportOp], weights: WeightType) -> Result<Vec<OpSpec>> {
     let mut shape = input_shape(input)?;
     let mut specs = Vec::with_capacity(ops.len());
-    for (op, tensors) in ops {
+    for &(op, ref tensors) in ops {
         let data = tensors
             .iter()
             .enumerate()
@@ -200,7 +196,12 @@ pub struct Folded {
 pub fn fold_file(bytes: &[u8]) -> Result<Folded> {
     let m = lasagna_format::Model::parse(bytes)
         .map_err(|e| Error::config("model file", e.to_string()))?;
-    let ops = file_ops(&m)?;
+    fold_model(&m)
+}
+
+/// Folds the BatchNorms of a parsed trained model file.
+pub fn fold_model(m: &lasagna_format::Model<'_>) -> Result<Folded> {
+    let ops = file_ops(m)?;
     let before = ops.len();
     let folded = crate::fold::fold_batchnorm(ops, m.input_shape());
     let report = DeployReport {

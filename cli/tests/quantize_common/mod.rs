@@ -2,7 +2,7 @@
 //! CNN trained and exported through the CLI, and a fake-quantized reference
 //! that runs an int8 file op by op in f32 between int8 values.
 
-use lasagna_format::{DType, Model, Quant, TensorRef};
+use lasagna_format::{AlignedModel, DType, Model, Quant, TensorRef};
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use lasagna_trainer::quantize::ValueQuant;
 use std::path::PathBuf;
@@ -105,21 +105,14 @@ pub fn trained_pair() -> &'static (Vec<u8>, Vec<u8>, Dataset) {
     })
 }
 
-pub fn aligned(bytes: &[u8]) -> Vec<u128> {
-    let mut a = vec![0u128; bytes.len().div_ceil(16)];
-    bytemuck::cast_slice_mut::<u128, u8>(&mut a)[..bytes.len()].copy_from_slice(bytes);
-    a
-}
-
 pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
     (0..v.len()).fold(0, |b, j| if v[j] > v[b] { j } else { b })
 }
 
 /// Argmax of the f32 engine on every image of `data`.
 pub fn f32_predictions(file: &[u8], data: &Dataset) -> Vec<usize> {
-    let buf = aligned(file);
-    let engine =
-        lasagna_infer::Engine::new(&bytemuck::cast_slice(&buf)[..file.len()]).expect("engine");
+    let model = AlignedModel::new(file);
+    let engine = lasagna_infer::Engine::new(&model).expect("engine");
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
     (0..data.len())
         .map(|i| {
@@ -175,13 +168,11 @@ pub fn fake_quant_predictions(int8_file: &[u8], data: &Dataset) -> Vec<usize> {
         let mut b = lasagna_format::ModelBuilder::new(e.input.shape.dims());
         b.op(e.op, tensors);
         let file = b.build().expect("one-op model");
-        files.push((aligned(&file), file.len()));
+        files.push(AlignedModel::new(&file));
     }
     let engines: Vec<lasagna_infer::Engine<'_>> = files
         .iter()
-        .map(|(f, len)| {
-            lasagna_infer::Engine::new(&bytemuck::cast_slice(f)[..*len]).expect("engine")
-        })
+        .map(|f| lasagna_infer::Engine::new(f).expect("engine"))
         .collect();
     let max_arena = engines.iter().map(|e| e.arena_bytes()).max().unwrap_or(0);
     let mut arena = vec![0u32; max_arena.div_ceil(4)];

@@ -4,6 +4,7 @@
 
 use super::scheme::Range;
 use crate::error::{Error, Result};
+use lasagna_format::AlignedModel;
 use rayon::prelude::*;
 
 /// Runs every sample of `samples` (inputs of the model's `input_len`,
@@ -13,18 +14,15 @@ use rayon::prelude::*;
 /// is the same on any number of threads. A NaN or infinity in any value is
 /// an error naming the value.
 pub fn calibrate(model: &[u8], samples: &[f32]) -> Result<Vec<Range>> {
-    // The engine borrows weights in place, which needs a 16-byte-aligned buffer.
-    let mut aligned = vec![0u128; model.len().div_ceil(16)];
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
-    buf[..model.len()].copy_from_slice(model);
-    let buf: &[u8] = buf;
+    // The engine borrows weights in place, which needs an aligned buffer.
+    let model = AlignedModel::new(model);
     let engine_err = |e: lasagna_infer::Error| {
         Error::config(
             "int8 calibration",
             format!("the no_std engine cannot run the folded f32 model: {e}"),
         )
     };
-    let engine = lasagna_infer::Engine::new(&buf[..model.len()]).map_err(engine_err)?;
+    let engine = lasagna_infer::Engine::new(&model).map_err(engine_err)?;
     let per = engine.input_len();
     if per == 0 || samples.is_empty() || !samples.len().is_multiple_of(per) {
         return Err(Error::config(

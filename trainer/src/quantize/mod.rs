@@ -57,13 +57,14 @@ pub use calibrate::calibrate;
 pub use scheme::{passes_through, share_groups, value_quants, Range, ValueQuant};
 pub use weights::{quantize_bias, quantize_per_channel};
 
-use crate::data::Dataset;
+use crate::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::export::{
-    fold_file, tensor_dims, write_model, write_specs, DeployReport, Folded, WeightType,
+    float_specs, fold_model, tensor_dims, write_specs, DeployReport, Folded, WeightType,
 };
 use crate::layers::ExportOp;
-use lasagna_format::{DType, Op, OpSpec, TensorData};
+use lasagna_format::{DType, Op, OpSpec, TensorData, ValueType};
+use std::path::Path;
 
 /// Calibration images when `--calibration` is not given: TFLite's guidance
 /// is "a few hundred" representative samples; 1000 MNIST images take about
@@ -71,20 +72,21 @@ use lasagna_format::{DType, Op, OpSpec, TensorData};
 pub const DEFAULT_CALIBRATION: usize = 1000;
 
 /// Refuses ops that have no int8 form, naming the first one by its index
-/// in `ops`.
+/// in `ops`. The engine that runs the file decides which ops those are
+/// ([`lasagna_infer::int8_refusal`]), so the exporter never writes an int8
+/// file the engine would refuse.
 pub fn check_int8(ops: &[Op]) -> Result<()> {
     for (i, op) in ops.iter().enumerate() {
-        let why = match op {
-            Op::Lstm { .. } => "its gates and cell state have no int8 form in the engine",
-            Op::Embedding { .. } => "its input is i32 token ids, not an int8 value",
-            _ => continue,
+        let Some(refusal) = lasagna_infer::int8_refusal(op.kind()) else {
+            continue;
         };
         return Err(Error::config(
             "--quantize int8",
             format!(
-                "op {i} ({}) cannot be quantized to int8: {why}. \
+                "op {i} ({}) cannot be quantized to int8: {}. \
                  HINT: use --quantize f16 for this model (half the bytes, computed in f32)",
-                op.kind()
+                op.kind(),
+                refusal.why
             ),
         ));
     }
@@ -208,6 +210,45 @@ fn weight_bias(i: usize, op: &Op, tensors: &[Vec<f32>], s_in: f32) -> Result<Vec
     Ok(out)
 }
 
+/// `lasagna export --quantize int8`: the trained model file `bytes` (read
+/// from `path`, which errors name) to an int8 deployment file, calibrated
+/// on the first `images` MNIST training images found in `data` (else
+/// `$LASAGNA_DATA`, else `data/mnist`) and normalized as the model was
+/// trained.
+///
+/// The file is parsed once, and everything that can be refused (the
+/// calibration size, an op with no int8 form, a file already int8) is
+/// refused before MNIST is loaded.
+pub fn export_int8(
+    path: &Path,
+    bytes: &[u8],
+    images: usize,
+    data: Option<&Path>,
+) -> Result<(Vec<u8>, DeployReport)> {
+    let m = lasagna_format::Model::parse(bytes).map_err(|e| Error::ModelFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    check_calibration(images, None)?;
+    check_int8_file(&m).map_err(|e| in_file(e, path))?;
+    let (mean, std) = m.normalization();
+    let dir = resolve_data_dir(data);
+    let mnist = load_mnist(&dir, Normalization { mean, std })?;
+    let set = calibration_set(&mnist.train, images).map_err(|e| in_file(e, &dir))?;
+    quantize_model(&m, &set).map_err(|e| in_file(e, path))
+}
+
+/// A configuration error prefixed with the file or folder it is about.
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Config { what, reason } => Error::Config {
+            what,
+            reason: format!("{}: {reason}", path.display()),
+        },
+        e => e,
+    }
+}
+
 /// Turns a trained model file into an int8 deployment file (see the
 /// contract above): BatchNorms folded, the folded f32 model calibrated on
 /// the samples of `calibration` (normalized as the model expects), weights
@@ -216,12 +257,21 @@ pub fn deploy_int8(bytes: &[u8], calibration: &Dataset) -> Result<(Vec<u8>, Depl
     let m = lasagna_format::Model::parse(bytes)
         .map_err(|e| Error::config("model file", e.to_string()))?;
     check_int8_file(&m)?;
+    quantize_model(&m, calibration)
+}
+
+/// [`deploy_int8`] after the checks: the parsed file is folded once and
+/// its folded ops go in memory to calibration and quantization.
+fn quantize_model(
+    m: &lasagna_format::Model<'_>,
+    calibration: &Dataset,
+) -> Result<(Vec<u8>, DeployReport)> {
     let Folded {
         input,
         ops,
         mut info,
         report,
-    } = fold_file(bytes)?;
+    } = fold_model(m)?;
     let want: usize = input.iter().product();
     if calibration.sample_len() != want || calibration.is_empty() {
         return Err(Error::config(
@@ -234,7 +284,14 @@ pub fn deploy_int8(bytes: &[u8], calibration: &Dataset) -> Result<(Vec<u8>, Depl
             ),
         ));
     }
-    let f32_file = write_model(&input, ops.clone(), &info, WeightType::F32)?;
+    // Calibration observes the engine running the folded graph, and the
+    // engine runs files: it gets the folded ops as an f32 file in memory.
+    let f32_file = write_specs(
+        &input,
+        ValueType::F32,
+        float_specs(&input, &ops, WeightType::F32)?,
+        &info,
+    )?;
     let ranges = calibrate(&f32_file, &calibration.x)?;
     let kinds: Vec<Op> = ops.iter().map(|(op, _)| *op).collect();
     let quants = value_quants(&kinds, &ranges, info.normalization)?;
