@@ -1,6 +1,6 @@
 //! Mean squared error, forward and backward fused (`ptx/mse.ptx`; contract
 //! `LossOps::mse` in `trainer/src/backend/mod.rs`, CPU reference
-//! `trainer/src/cpu/mse.rs`).
+//! `trainer/src/backend/cpu/mse.rs`).
 
 use crate::kernel::{grid_stride, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, U64};

@@ -1,8 +1,9 @@
 //! `lasagna-trainer`: layers, losses, optimizers, data and the `lasagna` CLI.
 //!
-//! The CPU backend ([`cpu::Cpu`]) is the numerical reference. Layers, losses
-//! and optimizers are written against the [`backend`] traits so that other
-//! backends run the same training step without host round trips.
+//! The CPU backend ([`backend::cpu::Cpu`]) is the numerical reference.
+//! Layers, losses and optimizers are written against the [`backend`] traits
+//! so that other backends run the same training step without host round
+//! trips.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 // Op signatures mirror kernel parameter lists (buffers, then dimensions).
 #![allow(clippy::too_many_arguments)]
@@ -11,14 +12,12 @@ pub mod amp;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
-pub mod cpu;
 pub mod data;
 pub mod deploy;
 pub mod diagnose;
 pub mod error;
 pub mod export;
 pub mod fold;
-pub mod gpu;
 pub mod init;
 pub mod inspect;
 pub mod layers;

@@ -14,6 +14,9 @@
 
 use crate::error::Result;
 
+pub mod cpu;
+pub mod gpu;
+
 mod amp;
 mod conv;
 mod pool;

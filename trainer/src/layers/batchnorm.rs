@@ -308,7 +308,7 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn ctx(mode: Mode, batch: usize) -> Ctx {
         Ctx {

@@ -3,7 +3,7 @@
 //! drops whole channels of `[C, H, W]` samples, since neighbouring pixels of
 //! a feature map are correlated and dropping them one by one regularizes
 //! little (Tompson et al. 2015, the reason PyTorch has it). The mask is never stored: backward regenerates it
-//! from the step's `(seed, offset)` (see `cpu/dropout.rs`).
+//! from the step's `(seed, offset)` (see `backend/cpu/dropout.rs`).
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -190,7 +190,7 @@ impl<B: Backend> Layer<B> for Dropout2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn ctx(mode: Mode, offset: u64) -> Ctx {
         Ctx {

@@ -19,7 +19,7 @@ pub mod layernorm;
 pub mod lstm;
 pub mod maxpool2d;
 pub mod mse;
-pub mod pooling;
+pub mod pool;
 pub mod sgd;
 pub mod softmax;
 pub mod threads;

@@ -17,7 +17,7 @@
 mod activation;
 mod amp;
 mod blas;
-mod conv2d;
+mod conv;
 mod data;
 #[cfg(feature = "cuda")]
 pub mod driver;
