@@ -1,0 +1,41 @@
+//! Memory: buffers on the device, transfers to and from the host, and
+//! simple fills. Every other family builds on it.
+
+use crate::error::Result;
+
+/// Allocation, transfers and simple fills.
+pub trait Memory: Send + Sync + 'static {
+    /// An `f32` buffer on the device.
+    type Buf: Send + Sync;
+    /// A `u32` buffer on the device (labels, token ids, index lists).
+    type Idx: Send + Sync;
+    /// Short name for messages and metrics (`cpu`, `cuda:0 (H200)`).
+    fn name(&self) -> String;
+    /// A zero-filled buffer of `len` elements.
+    fn zeros(&self, len: usize) -> Result<Self::Buf>;
+    /// A buffer holding a copy of `host`.
+    fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    /// An index buffer holding a copy of `host`.
+    fn upload_idx(&self, host: &[u32]) -> Result<Self::Idx>;
+    /// Copies `host` into the start of `dst`.
+    fn write(&self, dst: &mut Self::Buf, host: &[f32]) -> Result<()>;
+    /// Copies `host` into the start of `dst`.
+    fn write_idx(&self, dst: &mut Self::Idx, host: &[u32]) -> Result<()>;
+    /// Copies the start of `src` into `host` (waits for pending work).
+    fn read(&self, src: &Self::Buf, host: &mut [f32]) -> Result<()>;
+    /// Number of elements.
+    fn len(&self, buf: &Self::Buf) -> usize;
+    /// `dst[..n] = src[..n]`.
+    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf, n: usize) -> Result<()>;
+    /// `dst[..n] = value`.
+    fn fill(&self, dst: &mut Self::Buf, value: f32, n: usize) -> Result<()>;
+    /// Waits for all queued work.
+    fn sync(&self) -> Result<()>;
+
+    /// Reads a whole buffer into a new vector.
+    fn to_vec(&self, src: &Self::Buf) -> Result<Vec<f32>> {
+        let mut v = vec![0.0; self.len(src)];
+        self.read(src, &mut v)?;
+        Ok(v)
+    }
+}
