@@ -1,6 +1,7 @@
 //! `kernels-ptx/ptx/blas.ptx` run on the PTX simulator against the CPU
-//! reference (`Blas for Cpu` and `Memory::fill` in `trainer/src/backend/cpu/mod.rs`;
-//! for `positions > 1`, the NCHW bias of `trainer/src/backend/cpu/conv2d.rs`).
+//! reference (`Blas for Cpu` in `trainer/src/backend/cpu/blas.rs`, `Memory::fill`
+//! in `memory.rs`; for `positions > 1`, the NCHW bias of
+//! `trainer/src/backend/cpu/conv2d.rs`).
 //!
 //! Tolerances:
 //! - `fill`, `axpy`, `scale`, `add_bias`: none. One IEEE operation per step,

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/gather.ptx` run on the PTX simulator against the CPU
-//! reference (`DataOps for Cpu`, `trainer/src/backend/cpu/mod.rs`).
+//! reference (`DataOps for Cpu`, `trainer/src/backend/cpu/data.rs`).
 //!
 //! Tolerance: none. The gathers are copies, so the batch and the labels are
 //! bit-exact with the CPU (compared as bits, so NaN payloads count too), and
