@@ -2,6 +2,7 @@
 //! `reduce.ptx`, `clip.ptx`). The clipping norm stays on the device: the
 //! sum of squares is reduced into a device scalar that `clip_by_norm` reads.
 
+use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
@@ -89,6 +90,7 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
     ) -> Result<()> {
         need(&self.name, "clip_by_norm", n, &[x.len])?;
         need(&self.name, "clip_by_norm sumsq", 1, &[sumsq.len])?;
-        super::blas::clip_by_norm(self, x, n, sumsq, max_norm)
+        let args = [x.arg(), sumsq.arg(), u64_arg(n), Arg::F32(max_norm)];
+        self.launch(&CLIP_BY_NORM, clip_launch(n), &args)
     }
 }
