@@ -1,7 +1,7 @@
 //! Memory: buffers on the device, transfers to and from the host, and
 //! simple fills. Every other family builds on it.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Allocation, transfers and simple fills.
 pub trait Memory: Send + Sync + 'static {
@@ -37,5 +37,20 @@ pub trait Memory: Send + Sync + 'static {
         let mut v = vec![0.0; self.len(src)];
         self.read(src, &mut v)?;
         Ok(v)
+    }
+}
+
+/// Fails unless every length in `lens` is at least `n`. Ops check their
+/// buffers with it before touching them, so a buffer too short for the
+/// shape (a bug in the caller) is an error naming the backend and the op,
+/// not a panic on the CPU or an out-of-bounds access on a GPU. One helper
+/// for both backends keeps the message the same wherever the op runs.
+pub(crate) fn need<B: Memory + ?Sized>(b: &B, op: &str, n: usize, lens: &[usize]) -> Result<()> {
+    match lens.iter().find(|&&l| l < n) {
+        Some(l) => Err(Error::Backend {
+            backend: b.name(),
+            reason: format!("{op}: buffer of {l} elements, {n} needed"),
+        }),
+        None => Ok(()),
     }
 }

@@ -73,6 +73,8 @@ pub use optim::*;
 pub use pool::*;
 pub use rnn::*;
 
+pub(crate) use memory::need;
+
 /// Everything a training step needs.
 pub trait Backend:
     Memory

@@ -2,8 +2,8 @@
 //! and `ActivationOps` for the CPU, which also hands softmax and dropout to
 //! their own files: the family and this op share the name `activation`.
 
-use super::{dropout, need, softmax, Cpu};
-use crate::backend::{Act, ActivationOps};
+use super::{dropout, softmax, Cpu};
+use crate::backend::{need, Act, ActivationOps};
 use crate::error::Result;
 
 /// sqrt(2 / pi), for the tanh form of GELU.
@@ -139,7 +139,7 @@ pub fn backward(act: Act, x: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 impl ActivationOps for Cpu {
     fn act_forward(&self, act: Act, x: &Vec<f32>, y: &mut Vec<f32>, n: usize) -> Result<()> {
-        need("act_forward", n, &[x.len(), y.len()])?;
+        need(self, "act_forward", n, &[x.len(), y.len()])?;
         forward(act, &x[..n], &mut y[..n]);
         Ok(())
     }
@@ -151,7 +151,7 @@ impl ActivationOps for Cpu {
         dx: &mut Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        need("act_backward", n, &[x.len(), dy.len(), dx.len()])?;
+        need(self, "act_backward", n, &[x.len(), dy.len(), dx.len()])?;
         backward(act, &x[..n], &dy[..n], &mut dx[..n]);
         Ok(())
     }
@@ -162,7 +162,7 @@ impl ActivationOps for Cpu {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        need("softmax_forward", rows * cols, &[x.len(), y.len()])?;
+        need(self, "softmax_forward", rows * cols, &[x.len(), y.len()])?;
         softmax::forward(&x[..rows * cols], &mut y[..rows * cols], cols);
         Ok(())
     }
@@ -175,7 +175,7 @@ impl ActivationOps for Cpu {
         cols: usize,
     ) -> Result<()> {
         let n = rows * cols;
-        need("softmax_backward", n, &[y.len(), dy.len(), dx.len()])?;
+        need(self, "softmax_backward", n, &[y.len(), dy.len(), dx.len()])?;
         softmax::backward(&y[..n], &dy[..n], &mut dx[..n], cols);
         Ok(())
     }
@@ -189,7 +189,7 @@ impl ActivationOps for Cpu {
         y: &mut Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        need("dropout_forward", n, &[x.len(), y.len()])?;
+        need(self, "dropout_forward", n, &[x.len(), y.len()])?;
         dropout::apply(p, seed, offset, group, &x[..n], &mut y[..n]);
         Ok(())
     }
@@ -203,7 +203,7 @@ impl ActivationOps for Cpu {
         dx: &mut Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        need("dropout_backward", n, &[dy.len(), dx.len()])?;
+        need(self, "dropout_backward", n, &[dy.len(), dx.len()])?;
         // The mask is regenerated from (seed, offset): the same function as forward.
         dropout::apply(p, seed, offset, group, &dy[..n], &mut dx[..n]);
         Ok(())

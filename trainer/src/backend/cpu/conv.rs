@@ -2,8 +2,8 @@
 //! per call, then the slices go to `conv2d.rs`.
 
 use super::conv2d::{self, scratch_len};
-use super::{need, Cpu};
-use crate::backend::{Conv2dDims, ConvOps};
+use super::Cpu;
+use crate::backend::{need, Conv2dDims, ConvOps};
 use crate::error::{Error, Result};
 
 /// Element counts of `d`'s buffers, which has passed `check`.
@@ -46,12 +46,12 @@ impl ConvOps for Cpu {
     ) -> Result<()> {
         d.check()?;
         let l = lens(d)?;
-        need("conv2d_forward x", l.x, &[x.len()])?;
-        need("conv2d_forward weight", l.weight, &[weight.len()])?;
-        need("conv2d_forward y", l.y, &[y.len()])?;
-        need("conv2d_forward scratch", l.scratch, &[scratch.len()])?;
+        need(self, "conv2d_forward x", l.x, &[x.len()])?;
+        need(self, "conv2d_forward weight", l.weight, &[weight.len()])?;
+        need(self, "conv2d_forward y", l.y, &[y.len()])?;
+        need(self, "conv2d_forward scratch", l.scratch, &[scratch.len()])?;
         if let Some(b) = bias {
-            need("conv2d_forward bias", d.c_out, &[b.len()])?;
+            need(self, "conv2d_forward bias", d.c_out, &[b.len()])?;
         }
         conv2d::forward(
             d,
@@ -77,19 +77,20 @@ impl ConvOps for Cpu {
     ) -> Result<()> {
         d.check()?;
         let l = lens(d)?;
-        need("conv2d_backward x", l.x, &[x.len()])?;
+        need(self, "conv2d_backward x", l.x, &[x.len()])?;
         need(
+            self,
             "conv2d_backward weight",
             l.weight,
             &[weight.len(), dweight.len()],
         )?;
-        need("conv2d_backward dy", l.y, &[dy.len()])?;
-        need("conv2d_backward scratch", l.scratch, &[scratch.len()])?;
+        need(self, "conv2d_backward dy", l.y, &[dy.len()])?;
+        need(self, "conv2d_backward scratch", l.scratch, &[scratch.len()])?;
         if let Some(dx) = &dx {
-            need("conv2d_backward dx", l.x, &[dx.len()])?;
+            need(self, "conv2d_backward dx", l.x, &[dx.len()])?;
         }
         if let Some(db) = &dbias {
-            need("conv2d_backward dbias", d.c_out, &[db.len()])?;
+            need(self, "conv2d_backward dbias", d.c_out, &[db.len()])?;
         }
         conv2d::backward(
             d,

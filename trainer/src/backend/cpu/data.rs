@@ -1,8 +1,8 @@
 //! `DataOps` for the CPU: gathers by index, with an error that names an
 //! index past the source, and token ids checked before they become indices.
 
-use super::{need, Cpu};
-use crate::backend::DataOps;
+use super::Cpu;
+use crate::backend::{need, DataOps};
 use crate::error::{Error, Result};
 
 impl DataOps for Cpu {
@@ -14,8 +14,8 @@ impl DataOps for Cpu {
         cols: usize,
         dst: &mut Vec<f32>,
     ) -> Result<()> {
-        need("gather_rows idx", rows, &[idx.len()])?;
-        need("gather_rows dst", rows * cols, &[dst.len()])?;
+        need(self, "gather_rows idx", rows, &[idx.len()])?;
+        need(self, "gather_rows dst", rows * cols, &[dst.len()])?;
         let src_rows = src.len() / cols.max(1);
         for (r, out) in dst[..rows * cols].chunks_exact_mut(cols).enumerate() {
             let i = idx[r] as usize;
@@ -36,7 +36,7 @@ impl DataOps for Cpu {
         rows: usize,
         dst: &mut Vec<u32>,
     ) -> Result<()> {
-        need("gather_idx", rows, &[idx.len(), dst.len()])?;
+        need(self, "gather_idx", rows, &[idx.len(), dst.len()])?;
         for r in 0..rows {
             let i = idx[r] as usize;
             dst[r] = *src.get(i).ok_or_else(|| Error::Backend {
@@ -47,7 +47,7 @@ impl DataOps for Cpu {
         Ok(())
     }
     fn to_index(&self, x: &Vec<f32>, dst: &mut Vec<u32>, n: usize) -> Result<()> {
-        need("to_index", n, &[x.len(), dst.len()])?;
+        need(self, "to_index", n, &[x.len(), dst.len()])?;
         for (d, &v) in dst[..n].iter_mut().zip(&x[..n]) {
             if !((0.0..16_777_216.0).contains(&v) && v.fract() == 0.0) {
                 return Err(Error::Backend {

@@ -2,8 +2,8 @@
 //! `cross_entropy.rs`, `mse.rs` and `bce.rs`; the `f64` sums they return are
 //! added to the `f32` statistics here.
 
-use super::{bad_index, bce, cross_entropy, mse, need, Cpu};
-use crate::backend::LossOps;
+use super::{bad_index, bce, cross_entropy, mse, Cpu};
+use crate::backend::{need, LossOps};
 use crate::error::Result;
 
 impl LossOps for Cpu {
@@ -18,9 +18,9 @@ impl LossOps for Cpu {
         stats: &mut Vec<f32>,
     ) -> Result<()> {
         let n = rows * cols;
-        need("cross_entropy", n, &[logits.len(), grad.len()])?;
-        need("cross_entropy targets", rows, &[targets.len()])?;
-        need("cross_entropy stats", 2, &[stats.len()])?;
+        need(self, "cross_entropy", n, &[logits.len(), grad.len()])?;
+        need(self, "cross_entropy targets", rows, &[targets.len()])?;
+        need(self, "cross_entropy stats", 2, &[stats.len()])?;
         if let Some(&bad) = targets[..rows].iter().find(|&&t| t as usize >= cols) {
             return Err(bad_index("cross_entropy target", bad, cols));
         }
@@ -43,8 +43,8 @@ impl LossOps for Cpu {
         grad: &mut Vec<f32>,
         stats: &mut Vec<f32>,
     ) -> Result<()> {
-        need("mse", n, &[pred.len(), target.len(), grad.len()])?;
-        need("mse stats", 2, &[stats.len()])?;
+        need(self, "mse", n, &[pred.len(), target.len(), grad.len()])?;
+        need(self, "mse stats", 2, &[stats.len()])?;
         stats[0] += mse::forward_backward(&pred[..n], &target[..n], &mut grad[..n]) as f32;
         Ok(())
     }
@@ -57,11 +57,12 @@ impl LossOps for Cpu {
         stats: &mut Vec<f32>,
     ) -> Result<()> {
         need(
+            self,
             "bce_with_logits",
             n,
             &[logits.len(), target.len(), grad.len()],
         )?;
-        need("bce_with_logits stats", 2, &[stats.len()])?;
+        need(self, "bce_with_logits stats", 2, &[stats.len()])?;
         let (loss, correct) = bce::forward_backward(&logits[..n], &target[..n], &mut grad[..n]);
         stats[0] += loss as f32;
         stats[1] += correct as f32;

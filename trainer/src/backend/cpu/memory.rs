@@ -1,8 +1,8 @@
 //! `Memory` for the CPU: buffers are `Vec<f32>` and `Vec<u32>`, so
 //! transfers are copies and `sync` has nothing to wait for.
 
-use super::{need, Cpu};
-use crate::backend::Memory;
+use super::Cpu;
+use crate::backend::{need, Memory};
 use crate::error::Result;
 
 impl Memory for Cpu {
@@ -22,17 +22,17 @@ impl Memory for Cpu {
         Ok(host.to_vec())
     }
     fn write(&self, dst: &mut Vec<f32>, host: &[f32]) -> Result<()> {
-        need("write", host.len(), &[dst.len()])?;
+        need(self, "write", host.len(), &[dst.len()])?;
         dst[..host.len()].copy_from_slice(host);
         Ok(())
     }
     fn write_idx(&self, dst: &mut Vec<u32>, host: &[u32]) -> Result<()> {
-        need("write_idx", host.len(), &[dst.len()])?;
+        need(self, "write_idx", host.len(), &[dst.len()])?;
         dst[..host.len()].copy_from_slice(host);
         Ok(())
     }
     fn read(&self, src: &Vec<f32>, host: &mut [f32]) -> Result<()> {
-        need("read", host.len(), &[src.len()])?;
+        need(self, "read", host.len(), &[src.len()])?;
         host.copy_from_slice(&src[..host.len()]);
         Ok(())
     }
@@ -40,12 +40,12 @@ impl Memory for Cpu {
         buf.len()
     }
     fn copy(&self, src: &Vec<f32>, dst: &mut Vec<f32>, n: usize) -> Result<()> {
-        need("copy", n, &[src.len(), dst.len()])?;
+        need(self, "copy", n, &[src.len(), dst.len()])?;
         dst[..n].copy_from_slice(&src[..n]);
         Ok(())
     }
     fn fill(&self, dst: &mut Vec<f32>, value: f32, n: usize) -> Result<()> {
-        need("fill", n, &[dst.len()])?;
+        need(self, "fill", n, &[dst.len()])?;
         dst[..n].fill(value);
         Ok(())
     }

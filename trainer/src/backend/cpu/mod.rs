@@ -40,23 +40,12 @@ pub mod sgd;
 pub mod softmax;
 pub mod threads;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// The CPU backend. GEMMs use both cores (rayon) when they are large enough
 /// to pay for the threads.
 #[derive(Clone, Debug, Default)]
 pub struct Cpu;
-
-/// Fails unless every buffer has at least `n` elements (a shape bug in the caller).
-pub(crate) fn need(op: &str, n: usize, lens: &[usize]) -> Result<()> {
-    match lens.iter().find(|&&l| l < n) {
-        Some(l) => Err(Error::Backend {
-            backend: "cpu".into(),
-            reason: format!("{op}: buffer of {l} elements, {n} needed"),
-        }),
-        None => Ok(()),
-    }
-}
 
 /// An index (token id, class label) outside `0..limit`.
 fn bad_index(op: &str, i: u32, limit: usize) -> Error {

@@ -1,8 +1,8 @@
 //! `NormOps` for the CPU: length checks, then the slices go to
 //! `batchnorm.rs`, `layernorm.rs` and `embedding.rs`.
 
-use super::{bad_index, batchnorm, embedding, layernorm, need, Cpu};
-use crate::backend::{NormDims, NormOps};
+use super::{bad_index, batchnorm, embedding, layernorm, Cpu};
+use crate::backend::{need, NormDims, NormOps};
 use crate::error::Result;
 
 impl NormOps for Cpu {
@@ -21,8 +21,9 @@ impl NormOps for Cpu {
         y: &mut Vec<f32>,
     ) -> Result<()> {
         let n = d.n * d.c * d.s;
-        need("batchnorm", n, &[x.len(), y.len()])?;
+        need(self, "batchnorm", n, &[x.len(), y.len()])?;
         need(
+            self,
             "batchnorm channels",
             d.c,
             &[
@@ -33,6 +34,7 @@ impl NormOps for Cpu {
             ],
         )?;
         need(
+            self,
             "batchnorm saved",
             d.c,
             &[save_mean.len(), save_invstd.len()],
@@ -64,8 +66,9 @@ impl NormOps for Cpu {
         y: &mut Vec<f32>,
     ) -> Result<()> {
         let n = d.n * d.c * d.s;
-        need("batchnorm", n, &[x.len(), y.len()])?;
+        need(self, "batchnorm", n, &[x.len(), y.len()])?;
         need(
+            self,
             "batchnorm channels",
             d.c,
             &[
@@ -100,13 +103,20 @@ impl NormOps for Cpu {
         dbeta: &mut Vec<f32>,
     ) -> Result<()> {
         let n = d.n * d.c * d.s;
-        need("batchnorm_backward", n, &[x.len(), dy.len(), dx.len()])?;
         need(
+            self,
+            "batchnorm_backward",
+            n,
+            &[x.len(), dy.len(), dx.len()],
+        )?;
+        need(
+            self,
             "batchnorm_backward channels",
             d.c,
             &[gamma.len(), save_mean.len(), save_invstd.len()],
         )?;
         need(
+            self,
             "batchnorm_backward grads",
             d.c,
             &[dgamma.len(), dbeta.len()],
@@ -137,9 +147,14 @@ impl NormOps for Cpu {
         y: &mut Vec<f32>,
     ) -> Result<()> {
         let n = rows * cols;
-        need("layernorm", n, &[x.len(), y.len()])?;
-        need("layernorm params", cols, &[gamma.len(), beta.len()])?;
-        need("layernorm saved", rows, &[save_mean.len(), save_rstd.len()])?;
+        need(self, "layernorm", n, &[x.len(), y.len()])?;
+        need(self, "layernorm params", cols, &[gamma.len(), beta.len()])?;
+        need(
+            self,
+            "layernorm saved",
+            rows,
+            &[save_mean.len(), save_rstd.len()],
+        )?;
         layernorm::forward(
             cols,
             eps,
@@ -166,13 +181,20 @@ impl NormOps for Cpu {
         dbeta: &mut Vec<f32>,
     ) -> Result<()> {
         let n = rows * cols;
-        need("layernorm_backward", n, &[x.len(), dy.len(), dx.len()])?;
         need(
+            self,
+            "layernorm_backward",
+            n,
+            &[x.len(), dy.len(), dx.len()],
+        )?;
+        need(
+            self,
             "layernorm_backward params",
             cols,
             &[gamma.len(), dgamma.len(), dbeta.len()],
         )?;
         need(
+            self,
             "layernorm_backward saved",
             rows,
             &[save_mean.len(), save_rstd.len()],
@@ -198,8 +220,8 @@ impl NormOps for Cpu {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need("embedding idx", count, &[idx.len()])?;
-        need("embedding out", count * dim, &[y.len()])?;
+        need(self, "embedding idx", count, &[idx.len()])?;
+        need(self, "embedding out", count * dim, &[y.len()])?;
         let rows = table.len() / dim.max(1);
         if let Some(&bad) = idx[..count].iter().find(|&&i| i as usize >= rows) {
             return Err(bad_index("embedding", bad, rows));
@@ -215,8 +237,8 @@ impl NormOps for Cpu {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need("embedding_backward idx", count, &[idx.len()])?;
-        need("embedding_backward dy", count * dim, &[dy.len()])?;
+        need(self, "embedding_backward idx", count, &[idx.len()])?;
+        need(self, "embedding_backward dy", count * dim, &[dy.len()])?;
         let rows = dtable.len() / dim.max(1);
         if let Some(&bad) = idx[..count].iter().find(|&&i| i as usize >= rows) {
             return Err(bad_index("embedding_backward", bad, rows));

@@ -1,8 +1,8 @@
 //! `OptimOps` for the CPU: length checks, then the slices go to `sgd.rs`,
 //! `adam.rs` and `clip.rs`.
 
-use super::{adam, clip, need, sgd, Cpu};
-use crate::backend::{AdamStep, OptimOps, SgdStep};
+use super::{adam, clip, sgd, Cpu};
+use crate::backend::{need, AdamStep, OptimOps, SgdStep};
 use crate::error::Result;
 
 impl OptimOps for Cpu {
@@ -14,9 +14,9 @@ impl OptimOps for Cpu {
         mom: &mut Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        need("sgd_step", n, &[param.len(), grad.len()])?;
+        need(self, "sgd_step", n, &[param.len(), grad.len()])?;
         if h.momentum != 0.0 {
-            need("sgd_step momentum", n, &[mom.len()])?;
+            need(self, "sgd_step momentum", n, &[mom.len()])?;
         }
         let mom_slice: &mut [f32] = if h.momentum != 0.0 {
             &mut mom[..n]
@@ -35,13 +35,18 @@ impl OptimOps for Cpu {
         v: &mut Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        need("adam_step", n, &[param.len(), grad.len(), m.len(), v.len()])?;
+        need(
+            self,
+            "adam_step",
+            n,
+            &[param.len(), grad.len(), m.len(), v.len()],
+        )?;
         adam::step(h, &mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]);
         Ok(())
     }
     fn sum_squares(&self, x: &Vec<f32>, n: usize, out: &mut Vec<f32>) -> Result<()> {
-        need("sum_squares", n, &[x.len()])?;
-        need("sum_squares out", 1, &[out.len()])?;
+        need(self, "sum_squares", n, &[x.len()])?;
+        need(self, "sum_squares out", 1, &[out.len()])?;
         out[0] += clip::sum_squares(&x[..n]) as f32;
         Ok(())
     }
@@ -52,8 +57,8 @@ impl OptimOps for Cpu {
         sumsq: &Vec<f32>,
         max_norm: f32,
     ) -> Result<()> {
-        need("clip_by_norm", n, &[x.len()])?;
-        need("clip_by_norm sumsq", 1, &[sumsq.len()])?;
+        need(self, "clip_by_norm", n, &[x.len()])?;
+        need(self, "clip_by_norm sumsq", 1, &[sumsq.len()])?;
         clip::scale_to_norm(&mut x[..n], sumsq[0], max_norm);
         Ok(())
     }

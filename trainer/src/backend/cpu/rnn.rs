@@ -2,8 +2,8 @@
 //! per call, then the slices go to `lstm.rs`.
 
 use super::lstm::{cell_backward, cell_forward};
-use super::{need, Cpu};
-use crate::backend::{LstmOps, LstmStep};
+use super::Cpu;
+use crate::backend::{need, LstmOps, LstmStep};
 use crate::error::{Error, Result};
 
 /// Checks `t < steps`, a caller bug that slicing alone would not catch.
@@ -29,14 +29,14 @@ impl LstmOps for Cpu {
     ) -> Result<()> {
         check_step("lstm_cell_forward", d)?;
         let (seq, step) = (d.n * d.steps * d.hidden, d.n * d.hidden);
-        need("lstm_cell_forward gates", 4 * seq, &[gates.len()])?;
-        need("lstm_cell_forward c", seq, &[c.len()])?;
-        need("lstm_cell_forward h", step, &[h.len()])?;
+        need(self, "lstm_cell_forward gates", 4 * seq, &[gates.len()])?;
+        need(self, "lstm_cell_forward c", seq, &[c.len()])?;
+        need(self, "lstm_cell_forward h", step, &[h.len()])?;
         if let Some(rec) = rec {
-            need("lstm_cell_forward rec", 4 * step, &[rec.len()])?;
+            need(self, "lstm_cell_forward rec", 4 * step, &[rec.len()])?;
         }
         if let Some(h_seq) = &h_seq {
-            need("lstm_cell_forward h_seq", seq, &[h_seq.len()])?;
+            need(self, "lstm_cell_forward h_seq", seq, &[h_seq.len()])?;
         }
         cell_forward(
             d,
@@ -63,22 +63,24 @@ impl LstmOps for Cpu {
         check_step("lstm_cell_backward", d)?;
         let (seq, step) = (d.n * d.steps * d.hidden, d.n * d.hidden);
         need(
+            self,
             "lstm_cell_backward gates",
             4 * seq,
             &[gates.len(), dgates.len()],
         )?;
-        need("lstm_cell_backward c", seq, &[c.len()])?;
-        need("lstm_cell_backward dc", step, &[dc.len()])?;
+        need(self, "lstm_cell_backward c", seq, &[c.len()])?;
+        need(self, "lstm_cell_backward dc", step, &[dc.len()])?;
         need(
+            self,
             "lstm_cell_backward dgates_step",
             4 * step,
             &[dgates_step.len()],
         )?;
         if let Some(v) = dh_seq {
-            need("lstm_cell_backward dh_seq", seq, &[v.len()])?;
+            need(self, "lstm_cell_backward dh_seq", seq, &[v.len()])?;
         }
         if let Some(v) = dh {
-            need("lstm_cell_backward dh", step, &[v.len()])?;
+            need(self, "lstm_cell_backward dh", step, &[v.len()])?;
         }
         cell_backward(
             d,

@@ -7,8 +7,8 @@ use lasagna_kernels::blas::{self as kb, add_bias_launch, blas_launch, sum_rows_l
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::gemm::{gemm_launch, GEMM};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, A};
-use crate::backend::{Blas, Gemm};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, Blas, Gemm};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -35,9 +35,9 @@ impl<D: Device + Send + 'static> Gpu<D> {
 
 impl<D: Device + Send + 'static> Blas for Gpu<D> {
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()> {
-        need(&self.name, "gemm A", g.m * g.k, &[a.len])?;
-        need(&self.name, "gemm B", g.k * g.n, &[b.len])?;
-        need(&self.name, "gemm C", g.m * g.n, &[c.len])?;
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len])?;
         self.gemm_args(g, [a.arg(), b.arg(), c.arg()])
     }
     fn add_bias(
@@ -47,8 +47,8 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        need(&self.name, "add_bias", rows * cols, &[y.len])?;
-        need(&self.name, "add_bias bias", cols, &[bias.len])?;
+        need(self, "add_bias", rows * cols, &[y.len])?;
+        need(self, "add_bias bias", cols, &[bias.len])?;
         add_bias(self, y, bias, rows, cols, 1)
     }
     fn sum_rows(
@@ -59,17 +59,17 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         out: &mut Self::Buf,
         accumulate: bool,
     ) -> Result<()> {
-        need(&self.name, "sum_rows", rows * cols, &[x.len])?;
-        need(&self.name, "sum_rows out", cols, &[out.len])?;
+        need(self, "sum_rows", rows * cols, &[x.len])?;
+        need(self, "sum_rows out", cols, &[out.len])?;
         sum_rows(self, x, rows, cols, 1, out, accumulate)
     }
     fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "axpy", n, &[x.len, y.len])?;
+        need(self, "axpy", n, &[x.len, y.len])?;
         let args = [x.arg(), y.arg(), Arg::F32(alpha), u64_arg(n)];
         self.launch(&kb::AXPY, blas_launch(n), &args)
     }
     fn scale(&self, x: &mut Self::Buf, s: f32, n: usize) -> Result<()> {
-        need(&self.name, "scale", n, &[x.len])?;
+        need(self, "scale", n, &[x.len])?;
         let args = [x.arg(), Arg::F32(s), u64_arg(n)];
         self.launch(&kb::SCALE, blas_launch(n), &args)
     }

@@ -5,8 +5,8 @@ use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch};
 use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
-use crate::backend::DataOps;
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
+use crate::backend::{need, DataOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> DataOps for Gpu<D> {
@@ -18,8 +18,8 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         cols: usize,
         dst: &mut Self::Buf,
     ) -> Result<()> {
-        need(&self.name, "gather_rows idx", rows, &[idx.len])?;
-        need(&self.name, "gather_rows dst", rows * cols, &[dst.len])?;
+        need(self, "gather_rows idx", rows, &[idx.len])?;
+        need(self, "gather_rows dst", rows * cols, &[dst.len])?;
         let src_rows = src.len / cols.max(1);
         let args = [
             src.arg(),
@@ -42,7 +42,7 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         rows: usize,
         dst: &mut Self::Idx,
     ) -> Result<()> {
-        need(&self.name, "gather_idx", rows, &[idx.len, dst.len])?;
+        need(self, "gather_idx", rows, &[idx.len, dst.len])?;
         let args = [
             src.arg(),
             idx.arg(),
@@ -53,7 +53,7 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, src.len), &args)
     }
     fn to_index(&self, x: &Self::Buf, dst: &mut Self::Idx, n: usize) -> Result<()> {
-        need(&self.name, "to_index", n, &[x.len, dst.len])?;
+        need(self, "to_index", n, &[x.len, dst.len])?;
         to_index(self, x, dst, n)
     }
 }

@@ -3,8 +3,8 @@
 
 use lasagna_kernels::device::Device;
 
-use super::{blas, need, Gpu, GpuBuf, GpuIdx};
-use crate::backend::Memory;
+use super::{blas, Gpu, GpuBuf, GpuIdx};
+use crate::backend::{need, Memory};
 use crate::error::Result;
 
 impl<D> Memory for Gpu<D>
@@ -37,15 +37,15 @@ where
         Ok(b)
     }
     fn write(&self, dst: &mut Self::Buf, host: &[f32]) -> Result<()> {
-        need(&self.name, "write", host.len(), &[dst.len])?;
+        need(self, "write", host.len(), &[dst.len])?;
         self.put(&dst.id, bytemuck::cast_slice(host))
     }
     fn write_idx(&self, dst: &mut Self::Idx, host: &[u32]) -> Result<()> {
-        need(&self.name, "write_idx", host.len(), &[dst.len])?;
+        need(self, "write_idx", host.len(), &[dst.len])?;
         self.put(&dst.id, bytemuck::cast_slice(host))
     }
     fn read(&self, src: &Self::Buf, host: &mut [f32]) -> Result<()> {
-        need(&self.name, "read", host.len(), &[src.len])?;
+        need(self, "read", host.len(), &[src.len])?;
         self.device()?
             .download(&src.id, bytemuck::cast_slice_mut(host))
             .map_err(|e| self.fail("download", e))
@@ -54,7 +54,7 @@ where
         buf.len
     }
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "copy", n, &[src.len, dst.len])?;
+        need(self, "copy", n, &[src.len, dst.len])?;
         if n == 0 {
             return Ok(());
         }
@@ -63,7 +63,7 @@ where
             .map_err(|e| self.fail("device-to-device copy", e))
     }
     fn fill(&self, dst: &mut Self::Buf, value: f32, n: usize) -> Result<()> {
-        need(&self.name, "fill", n, &[dst.len])?;
+        need(self, "fill", n, &[dst.len])?;
         blas::fill(self, dst, value, n)
     }
     fn sync(&self) -> Result<()> {

@@ -217,17 +217,6 @@ fn check_args<B>(k: &Kernel, args: &[Arg<B>]) -> std::result::Result<(), String>
     Ok(())
 }
 
-/// Fails unless every length is at least `n` (a shape bug in the caller).
-pub(crate) fn need(name: &str, op: &str, n: usize, lens: &[usize]) -> Result<()> {
-    match lens.iter().find(|&&l| l < n) {
-        Some(l) => Err(Error::Backend {
-            backend: name.into(),
-            reason: format!("{op}: buffer of {l} elements, {n} needed"),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// `u32` kernel argument, or an error naming the value when it does not fit.
 pub(crate) fn u32_arg<B>(what: &str, v: usize) -> Result<Arg<B>> {
     u32::try_from(v).map(Arg::U32).map_err(|_| Error::Backend {

@@ -4,8 +4,8 @@
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::lstm::{self as kl, lstm_launch};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, A};
-use crate::backend::{LstmOps, LstmStep};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, LstmOps, LstmStep};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -22,8 +22,8 @@ impl<D: Device + Send + 'static> Gpu<D> {
             return Err(self.fail(op, format!("step {} of a {}-step sequence", d.t, d.steps)));
         }
         let h = d.n * d.hidden;
-        need(&self.name, op, h * d.steps, seq)?;
-        need(&self.name, op, h, step)
+        need(self, op, h * d.steps, seq)?;
+        need(self, op, h, step)
     }
 }
 
@@ -49,12 +49,7 @@ impl<D: Device + Send + 'static> LstmOps for Gpu<D> {
             &[h.len],
         )?;
         if let Some(r) = rec {
-            need(
-                &self.name,
-                "lstm_cell_forward rec",
-                4 * d.n * d.hidden,
-                &[r.len],
-            )?;
+            need(self, "lstm_cell_forward rec", 4 * d.n * d.hidden, &[r.len])?;
         }
         let mut args = vec![
             gates.arg(),
