@@ -29,7 +29,10 @@
 //! | `amp`        | [`AmpOps`]        | fp16 rounding, fp16 GEMM, unscale        |
 //! | `conv`       | [`ConvOps`]       | Conv2d                                   |
 //! | `pool`       | [`PoolOps`]       | max, average, adaptive average pooling   |
-//! | `rnn`        | [`LstmOps`]       | the LSTM cell                            |
+//! | `rnn`        | [`RnnOps`]        | the LSTM cell                            |
+//!
+//! A family's trait is `<Family>Ops`, except `Memory` and `Blas`, whose
+//! names already say what they are.
 //!
 //! Kernels are named by op, not by family, as everywhere else in the project
 //! (`cpu/conv2d.rs`, `cpu/lstm.rs`, `cpu/maxpool2d.rs`, `ptx/conv2d.ptx`): a
@@ -86,7 +89,7 @@ pub trait Backend:
     + OptimOps
     + ConvOps
     + PoolOps
-    + LstmOps
+    + RnnOps
     + AmpOps
 {
 }
@@ -101,7 +104,7 @@ impl<T> Backend for T where
         + OptimOps
         + ConvOps
         + PoolOps
-        + LstmOps
+        + RnnOps
         + AmpOps
 {
 }

@@ -222,7 +222,7 @@ pub fn cell_backward(
 mod tests {
     use super::*;
     use crate::backend::cpu::Cpu;
-    use crate::backend::LstmOps;
+    use crate::backend::RnnOps;
 
     fn step(n: usize, hidden: usize, steps: usize, t: usize) -> LstmStep {
         LstmStep {

@@ -1,9 +1,9 @@
-//! `LstmOps` for the CPU: the step and the buffer lengths are checked once
+//! `RnnOps` for the CPU: the step and the buffer lengths are checked once
 //! per call, then the slices go to `lstm.rs`.
 
 use super::lstm::{cell_backward, cell_forward};
 use super::Cpu;
-use crate::backend::{need, LstmOps, LstmStep};
+use crate::backend::{need, LstmStep, RnnOps};
 use crate::error::{Error, Result};
 
 /// Checks `t < steps`, a caller bug that slicing alone would not catch.
@@ -17,7 +17,7 @@ fn check_step(op: &str, d: LstmStep) -> Result<()> {
     })
 }
 
-impl LstmOps for Cpu {
+impl RnnOps for Cpu {
     fn lstm_cell_forward(
         &self,
         d: LstmStep,

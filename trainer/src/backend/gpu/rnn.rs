@@ -5,7 +5,7 @@ use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::lstm::{self as kl, lstm_launch};
 
 use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
-use crate::backend::{need, LstmOps, LstmStep};
+use crate::backend::{need, LstmStep, RnnOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -31,7 +31,7 @@ fn opt<B: Copy>(b: Option<&GpuBuf<B>>) -> Arg<B> {
     b.map_or(Arg::U64(0), GpuBuf::arg)
 }
 
-impl<D: Device + Send + 'static> LstmOps for Gpu<D> {
+impl<D: Device + Send + 'static> RnnOps for Gpu<D> {
     fn lstm_cell_forward(
         &self,
         d: LstmStep,
