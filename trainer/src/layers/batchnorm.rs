@@ -149,6 +149,10 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
         V::KIND
     }
 
+    fn is_batch_norm(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!(
             "{}({}, eps={}, momentum={})",

@@ -43,6 +43,10 @@ impl<B: Backend> Layer<B> for Dropout {
         "Dropout"
     }
 
+    fn is_dropout(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
@@ -133,6 +137,10 @@ impl Dropout2d {
 impl<B: Backend> Layer<B> for Dropout2d {
     fn kind(&self) -> &'static str {
         "Dropout2d"
+    }
+
+    fn is_dropout(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {
