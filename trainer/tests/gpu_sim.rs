@@ -6,9 +6,16 @@ mod gpu_common;
 use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
 use lasagna_ptx_sim::Simulator;
 use lasagna_trainer::backend::gpu::Gpu;
+use lasagna_trainer::backend::{Location, Memory};
 
 fn sim() -> Gpu<Simulator> {
     Gpu::new(Simulator::new(), "sim").expect("simulator backend")
+}
+
+#[test]
+fn the_simulated_gpu_says_its_buffers_are_on_the_device() {
+    // The training loop reads the loss back less often there (train.rs).
+    assert_eq!(sim().location(), Location::Device);
 }
 
 #[test]

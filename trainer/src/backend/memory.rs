@@ -3,6 +3,19 @@
 
 use crate::error::{Error, Result};
 
+/// Where a backend's buffers live. Decisions that depend on what reading a
+/// buffer back costs match on this, not on [`Memory::name`], which is text
+/// for people and may change. Exhaustive on purpose: a new place is a
+/// compile error at every decision until it is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Host memory: a read is a copy and waits for nothing (the CPU backend).
+    Host,
+    /// An accelerator's memory: a read is a transfer that waits for the
+    /// queued work (the GPU backend, on a GPU or the PTX simulator).
+    Device,
+}
+
 /// Allocation, transfers and simple fills.
 pub trait Memory: Send + Sync + 'static {
     /// An `f32` buffer on the device.
@@ -11,6 +24,8 @@ pub trait Memory: Send + Sync + 'static {
     type Idx: Send + Sync;
     /// Short name for messages and metrics (`cpu`, `cuda:0 (H200)`).
     fn name(&self) -> String;
+    /// Where the buffers live.
+    fn location(&self) -> Location;
     /// A zero-filled buffer of `len` elements.
     fn zeros(&self, len: usize) -> Result<Self::Buf>;
     /// A buffer holding a copy of `host`.

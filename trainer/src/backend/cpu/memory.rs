@@ -2,7 +2,7 @@
 //! transfers are copies and `sync` has nothing to wait for.
 
 use super::Cpu;
-use crate::backend::{need, Memory};
+use crate::backend::{need, Location, Memory};
 use crate::error::Result;
 
 impl Memory for Cpu {
@@ -11,6 +11,9 @@ impl Memory for Cpu {
 
     fn name(&self) -> String {
         "cpu".into()
+    }
+    fn location(&self) -> Location {
+        Location::Host
     }
     fn zeros(&self, len: usize) -> Result<Vec<f32>> {
         Ok(vec![0.0; len])

@@ -4,7 +4,7 @@
 use lasagna_kernels::device::Device;
 
 use super::{blas, Gpu, GpuBuf, GpuIdx};
-use crate::backend::{need, Memory};
+use crate::backend::{need, Location, Memory};
 use crate::error::Result;
 
 impl<D> Memory for Gpu<D>
@@ -16,6 +16,9 @@ where
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+    fn location(&self) -> Location {
+        Location::Device
     }
     fn zeros(&self, len: usize) -> Result<Self::Buf> {
         Ok(GpuBuf {
