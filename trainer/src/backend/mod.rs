@@ -38,7 +38,8 @@
 //! (`cpu/conv2d.rs`, `cpu/lstm.rs`, `cpu/maxpool2d.rs`, `ptx/conv2d.ptx`): a
 //! family file checks lengths and hands slices or launches to the op files.
 //! Where the family and the op share a name (`activation`, `amp`), one file
-//! holds both.
+//! holds both. Both backends check lengths with the one `need()` in
+//! `memory.rs`, so a short buffer gives the same message on either.
 //!
 //! `norm` also carries Embedding, and `activation` carries softmax and
 //! dropout. They stay in one trait, and so in one file per place, because a
