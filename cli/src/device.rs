@@ -1,9 +1,9 @@
 //! `--device`: which backend runs the work.
 
-use lasagna_trainer::cpu::Cpu;
-use lasagna_trainer::error::{Error, Result};
+use lasagna_trainer::backend::cpu::Cpu;
 #[cfg(feature = "cuda")]
-use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
+use lasagna_trainer::backend::gpu::{driver::CudaDevice, Gpu};
+use lasagna_trainer::error::{Error, Result};
 
 /// `--device`: where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -28,7 +28,7 @@ fn simd() -> &'static str {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> String {
-    lasagna_trainer::gpu::driver::probe().unwrap_or_else(|e| e.to_string())
+    lasagna_trainer::backend::gpu::driver::probe().unwrap_or_else(|e| e.to_string())
 }
 
 #[cfg(not(feature = "cuda"))]

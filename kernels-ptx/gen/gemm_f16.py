@@ -17,8 +17,8 @@ e("""// gemm_f16.ptx: mixed-precision matrix product on tensor cores,
 // C = alpha * op(A) op(B) + beta * C with A, B in f16 (IEEE binary16) and C
 // and the accumulation in f32.
 //
-// Reference: the f32 GEMM contract (trainer/src/backend/mod.rs `Gemm`, CPU
-// reference trainer/src/cpu/gemm.rs) with A and B rounded to f16 first; the
+// Reference: the f32 GEMM contract (trainer/src/backend/blas.rs `Gemm`, CPU
+// reference trainer/src/backend/cpu/gemm.rs) with A and B rounded to f16 first; the
 // property tests (tests/tests/ptx_gemm_f16.rs) compare against that. All
 // matrices row-major and contiguous: op(A) is m x k (A stored k x m when
 // trans_a), op(B) is k x n (B stored n x k when trans_b), C is m x n. All four

@@ -1,5 +1,5 @@
 //! Element-wise activations and their derivatives (`ptx/activation.ptx`;
-//! CPU reference `trainer/src/cpu/activation.rs`).
+//! CPU reference `trainer/src/backend/cpu/activation.rs`).
 //!
 //! Forward entries take `(x, y, n)`, backward entries `(x, dy, dx, n)` with
 //! `x` the forward *input*; the LeakyReLU pair takes `alpha` last.

@@ -1,5 +1,5 @@
 //! Mixed-precision element-wise ops (`ptx/amp.ptx`; CPU reference
-//! `trainer/src/cpu/amp.rs`, bit-exact).
+//! `trainer/src/backend/cpu/amp.rs`, bit-exact).
 //!
 //! Both entries are grid-stride loops launched with [`amp_launch`].
 //! `amp_unscale_check` ORs each block's verdicts in shared memory and stores

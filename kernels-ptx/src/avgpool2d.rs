@@ -1,5 +1,5 @@
 //! AvgPool2d and AdaptiveAvgPool2d forward and backward
-//! (`ptx/avgpool2d.ptx`; CPU reference `trainer/src/cpu/avgpool2d.rs`).
+//! (`ptx/avgpool2d.ptx`; CPU reference `trainer/src/backend/cpu/avgpool2d.rs`).
 //! Launch the fixed-window entries with
 //! [`pool2d_launch`](crate::maxpool2d::pool2d_launch), the adaptive ones with
 //! [`adaptive_pool2d_launch`].

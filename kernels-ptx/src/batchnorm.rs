@@ -1,6 +1,6 @@
 //! BatchNorm train forward, eval forward and backward (`ptx/batchnorm.ptx`;
-//! CPU reference `trainer/src/cpu/batchnorm.rs`) over `(N, C, S)` tensors,
-//! with `n, c, s` as in `NormDims` (`trainer/src/backend/mod.rs`).
+//! CPU reference `trainer/src/backend/cpu/batchnorm.rs`) over `(N, C, S)` tensors,
+//! with `n, c, s` as in `NormDims` (`trainer/src/backend/norm.rs`).
 
 use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
 use crate::Param;

@@ -1,6 +1,6 @@
 //! Binary cross-entropy on logits, forward and backward fused (`ptx/bce.ptx`;
-//! contract `LossOps::bce_with_logits` in `trainer/src/backend/mod.rs`, CPU
-//! reference `trainer/src/cpu/bce.rs`).
+//! contract `LossOps::bce_with_logits` in `trainer/src/backend/loss.rs`, CPU
+//! reference `trainer/src/backend/cpu/bce.rs`).
 
 use crate::kernel::{grid_stride, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, U64};

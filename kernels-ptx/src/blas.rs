@@ -1,6 +1,7 @@
 //! The `Blas` trait's ops other than GEMM, plus `Memory::fill`
 //! (`ptx/blas.ptx`; CPU reference `Blas for Cpu` and `Memory for Cpu` in
-//! `trainer/src/cpu/mod.rs`, and the NCHW bias of `trainer/src/cpu/conv2d.rs`).
+//! `trainer/src/backend/cpu/blas.rs` and `memory.rs`, and the NCHW bias of
+//! `trainer/src/backend/cpu/conv2d.rs`).
 //!
 //! `fill`, `axpy`, `scale` and `add_bias` are grid-stride loops
 //! ([`blas_launch`], [`add_bias_launch`]) and bit-exact with the CPU.

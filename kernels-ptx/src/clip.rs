@@ -1,5 +1,5 @@
 //! Gradient clipping by global norm, the scaling half (`ptx/clip.ptx`; CPU
-//! reference `trainer/src/cpu/clip.rs`, `scale_to_norm`, through `Cpu`'s
+//! reference `trainer/src/backend/cpu/clip.rs`, `scale_to_norm`, through `Cpu`'s
 //! `OptimOps::clip_by_norm`).
 //!
 //! The squared norm comes from `reduce::REDUCE_SUM_SQUARES` into a

@@ -1,6 +1,6 @@
 //! im2col and col2im for Conv2d as GEMMs (`ptx/conv2d.ptx`; CPU reference
-//! `trainer/src/cpu/conv2d/im2col.rs`, used per sample by
-//! `trainer/src/cpu/conv2d.rs`; contract `ConvOps` in
+//! `trainer/src/backend/cpu/conv2d/im2col.rs`, used per sample by
+//! `trainer/src/backend/cpu/conv2d.rs`; contract `ConvOps` in
 //! `trainer/src/backend/conv.rs`).
 //!
 //! A convolution runs as the CPU's does, per sample: forward is `im2col`, then

@@ -1,6 +1,6 @@
 //! Fused log-softmax + cross-entropy, forward and backward in one kernel
 //! (`ptx/cross_entropy.ptx`; contract `LossOps::cross_entropy` in
-//! `trainer/src/backend/mod.rs`, CPU reference `trainer/src/cpu/cross_entropy.rs`).
+//! `trainer/src/backend/loss.rs`, CPU reference `trainer/src/backend/cpu/cross_entropy.rs`).
 
 use crate::kernel::{at_most, blocks_for, p, Dim3, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, PtrU32, F32, U32};

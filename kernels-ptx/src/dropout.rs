@@ -1,5 +1,5 @@
 //! Inverted dropout with an in-kernel Philox4x32-10 mask (`ptx/dropout.ptx`;
-//! CPU reference `trainer/src/cpu/dropout.rs`, generator `trainer/src/philox.rs`).
+//! CPU reference `trainer/src/backend/cpu/dropout.rs`, generator `trainer/src/philox.rs`).
 //!
 //! Both directions take `(src, dst, n, p, seed, offset, group)`; the backward
 //! regenerates the forward's mask from `(seed, offset)` instead of storing it.

@@ -1,5 +1,5 @@
 //! Embedding lookup and its backward (`ptx/embedding.ptx`; CPU reference
-//! `trainer/src/cpu/embedding.rs`).
+//! `trainer/src/backend/cpu/embedding.rs`).
 //!
 //! Both entries take `(idx, <in>, <out>, n, dim, rows)` with `n = count * dim`
 //! and `rows` the table's row count (indices past it are not followed).

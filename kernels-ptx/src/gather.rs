@@ -1,6 +1,6 @@
 //! Batches from a device-resident dataset, and token ids from an f32 buffer
 //! (`ptx/gather.ptx`; CPU reference `DataOps for Cpu` in
-//! `trainer/src/cpu/mod.rs`).
+//! `trainer/src/backend/cpu/data.rs`).
 //!
 //! `gather_rows` takes `(src, idx, dst, n, cols, src_rows)` with
 //! `n = rows * cols`; `gather_idx` takes `(src, idx, dst, rows, src_len)`.

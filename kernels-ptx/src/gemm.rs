@@ -1,6 +1,6 @@
 //! f32 matrix product with an optional bias + ReLU epilogue (`ptx/gemm.ptx`;
-//! contract `Gemm` / `Blas::gemm` in `trainer/src/backend/mod.rs`, CPU
-//! reference `trainer/src/cpu/gemm.rs`).
+//! contract `Gemm` / `Blas::gemm` in `trainer/src/backend/blas.rs`, CPU
+//! reference `trainer/src/backend/cpu/gemm.rs`).
 
 use crate::kernel::{p, tile_launch, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{OptPtrF32, PtrF32, F32, U32};

@@ -1,7 +1,7 @@
 //! Mixed-precision matrix product on tensor cores (`ptx/gemm_f16.ptx`): A and
 //! B in f16, C and the accumulation in f32. Contract as `gemm` without the
-//! epilogue (`Gemm` in `trainer/src/backend/mod.rs`, CPU reference
-//! `trainer/src/cpu/gemm.rs` on f16-rounded inputs).
+//! epilogue (`Gemm` in `trainer/src/backend/blas.rs`, CPU reference
+//! `trainer/src/backend/cpu/gemm.rs` on f16-rounded inputs).
 
 use crate::kernel::{p, tile_launch, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF16, PtrF32, F32, U32};

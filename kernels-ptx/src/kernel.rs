@@ -6,7 +6,7 @@ use core::fmt;
 /// One PTX module (one `ptx/<op>.ptx` file).
 #[derive(Debug)]
 pub struct Module {
-    /// The op family, as in `ptx/<name>.ptx` and `trainer/src/cpu/<name>.rs`.
+    /// The op family, as in `ptx/<name>.ptx` and `trainer/src/backend/cpu/<name>.rs`.
     pub name: &'static str,
     /// The PTX text, ready for `cuModuleLoadData` (append a NUL for the C API).
     pub ptx: &'static str,

@@ -1,5 +1,5 @@
 //! LayerNorm over the last dimension (`ptx/layernorm.ptx`; CPU reference
-//! `trainer/src/cpu/layernorm.rs`).
+//! `trainer/src/backend/cpu/layernorm.rs`).
 //!
 //! Forward and the input gradient run one warp per row
 //! ([`layernorm_launch`]); the parameter gradients run one thread per column

@@ -1,7 +1,7 @@
 //! `lasagna-kernels`: hand-written PTX kernels and their launch rules.
 //!
 //! Each op family is one PTX module (`ptx/<op>.ptx`, named like the CPU
-//! reference `trainer/src/cpu/<op>.rs`) and one Rust file here describing its
+//! reference `trainer/src/backend/cpu/<op>.rs`) and one Rust file here describing its
 //! entries: name, parameters in order, and a function that computes the
 //! launch shape from the problem size. A CUDA backend loads [`Module::ptx`],
 //! looks entries up by [`Kernel::name`] and launches with the [`Launch`] the

@@ -1,5 +1,5 @@
 //! The element-wise half of an LSTM time step (`ptx/lstm.ptx`; CPU reference
-//! `trainer/src/cpu/lstm.rs`, layouts in `trainer/src/backend/rnn.rs`).
+//! `trainer/src/backend/cpu/lstm.rs`, layouts in `trainer/src/backend/rnn.rs`).
 //!
 //! Both entries end in `(n, hidden, steps, t)` with `n = samples * hidden`;
 //! optional inputs and outputs (`rec`, `h_seq`, `dh_seq`, `dh`) are null (0)

@@ -1,5 +1,5 @@
 //! MaxPool2d forward (with argmax) and backward (`ptx/maxpool2d.ptx`; CPU
-//! reference `trainer/src/cpu/maxpool2d.rs`), and the launch rule shared with
+//! reference `trainer/src/backend/cpu/maxpool2d.rs`), and the launch rule shared with
 //! `avgpool2d`.
 //!
 //! Geometry parameters follow `Pool2dDims` in `trainer/src/backend/pool.rs`,

@@ -1,6 +1,6 @@
 //! Mean squared error, forward and backward fused (`ptx/mse.ptx`; contract
-//! `LossOps::mse` in `trainer/src/backend/mod.rs`, CPU reference
-//! `trainer/src/cpu/mse.rs`).
+//! `LossOps::mse` in `trainer/src/backend/loss.rs`, CPU reference
+//! `trainer/src/backend/cpu/mse.rs`).
 
 use crate::kernel::{grid_stride, p, Kernel, Launch, LaunchError, Module};
 use crate::ParamKind::{PtrF32, U64};

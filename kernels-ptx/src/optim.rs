@@ -1,5 +1,5 @@
 //! Fused optimizer updates (`ptx/optim.ptx`; CPU references
-//! `trainer/src/cpu/sgd.rs` and `trainer/src/cpu/adam.rs`).
+//! `trainer/src/backend/cpu/sgd.rs` and `trainer/src/backend/cpu/adam.rs`).
 //!
 //! `sgd_step` takes the hyper-parameters as they are; `adam_step` takes the
 //! per-call scalars of [`AdamScalars`], computed on the host exactly as the
@@ -86,7 +86,7 @@ pub struct AdamScalars {
 impl AdamScalars {
     /// The scalars for 1-based step `step` (0 is treated as 1). The bias
     /// corrections are computed in f64 (Python floats in PyTorch) and
-    /// rounded, the same expressions as `trainer/src/cpu/adam.rs`.
+    /// rounded, the same expressions as `trainer/src/backend/cpu/adam.rs`.
     pub fn new(lr: f32, beta1: f32, beta2: f32, weight_decay: f32, step: u64) -> AdamScalars {
         let t = i32::try_from(step.max(1)).unwrap_or(i32::MAX);
         let bc1 = 1.0 - (beta1 as f64).powi(t);

@@ -1,5 +1,5 @@
 //! Sum and sum of squares of a vector into one accumulator (`ptx/reduce.ptx`;
-//! CPU reference `trainer/src/cpu/clip.rs`, `sum_squares`).
+//! CPU reference `trainer/src/backend/cpu/clip.rs`, `sum_squares`).
 //!
 //! Both entries take `(x, out, n)` and add the block partials into `out[0]`
 //! with one atomic per block.

@@ -1,6 +1,6 @@
 //! Row-wise softmax forward and backward (`ptx/softmax.ptx`; contract
 //! `ActivationOps::softmax_forward` / `softmax_backward` in
-//! `trainer/src/backend/mod.rs`, CPU reference `trainer/src/cpu/softmax.rs`).
+//! `trainer/src/backend/activation.rs`, CPU reference `trainer/src/backend/cpu/softmax.rs`).
 //!
 //! A row belongs to the `block.x` threads of one block row: one warp for
 //! rows up to [`WARP_COLS`] wide, a whole block beyond. Both entries take

@@ -9,9 +9,9 @@
 
 use lasagna_format::AlignedModel;
 use lasagna_infer::Engine;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::Memory;
 use lasagna_trainer::config::ModelSpec;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use lasagna_trainer::export::{export_f32, ExportInfo};
 use lasagna_trainer::model::Model;

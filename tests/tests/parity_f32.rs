@@ -14,8 +14,8 @@
 
 use lasagna_format::AlignedModel;
 use lasagna_infer::Engine;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Act, Memory};
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::export::{deploy, export_f32, ExportInfo, WeightType};
 use lasagna_trainer::init::Init;
 use lasagna_trainer::layers::*;

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/activation.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/activation.rs` through `Cpu`'s `ActivationOps`).
+//! reference (`trainer/src/backend/cpu/activation.rs` through `Cpu`'s `ActivationOps`).
 //!
 //! Tolerances, `|ptx - cpu| <= abs + rel * |cpu|`, per op (see `TOLERANCES`):
 //! - ReLU, LeakyReLU: 0 and 0. One compare/select and at most one IEEE
@@ -28,8 +28,8 @@ mod ptx_common;
 use lasagna_kernels::activation::{self as ka, activation_launch};
 use lasagna_kernels::Kernel;
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Act, ActivationOps};
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

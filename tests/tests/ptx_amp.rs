@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/amp.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/amp.rs`, through `Cpu`'s `AmpOps`).
+//! reference (`trainer/src/backend/cpu/amp.rs`, through `Cpu`'s `AmpOps`).
 //!
 //! Tolerance: none. `amp_unscale_check` does one correctly rounded f32
 //! multiply per element, as the CPU; `round_f16` is IEEE round to nearest
@@ -10,8 +10,8 @@ mod ptx_common;
 
 use lasagna_kernels::amp::{self as ka, amp_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::AmpOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, filled_f32, launch, sim_with, upload_f32};
 

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/batchnorm.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/batchnorm.rs` through `Cpu`'s `NormOps`).
+//! reference (`trainer/src/backend/cpu/batchnorm.rs` through `Cpu`'s `NormOps`).
 //!
 //! Tolerances are derived per channel from where the two sides differ: the
 //! CPU sums in f64, the kernels sum `M = N * S` values in f32, each thread
@@ -28,8 +28,8 @@ mod ptx_common;
 
 use lasagna_kernels::batchnorm::{self as kbn, channel_launch, eval_launch, BLOCK};
 use lasagna_ptx_sim::Arg;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{NormDims, NormOps};
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

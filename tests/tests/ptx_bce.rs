@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/bce.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/bce.rs` through `Cpu`'s
+//! reference (`trainer/src/backend/cpu/bce.rs` through `Cpu`'s
 //! `LossOps::bce_with_logits`: gradient of the mean loss, stats[0] += summed
 //! loss, stats[1] += count of `(x > 0) == (t > 0.5)`).
 //!
@@ -30,8 +30,8 @@ mod ptx_common;
 
 use lasagna_kernels::bce::{bce_launch, BCE_WITH_LOGITS, MODULE};
 use lasagna_ptx_sim::{Arg, LaunchStats};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::LossOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

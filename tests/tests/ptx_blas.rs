@@ -1,6 +1,7 @@
 //! `kernels-ptx/ptx/blas.ptx` run on the PTX simulator against the CPU
-//! reference (`Blas for Cpu` and `Memory::fill` in `trainer/src/cpu/mod.rs`;
-//! for `positions > 1`, the NCHW bias of `trainer/src/cpu/conv2d.rs`).
+//! reference (`Blas for Cpu` in `trainer/src/backend/cpu/blas.rs`, `Memory::fill`
+//! in `memory.rs`; for `positions > 1`, the NCHW bias of
+//! `trainer/src/backend/cpu/conv2d.rs`).
 //!
 //! Tolerances:
 //! - `fill`, `axpy`, `scale`, `add_bias`: none. One IEEE operation per step,
@@ -23,8 +24,8 @@ mod ptx_common;
 use lasagna_kernels::blas::{self as kb, add_bias_launch, blas_launch, sum_rows_launch};
 use lasagna_kernels::Launch;
 use lasagna_ptx_sim::{Arg, LaunchStats};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Blas, Conv2dDims, ConvOps, Memory};
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, filled_f32, launch, sim_with, upload_f32};
 

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/clip.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/clip.rs` `scale_to_norm`, through `Cpu`'s
+//! reference (`trainer/src/backend/cpu/clip.rs` `scale_to_norm`, through `Cpu`'s
 //! `OptimOps::clip_by_norm`).
 //!
 //! Tolerance: none. The coefficient is the CPU's f32 expression with the
@@ -12,8 +12,8 @@ mod ptx_common;
 use lasagna_kernels::clip::{self as kc, clip_launch};
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
 use lasagna_ptx_sim::{Arg, Device, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::OptimOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, launch, sim_with, upload_f32};
 

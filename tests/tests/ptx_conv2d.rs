@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/conv2d.ptx` (im2col, col2im) plus `gemm.ptx`, run on the
-//! PTX simulator, against the CPU Conv2d (`trainer/src/cpu/conv2d.rs` through
+//! PTX simulator, against the CPU Conv2d (`trainer/src/backend/cpu/conv2d.rs` through
 //! `Cpu`'s `ConvOps`), on random shapes: channels 1-4 in, 1-5 out, planes
 //! 1-9, kernels 1-3, stride 1-2, padding 0-1, dilation 1-2, groups 1 or c_in.
 //!
@@ -32,8 +32,8 @@ use lasagna_kernels::conv2d::{col2im_launch, im2col_launch, COL2IM, IM2COL, MODU
 use lasagna_kernels::gemm::{gemm_launch, GEMM, MODULE as GEMM_MODULE};
 use lasagna_kernels::{Kernel, Launch};
 use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Conv2dDims, ConvOps};
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::philox::Stream;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, upload_f32, Worst};

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/cross_entropy.ptx` run on the PTX simulator against the
-//! CPU reference (`trainer/src/cpu/cross_entropy.rs` through `Cpu`'s `LossOps`).
+//! CPU reference (`trainer/src/backend/cpu/cross_entropy.rs` through `Cpu`'s `LossOps`).
 //!
 //! Tolerances:
 //! - grad: `|ptx - cpu| <= (2e-6 + 1e-5 |cpu · rows|) / rows`. The reference
@@ -19,8 +19,8 @@ mod ptx_common;
 
 use lasagna_kernels::cross_entropy::{cross_entropy_launch, CROSS_ENTROPY, MODULE};
 use lasagna_ptx_sim::{Arg, LaunchStats};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::LossOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{
     compare, download_f32, filled_f32, launch, sim_with, upload_f32, upload_u32, Worst,

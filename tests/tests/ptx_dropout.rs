@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/dropout.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/dropout.rs` through `Cpu`'s `ActivationOps`,
+//! reference (`trainer/src/backend/cpu/dropout.rs` through `Cpu`'s `ActivationOps`,
 //! and `trainer/src/philox.rs`).
 //!
 //! Tolerance: none. The mask is an integer function of (seed, offset, index)
@@ -11,8 +11,8 @@ mod ptx_common;
 
 use lasagna_kernels::dropout::{self as kd, dropout_launch, philox_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::ActivationOps;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::philox::philox4x32_10;
 use proptest::prelude::*;
 use ptx_common::{download_f32, filled_f32, launch, sim_with, upload_f32, upload_u32};

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/embedding.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/embedding.rs` through `Cpu`'s `NormOps`).
+//! reference (`trainer/src/backend/cpu/embedding.rs` through `Cpu`'s `NormOps`).
 //!
 //! Tolerances:
 //! - forward: a copy, bit-exact.
@@ -16,8 +16,8 @@ mod ptx_common;
 
 use lasagna_kernels::embedding::{self as ke, embedding_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::NormOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, filled_f32, launch, sim_with, upload_f32, upload_u32};
 

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/gather.ptx` run on the PTX simulator against the CPU
-//! reference (`DataOps for Cpu`, `trainer/src/cpu/mod.rs`).
+//! reference (`DataOps for Cpu`, `trainer/src/backend/cpu/data.rs`).
 //!
 //! Tolerance: none. The gathers are copies, so the batch and the labels are
 //! bit-exact with the CPU (compared as bits, so NaN payloads count too), and
@@ -10,8 +10,8 @@ mod ptx_common;
 
 use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch, to_index_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::DataOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_bytes, filled_f32, launch, sim_with, upload_f32, upload_u32};
 

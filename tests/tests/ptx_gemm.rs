@@ -13,8 +13,8 @@
 
 use lasagna_kernels::gemm::{gemm_launch, GEMM, MODULE};
 use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Blas, Gemm, Memory};
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::philox::Stream;
 use proptest::prelude::*;
 

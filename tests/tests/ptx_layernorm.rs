@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/layernorm.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/layernorm.rs` through `Cpu`'s `NormOps`).
+//! reference (`trainer/src/backend/cpu/layernorm.rs` through `Cpu`'s `NormOps`).
 //!
 //! Tolerances, `|ptx - cpu| <= abs + rel * |cpu|`:
 //! - mean, rstd, y: the kernel sums a row in f32 (each lane over cols / 32
@@ -23,8 +23,8 @@ mod ptx_common;
 
 use lasagna_kernels::layernorm::{self as kl, layernorm_launch, layernorm_params_launch};
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::NormOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/lstm.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/lstm.rs` through `Cpu`'s `LstmOps`).
+//! reference (`trainer/src/backend/cpu/lstm.rs` through `Cpu`'s `RnnOps`).
 //!
 //! Tolerance: none. The kernels evaluate the CPU's own exp/sigmoid/tanh
 //! (Cephes, branch-free) and cell formulas op for op, in the same order,
@@ -13,8 +13,8 @@ mod ptx_common;
 use lasagna_kernels::lstm::{self as kl, lstm_launch};
 use lasagna_kernels::{Kernel, Launch, ParamKind};
 use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
-use lasagna_trainer::backend::{LstmOps, LstmStep};
-use lasagna_trainer::cpu::Cpu;
+use lasagna_trainer::backend::cpu::Cpu;
+use lasagna_trainer::backend::{LstmStep, RnnOps};
 use proptest::prelude::*;
 use ptx_common::{download_f32, sim_with, upload_f32};
 

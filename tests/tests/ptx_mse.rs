@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/mse.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/mse.rs` through `Cpu`'s `LossOps::mse`, which
+//! reference (`trainer/src/backend/cpu/mse.rs` through `Cpu`'s `LossOps::mse`, which
 //! adds the batch's SUMMED squared error to `stats[0]` and writes the
 //! gradient of the MEAN).
 //!
@@ -22,8 +22,8 @@ mod ptx_common;
 
 use lasagna_kernels::mse::{mse_launch, MODULE, MSE};
 use lasagna_ptx_sim::{Arg, LaunchStats};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::LossOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

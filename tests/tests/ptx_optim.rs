@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/optim.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/sgd.rs`, `trainer/src/cpu/adam.rs` through
+//! reference (`trainer/src/backend/cpu/sgd.rs`, `trainer/src/backend/cpu/adam.rs` through
 //! `Cpu`'s `OptimOps`), for several consecutive steps on the same state.
 //!
 //! Tolerance: none (bit-exact). The kernels perform the CPU's f32 operations
@@ -15,8 +15,8 @@ mod ptx_common;
 
 use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
 use lasagna_ptx_sim::{Arg, BufId, Device, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{AdamStep, OptimOps, SgdStep};
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, launch, sim_with, upload_f32};
 

@@ -1,6 +1,6 @@
 //! `kernels-ptx/ptx/maxpool2d.ptx` and `avgpool2d.ptx` (fixed windows and
 //! adaptive bins) run on the PTX simulator against the CPU reference
-//! (`trainer/src/cpu/maxpool2d.rs`, `avgpool2d.rs` through `Cpu`'s `PoolOps`).
+//! (`trainer/src/backend/cpu/maxpool2d.rs`, `avgpool2d.rs` through `Cpu`'s `PoolOps`).
 //!
 //! Tolerance: none, every output is compared bit for bit (abs = rel = 0).
 //! - Max forward: compares and selects only, with the CPU's tie (first in
@@ -32,8 +32,8 @@ mod ptx_common;
 use lasagna_kernels::avgpool2d::{self as kavg, adaptive_pool2d_launch};
 use lasagna_kernels::maxpool2d::{self as kmax, pool2d_launch};
 use lasagna_ptx_sim::{Arg, Device, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{adaptive_bin, Pool2dDims, PoolOps};
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{
     compare, download_f32, filled_f32, launch, sim_with, upload_f32, upload_u32, Worst,

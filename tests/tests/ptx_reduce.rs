@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/reduce.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/clip.rs` through `Cpu`'s
+//! reference (`trainer/src/backend/cpu/clip.rs` through `Cpu`'s
 //! `OptimOps::sum_squares`; for the plain sum, an f64 sum, which is what the
 //! CPU's `sum_squares` does without the square).
 //!
@@ -18,8 +18,8 @@ mod ptx_common;
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
 use lasagna_kernels::Kernel;
 use lasagna_ptx_sim::{Arg, Simulator};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::OptimOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{download_f32, launch, sim_with, upload_f32};
 

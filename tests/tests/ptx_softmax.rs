@@ -1,5 +1,5 @@
 //! `kernels-ptx/ptx/softmax.ptx` run on the PTX simulator against the CPU
-//! reference (`trainer/src/cpu/softmax.rs` through `Cpu`'s `ActivationOps`).
+//! reference (`trainer/src/backend/cpu/softmax.rs` through `Cpu`'s `ActivationOps`).
 //!
 //! Tolerances (`|ptx - cpu| <= abs + rel |cpu|` per element):
 //! - forward: `abs = 1e-7`, `rel = 1e-5`. Both sides compute
@@ -32,8 +32,8 @@ mod ptx_common;
 use lasagna_kernels::softmax::{softmax_launch, MODULE, SOFTMAX_BACKWARD, SOFTMAX_FORWARD};
 use lasagna_kernels::{Dim3, Launch};
 use lasagna_ptx_sim::{Arg, LaunchStats};
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::ActivationOps;
-use lasagna_trainer::cpu::Cpu;
 use proptest::prelude::*;
 use ptx_common::{compare, download_f32, filled_f32, launch, sim_with, upload_f32, Worst};
 

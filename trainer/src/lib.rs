@@ -1,9 +1,10 @@
 //! `lasagna-trainer`: layers, losses, optimizers, data, training, export
 //! and quantization, as a library (the `lasagna` CLI is `lasagna-cli`).
 //!
-//! The CPU backend ([`cpu::Cpu`]) is the numerical reference. Layers, losses
-//! and optimizers are written against the [`backend`] traits so that other
-//! backends run the same training step without host round trips.
+//! The CPU backend ([`backend::cpu::Cpu`]) is the numerical reference.
+//! Layers, losses and optimizers are written against the [`backend`] traits
+//! so that other backends run the same training step without host round
+//! trips.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 // Op signatures mirror kernel parameter lists (buffers, then dimensions).
 #![allow(clippy::too_many_arguments)]
@@ -12,13 +13,11 @@ pub mod amp;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
-pub mod cpu;
 pub mod data;
 pub mod diagnose;
 pub mod error;
 pub mod export;
 pub mod fold;
-pub mod gpu;
 pub mod init;
 pub mod inspect;
 pub mod layers;

@@ -59,10 +59,7 @@ impl<B: Backend> Model<B> {
             shapes.push(out);
         }
         let mut warnings = Vec::new();
-        if layers
-            .last()
-            .is_some_and(|l| l.kind().starts_with("Dropout"))
-        {
+        if layers.last().is_some_and(|l| l.is_dropout()) {
             warnings.push(
                 "the last layer is Dropout: it randomly zeroes the logits the loss sees. \
                  Put Dropout between hidden layers, not on the output."
@@ -132,9 +129,7 @@ impl<B: Backend> Model<B> {
     }
     /// Whether any layer is a BatchNorm (batches of one must then be avoided).
     pub fn has_batchnorm(&self) -> bool {
-        self.layers
-            .iter()
-            .any(|l| l.kind().starts_with("BatchNorm"))
+        self.layers.iter().any(|l| l.is_batch_norm())
     }
 
     /// Number of trainable values.
@@ -344,5 +339,55 @@ impl<B: Backend> Model<B> {
         }
         s.push_str(&format!("  parameters: {}\n", self.parameter_count()));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::Cpu;
+    use crate::init::Init;
+    use crate::layers::{BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, LayerNorm, Layers, Linear};
+
+    fn build(layers: Layers<Cpu>, input: &[usize]) -> Result<Model<Cpu>> {
+        Model::build(&Cpu, layers, input, 4, 1)
+    }
+
+    fn linear(i: usize, o: usize) -> Box<dyn Layer<Cpu>> {
+        Box::new(Linear::<Cpu>::new(i, o, true, Init::Default))
+    }
+
+    #[test]
+    fn batch_norm_and_a_last_dropout_are_found_by_type_in_every_variant() -> Result<()> {
+        let m = build(
+            vec![
+                linear(4, 3),
+                Box::new(BatchNorm1d::<Cpu>::new(3, 1e-5, 0.1)?),
+            ],
+            &[4],
+        )?;
+        assert!(m.has_batchnorm() && m.warnings().is_empty());
+        let m = build(
+            vec![
+                Box::new(BatchNorm2d::<Cpu>::new(2, 1e-5, 0.1)?),
+                Box::new(Dropout2d::new(0.5)?),
+            ],
+            &[2, 3, 3],
+        )?;
+        assert!(m.has_batchnorm());
+        assert!(m.warnings()[0].contains("last layer is Dropout"));
+        let m = build(vec![linear(4, 2), Box::new(Dropout::new(0.5)?)], &[4])?;
+        assert!(!m.has_batchnorm() && m.warnings().len() == 1);
+        // LayerNorm is not a BatchNorm, and Dropout in the middle is fine.
+        let m = build(
+            vec![
+                Box::new(LayerNorm::<Cpu>::new(4, 1e-5)?),
+                Box::new(Dropout::new(0.5)?),
+                linear(4, 2),
+            ],
+            &[4],
+        )?;
+        assert!(!m.has_batchnorm() && m.warnings().is_empty());
+        Ok(())
     }
 }

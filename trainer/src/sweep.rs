@@ -515,7 +515,9 @@ mod tests {
             activation: "gelu".into(),
         };
         let spec = crate::config::ModelSpec::parse(&r.model_toml(), "sweep").expect("parses");
-        let layers = spec.build_layers::<crate::cpu::Cpu>().expect("builds");
+        let layers = spec
+            .build_layers::<crate::backend::cpu::Cpu>()
+            .expect("builds");
         // flatten + 2 × (linear, gelu, dropout) + linear
         assert_eq!(layers.len(), 8);
         assert_eq!(

@@ -3,7 +3,7 @@
 //! messages.
 
 use crate::amp::GradScaler;
-use crate::backend::Backend;
+use crate::backend::{Backend, Location};
 use crate::data::{epoch_batches, Dataset};
 use crate::error::{Error, Result};
 use crate::loss::{looks_like_probabilities, Loss, Targets};
@@ -190,10 +190,9 @@ impl Progress for Quiet {}
 /// How often the loss is read back to check it is finite: every step on the
 /// CPU (free), every 50 steps on a device where a read is a round trip.
 fn check_every<B: Backend>(b: &B) -> usize {
-    if b.name() == "cpu" {
-        1
-    } else {
-        50
+    match b.location() {
+        Location::Host => 1,
+        Location::Device => 50,
     }
 }
 
@@ -468,4 +467,17 @@ pub fn fit<B: Backend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::Cpu;
+    use crate::backend::Memory;
+
+    #[test]
+    fn the_loss_is_checked_every_step_where_a_read_is_free() {
+        assert_eq!(Cpu.location(), Location::Host);
+        assert_eq!(check_every(&Cpu), 1);
+    }
 }

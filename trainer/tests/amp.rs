@@ -3,8 +3,8 @@
 //! still load, and AMP training lands within 0.3 points of fp32.
 
 use lasagna_trainer::amp::GradScaler;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::config::ModelSpec;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
 use lasagna_trainer::model::Model;
 use lasagna_trainer::optim::Optimizer;

@@ -3,8 +3,8 @@
 //! stride, padding, dilation, groups (depthwise included), odd sizes,
 //! non-square kernels and batches of one; plus PyTorch's output sizes.
 
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{conv_out_len, Conv2dDims, ConvOps};
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::init::Init;
 use lasagna_trainer::layers::{Conv2d, Ctx, Layer, Mode};
 use lasagna_trainer::philox::Stream;

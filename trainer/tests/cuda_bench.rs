@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
+use lasagna_trainer::backend::gpu::{driver::CudaDevice, Gpu};
 use lasagna_trainer::backend::{AmpOps, Blas, Gemm, Memory};
-use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
 
 /// `(label, m, n, k, trans_a, trans_b)`: squares, then the MLP's training
 /// GEMMs at batch 64 (forward NT, input gradient NN, weight gradient TN).

@@ -10,7 +10,9 @@
 
 use lasagna_kernels::activation::{activation_launch, LEAKY_RELU_FORWARD, MODULE, RELU_FORWARD};
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_trainer::gpu::driver::{probe, ptx_hint, CudaBuf, CudaDevice, CudaStatus, DriverError};
+use lasagna_trainer::backend::gpu::driver::{
+    probe, ptx_hint, CudaBuf, CudaDevice, CudaStatus, DriverError,
+};
 
 /// Device 0, or `None` after saying why the test is skipped.
 fn device() -> Option<CudaDevice> {

@@ -8,7 +8,7 @@
 mod gpu_common;
 
 use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
-use lasagna_trainer::gpu::{driver::CudaDevice, Gpu};
+use lasagna_trainer::backend::gpu::{driver::CudaDevice, Gpu};
 
 /// The CUDA backend on device 0, or `None` (printing why) when there is none.
 fn cuda() -> Option<Gpu<CudaDevice>> {

@@ -5,10 +5,17 @@ mod gpu_common;
 
 use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
 use lasagna_ptx_sim::Simulator;
-use lasagna_trainer::gpu::Gpu;
+use lasagna_trainer::backend::gpu::Gpu;
+use lasagna_trainer::backend::{Location, Memory};
 
 fn sim() -> Gpu<Simulator> {
     Gpu::new(Simulator::new(), "sim").expect("simulator backend")
+}
+
+#[test]
+fn the_simulated_gpu_says_its_buffers_are_on_the_device() {
+    // The training loop reads the loss back less often there (train.rs).
+    assert_eq!(sim().location(), Location::Device);
 }
 
 #[test]
@@ -86,7 +93,7 @@ fn fit_on_the_simulated_gpu_matches_the_cpu() {
         .expect("fit");
         (model.snapshot(b).expect("snapshot"), state)
     }
-    let (wc, sc) = run(&lasagna_trainer::cpu::Cpu, &spec, &c, &tr, &va);
+    let (wc, sc) = run(&lasagna_trainer::backend::cpu::Cpu, &spec, &c, &tr, &va);
     let (wg, sg) = run(&sim(), &spec, &c, &tr, &va);
     let (ec, eg) = (&sc.history[0], &sg.history[0]);
     println!("cpu {ec:?}\nsim {eg:?}");
@@ -225,7 +232,7 @@ fn fit_with_amp_on_the_simulated_gpu_matches_the_cpu_amp_run() {
         .expect("fit");
         (before, model.snapshot(b).expect("snapshot"), state)
     }
-    let (_, wc, sc) = run(&lasagna_trainer::cpu::Cpu, &spec, &c, &tr, 65536.0);
+    let (_, wc, sc) = run(&lasagna_trainer::backend::cpu::Cpu, &spec, &c, &tr, 65536.0);
     let (_, wg, sg) = run(&sim(), &spec, &c, &tr, 65536.0);
     println!("cpu {:?}\nsim {:?}", sc.history[0], sg.history[0]);
     assert_eq!(sc.scaler, sg.scaler);
@@ -267,7 +274,7 @@ fn to_index_refuses_a_bad_token_id_like_the_cpu() {
         .to_index(&x, &mut idx, 4)
         .expect_err("2.5 is not a token id");
     assert!(e.to_string().contains("2.5 is not a token id"), "{e}");
-    let cpu = lasagna_trainer::cpu::Cpu
+    let cpu = lasagna_trainer::backend::cpu::Cpu
         .to_index(&vec![3.0, 7.0, 2.5, 1.0], &mut vec![0; 4], 4)
         .expect_err("cpu refuses too");
     assert!(cpu.to_string().contains("2.5 is not a token id"), "{cpu}");

@@ -8,8 +8,8 @@
 //! tolerance `TOL * (1 + |numeric|)`. Inputs stay at least 0.05 away from 0
 //! so no difference straddles ReLU's kink.
 
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::Act;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::init::Init;
 use lasagna_trainer::layers::{
     Activation, BatchNorm1d, Ctx, Dropout, Embedding, Flatten, Layer, LayerNorm, Linear, Mode,

@@ -3,7 +3,7 @@
 //! plus its shape errors. Run the timing of the MNIST row-LSTM with
 //! `cargo test --release -p lasagna-trainer --test lstm -- --ignored --nocapture`.
 
-use lasagna_trainer::cpu::Cpu;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::layers::{Ctx, Layer, Lstm, Mode};
 use lasagna_trainer::philox::Stream;
 use proptest::prelude::*;

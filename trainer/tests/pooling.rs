@@ -8,8 +8,8 @@
 //! pooling is only differentiable away from ties, so its inputs are distinct
 //! values spaced `4h` apart and no step can change a window's winner.
 
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::Pool2dDims;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::layers::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Dropout2d, Layer, MaxPool2d, Mode,
 };

@@ -1,8 +1,8 @@
 //! Training-loop properties on small MNIST subsets: determinism, exact
 //! checkpoint resume, the NaN guard, and the classic-mistake warnings.
 
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::config::ModelSpec;
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::data::{
     load_mnist, resolve_data_dir, split_validation, Dataset, Normalization,
 };

@@ -1,5 +1,5 @@
 //! Element-wise activations, in place (PyTorch's definitions, written as the
-//! trainer's `cpu/activation.rs` writes them so that rounding agrees).
+//! trainer's `backend/cpu/activation.rs` writes them so that rounding agrees).
 
 use crate::math;
 use crate::quant::{saturate, QParams, Requant, Rescale};

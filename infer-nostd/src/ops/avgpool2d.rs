@@ -1,6 +1,6 @@
 //! AvgPool2d and AdaptiveAvgPool2d: x is (c, h, w), y is (c, oh, ow). Sums
 //! run in `f32`, row by row, and divide at the end, the trainer's order
-//! (`cpu/avgpool2d.rs`), so results agree to the last bit or two.
+//! (`backend/cpu/avgpool2d.rs`), so results agree to the last bit or two.
 
 use super::maxpool2d::{window, Pool2d};
 use crate::quant::{div_round, saturate, QParams, Requant};

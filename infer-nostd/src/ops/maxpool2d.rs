@@ -2,7 +2,7 @@
 //! `(oy, ox)` covers padded rows `oy*s .. oy*s + k` (input rows shifted by
 //! `p`), clipped to the input: padding is `-inf`, so it never wins, and
 //! PyTorch's `padding <= kernel / 2` rule leaves every window at least one
-//! real element. The same rules as the trainer's `cpu/maxpool2d.rs`.
+//! real element. The same rules as the trainer's `backend/cpu/maxpool2d.rs`.
 
 use crate::quant::Rescale;
 use lasagna_format::Window;

@@ -1,4 +1,4 @@
-//! The kernels, one file per op (named as in `trainer/src/cpu/`). Each is a
+//! The kernels, one file per op (named as in `trainer/src/backend/cpu/`). Each is a
 //! plain, allocation-free loop over slices; the [`Engine`](crate::Engine)
 //! has already checked every shape, dtype and buffer size, so a kernel only
 //! guards what would otherwise panic (zero-sized chunks, short slices) and

@@ -25,8 +25,8 @@ pub struct LstmStep {
     pub t: usize,
 }
 
-/// LSTM cells.
-pub trait LstmOps: Memory {
+/// Recurrent cells; today the LSTM cell (the GEMMs around it are [`super::Blas`]).
+pub trait RnnOps: Memory {
     /// One forward step for every sample `s < n`, with `a` the gate
     /// pre-activations `gates[s, t, :] + rec[s, :]`:
     /// `i, f, o = sigmoid(a_i, a_f, a_o)`, `g = tanh(a_g)`,

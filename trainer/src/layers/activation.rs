@@ -106,7 +106,7 @@ impl<B: Backend> Layer<B> for Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn kinds_are_pytorch_class_names_and_export_matches_them() -> Result<()> {

@@ -107,7 +107,7 @@ impl<B: Backend> Layer<B> for AdaptiveAvgPool2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn any_plane_pools_to_the_requested_size_and_empty_ones_are_refused() -> Result<()> {

@@ -102,7 +102,7 @@ impl<B: Backend> Layer<B> for AvgPool2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn shapes_follow_pytorch_and_export_keeps_count_include_pad() -> Result<()> {

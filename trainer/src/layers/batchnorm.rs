@@ -149,6 +149,10 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
         V::KIND
     }
 
+    fn is_batch_norm(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!(
             "{}({}, eps={}, momentum={})",
@@ -308,7 +312,7 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn ctx(mode: Mode, batch: usize) -> Ctx {
         Ctx {

@@ -364,7 +364,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
     use crate::layers::Mode;
 
     fn conv(k: usize, s: usize, p: usize, d: usize, g: usize) -> Result<Conv2d<Cpu>> {

@@ -3,7 +3,7 @@
 //! drops whole channels of `[C, H, W]` samples, since neighbouring pixels of
 //! a feature map are correlated and dropping them one by one regularizes
 //! little (Tompson et al. 2015, the reason PyTorch has it). The mask is never stored: backward regenerates it
-//! from the step's `(seed, offset)` (see `cpu/dropout.rs`).
+//! from the step's `(seed, offset)` (see `backend/cpu/dropout.rs`).
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -41,6 +41,10 @@ impl Dropout {
 impl<B: Backend> Layer<B> for Dropout {
     fn kind(&self) -> &'static str {
         "Dropout"
+    }
+
+    fn is_dropout(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {
@@ -135,6 +139,10 @@ impl<B: Backend> Layer<B> for Dropout2d {
         "Dropout2d"
     }
 
+    fn is_dropout(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("Dropout2d(p={})", self.p)
     }
@@ -190,7 +198,7 @@ impl<B: Backend> Layer<B> for Dropout2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn ctx(mode: Mode, offset: u64) -> Ctx {
         Ctx {

@@ -78,7 +78,7 @@ impl<B: Backend> Layer<B> for Flatten {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn flattens_any_sample_shape_and_refuses_scalars() {

@@ -169,7 +169,7 @@ impl<B: Backend> Layer<B> for LayerNorm<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
     use crate::layers::Mode;
 
     #[test]

@@ -202,7 +202,7 @@ impl<B: Backend> Layer<B> for Linear<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
     use crate::layers::Mode;
 
     fn ctx(batch: usize) -> Ctx {

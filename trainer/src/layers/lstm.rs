@@ -415,7 +415,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn new_rejects_empty_sizes_and_layer_counts_the_format_cannot_hold() {

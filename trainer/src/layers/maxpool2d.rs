@@ -187,7 +187,7 @@ impl<B: Backend> Layer<B> for MaxPool2d<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     #[test]
     fn shapes_follow_pytorch_and_misfits_name_the_axis() -> Result<()> {

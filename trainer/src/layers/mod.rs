@@ -121,6 +121,18 @@ pub trait Layer<B: Backend>: Send {
     fn reshapes_only(&self) -> bool {
         false
     }
+    /// True for BatchNorm (1d and 2d): its batch statistics need at least two
+    /// samples, so the trainer never forms a batch of one when a model has
+    /// one. A method rather than a match on [`Layer::kind`], so renaming or
+    /// adding a variant cannot silently change the decision.
+    fn is_batch_norm(&self) -> bool {
+        false
+    }
+    /// True for Dropout and Dropout2d: the model warns when one is the last
+    /// layer, where it would randomly zero the logits the loss sees.
+    fn is_dropout(&self) -> bool {
+        false
+    }
     /// Mixed precision on or off: layers with GEMMs (Linear, Conv2d, LSTM)
     /// then round their GEMM inputs to fp16 and accumulate in f32
     /// (`AmpOps::gemm_f16`); every other layer stays f32 and ignores it.

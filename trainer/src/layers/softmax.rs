@@ -77,7 +77,7 @@ impl<B: Backend> Layer<B> for Softmax {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
     use crate::layers::Mode;
 
     #[test]

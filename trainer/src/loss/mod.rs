@@ -1,9 +1,10 @@
 //! Losses: which one a run trains with, and how it is run on a backend.
 //!
 //! The arithmetic lives in the backend's fused ops ([`LossOps`]; the CPU
-//! reference is `cpu/cross_entropy.rs`, `cpu/mse.rs`, `cpu/bce.rs`). This
-//! module picks the op, checks that the targets are of the kind it needs, and
-//! says what the statistics it accumulates are counted over.
+//! reference is `backend/cpu/cross_entropy.rs`, `backend/cpu/mse.rs`,
+//! `backend/cpu/bce.rs`). This module picks the op, checks that the targets
+//! are of the kind it needs, and says what the statistics it accumulates
+//! are counted over.
 
 use crate::backend::{LossOps, Memory};
 use crate::error::{Error, Result};
@@ -201,8 +202,8 @@ pub fn looks_like_probabilities(rows_of_outputs: &[f32], cols: usize) -> bool {
 #[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
+    use crate::backend::cpu::Cpu;
     use crate::backend::Memory;
-    use crate::cpu::Cpu;
 
     #[test]
     fn names_parse_and_print_back() {

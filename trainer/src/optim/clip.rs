@@ -41,7 +41,7 @@ pub fn clip_grad_norm<B: Backend>(
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn param(grad: &[f32]) -> Param<Cpu> {
         let mut p =

@@ -242,7 +242,7 @@ impl<B: Backend> Optimizer<B> {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::cpu::Cpu;
+    use crate::backend::cpu::Cpu;
 
     fn param(values: &[f32]) -> Param<Cpu> {
         Param::new(&Cpu, "weight", vec![values.len()], values).expect("param")

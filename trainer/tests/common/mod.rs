@@ -10,7 +10,7 @@
 //! must overwrite it).
 #![allow(dead_code)]
 
-use lasagna_trainer::cpu::Cpu;
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::layers::{Ctx, Layer, Mode};
 use lasagna_trainer::philox::{permutation, Stream};
 use proptest::prelude::*;

@@ -16,9 +16,9 @@
 
 #![allow(dead_code)]
 
+use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::Backend;
 use lasagna_trainer::config::{LayerSpec, ModelSpec};
-use lasagna_trainer::cpu::Cpu;
 use lasagna_trainer::loss::{Loss, Targets};
 use lasagna_trainer::model::Model;
 use lasagna_trainer::optim::Optimizer;

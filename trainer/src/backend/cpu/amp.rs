@@ -8,8 +8,8 @@
 //! in f32, so this equals tensor-core math (fp16 inputs, f32 accumulation)
 //! up to summation order.
 
-use super::{gemm, need, Cpu};
-use crate::backend::{AmpOps, Gemm};
+use super::{gemm, Cpu};
+use crate::backend::{need, AmpOps, Gemm};
 use crate::error::Result;
 use half::f16;
 use std::cell::RefCell;
@@ -43,7 +43,7 @@ pub fn unscale_check(g: &mut [f32], inv_scale: f32) -> bool {
 
 impl AmpOps for Cpu {
     fn round_f16(&self, x: &Vec<f32>, y: &mut Vec<f32>, n: usize) -> Result<()> {
-        need("round_f16", n, &[x.len(), y.len()])?;
+        need(self, "round_f16", n, &[x.len(), y.len()])?;
         for (d, s) in y[..n].iter_mut().zip(&x[..n]) {
             *d = round_f16(*s);
         }
@@ -52,9 +52,9 @@ impl AmpOps for Cpu {
 
     fn gemm_f16(&self, g: &Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
         let (la, lb) = (g.m * g.k, g.k * g.n);
-        need("gemm_f16 A", la, &[a.len()])?;
-        need("gemm_f16 B", lb, &[b.len()])?;
-        need("gemm_f16 C", g.m * g.n, &[c.len()])?;
+        need(self, "gemm_f16 A", la, &[a.len()])?;
+        need(self, "gemm_f16 B", lb, &[b.len()])?;
+        need(self, "gemm_f16 C", g.m * g.n, &[c.len()])?;
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < la + lb {
@@ -80,8 +80,8 @@ impl AmpOps for Cpu {
         inv_scale: f32,
         found_inf: &mut Vec<f32>,
     ) -> Result<()> {
-        need("unscale_check", n, &[grads.len()])?;
-        need("unscale_check found_inf", 1, &[found_inf.len()])?;
+        need(self, "unscale_check", n, &[grads.len()])?;
+        need(self, "unscale_check found_inf", 1, &[found_inf.len()])?;
         if unscale_check(&mut grads[..n], inv_scale) {
             found_inf[0] = 1.0;
         }

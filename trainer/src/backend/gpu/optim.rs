@@ -2,12 +2,13 @@
 //! `reduce.ptx`, `clip.ptx`). The clipping norm stays on the device: the
 //! sum of squares is reduced into a device scalar that `clip_by_norm` reads.
 
+use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
 
-use super::{need, u64_arg, Gpu};
-use crate::backend::{AdamStep, OptimOps, SgdStep};
+use super::{u64_arg, Gpu};
+use crate::backend::{need, AdamStep, OptimOps, SgdStep};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
@@ -19,10 +20,10 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         mom: &mut Self::Buf,
         n: usize,
     ) -> Result<()> {
-        need(&self.name, "sgd_step", n, &[param.len, grad.len])?;
+        need(self, "sgd_step", n, &[param.len, grad.len])?;
         // No momentum: no buffer (the CPU's is empty too).
         let mom = if h.momentum != 0.0 {
-            need(&self.name, "sgd_step momentum", n, &[mom.len])?;
+            need(self, "sgd_step momentum", n, &[mom.len])?;
             mom.arg()
         } else {
             Arg::U64(0)
@@ -50,12 +51,7 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         v: &mut Self::Buf,
         n: usize,
     ) -> Result<()> {
-        need(
-            &self.name,
-            "adam_step",
-            n,
-            &[param.len, grad.len, m.len, v.len],
-        )?;
+        need(self, "adam_step", n, &[param.len, grad.len, m.len, v.len])?;
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
         let args = [
             param.arg(),
@@ -75,8 +71,8 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         self.launch(&ko::ADAM_STEP, optim_launch(n), &args)
     }
     fn sum_squares(&self, x: &Self::Buf, n: usize, out: &mut Self::Buf) -> Result<()> {
-        need(&self.name, "sum_squares", n, &[x.len])?;
-        need(&self.name, "sum_squares out", 1, &[out.len])?;
+        need(self, "sum_squares", n, &[x.len])?;
+        need(self, "sum_squares out", 1, &[out.len])?;
         let args = [x.arg(), out.arg(), u64_arg(n)];
         self.launch(&kr::REDUCE_SUM_SQUARES, reduce_launch(n), &args)
     }
@@ -87,8 +83,9 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         sumsq: &Self::Buf,
         max_norm: f32,
     ) -> Result<()> {
-        need(&self.name, "clip_by_norm", n, &[x.len])?;
-        need(&self.name, "clip_by_norm sumsq", 1, &[sumsq.len])?;
-        super::blas::clip_by_norm(self, x, n, sumsq, max_norm)
+        need(self, "clip_by_norm", n, &[x.len])?;
+        need(self, "clip_by_norm sumsq", 1, &[sumsq.len])?;
+        let args = [x.arg(), sumsq.arg(), u64_arg(n), Arg::F32(max_norm)];
+        self.launch(&CLIP_BY_NORM, clip_launch(n), &args)
     }
 }

@@ -1,5 +1,6 @@
 //! Embedding: a gather of table rows, and its backward, a scatter-add. The
-//! caller (`cpu/mod.rs`) has checked every index against the table.
+//! caller (`NormOps for Cpu` in `norm.rs`) has checked every index against
+//! the table.
 
 /// `y[i, :] = table[idx[i], :]`.
 pub fn forward(idx: &[u32], table: &[f32], y: &mut [f32], dim: usize) {

@@ -1,8 +1,8 @@
 //! Pooling glue for the CPU backend: checks the geometry and buffer lengths
 //! once per call, then hands slices to `maxpool2d.rs` and `avgpool2d.rs`.
 
-use super::{avgpool2d, maxpool2d, need, Cpu};
-use crate::backend::{Pool2dDims, PoolOps};
+use super::{avgpool2d, maxpool2d, Cpu};
+use crate::backend::{need, Pool2dDims, PoolOps};
 use crate::error::{Error, Result};
 
 fn fail(reason: String) -> Error {
@@ -46,8 +46,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_dims("maxpool2d_forward", &d)?;
         let (ni, no) = (d.in_len(), d.out_len());
-        need("maxpool2d_forward x", ni, &[x.len()])?;
-        need("maxpool2d_forward y", no, &[y.len(), argmax.len()])?;
+        need(self, "maxpool2d_forward x", ni, &[x.len()])?;
+        need(self, "maxpool2d_forward y", no, &[y.len(), argmax.len()])?;
         maxpool2d::forward(&d, &x[..ni], &mut y[..no], &mut argmax[..no]);
         Ok(())
     }
@@ -61,8 +61,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_dims("maxpool2d_backward", &d)?;
         let (ni, no) = (d.in_len(), d.out_len());
-        need("maxpool2d_backward dy", no, &[dy.len(), argmax.len()])?;
-        need("maxpool2d_backward dx", ni, &[dx.len()])?;
+        need(self, "maxpool2d_backward dy", no, &[dy.len(), argmax.len()])?;
+        need(self, "maxpool2d_backward dx", ni, &[dx.len()])?;
         maxpool2d::backward(&d, &dy[..no], &argmax[..no], &mut dx[..ni]).map_err(|i| {
             fail(format!(
                 "maxpool2d_backward: argmax {i} outside a {}x{} plane (was forward run on this batch?)",
@@ -80,8 +80,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_dims("avgpool2d_forward", &d)?;
         let (ni, no) = (d.in_len(), d.out_len());
-        need("avgpool2d_forward x", ni, &[x.len()])?;
-        need("avgpool2d_forward y", no, &[y.len()])?;
+        need(self, "avgpool2d_forward x", ni, &[x.len()])?;
+        need(self, "avgpool2d_forward y", no, &[y.len()])?;
         avgpool2d::forward(&d, count_include_pad, &x[..ni], &mut y[..no]);
         Ok(())
     }
@@ -95,8 +95,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_dims("avgpool2d_backward", &d)?;
         let (ni, no) = (d.in_len(), d.out_len());
-        need("avgpool2d_backward dy", no, &[dy.len()])?;
-        need("avgpool2d_backward dx", ni, &[dx.len()])?;
+        need(self, "avgpool2d_backward dy", no, &[dy.len()])?;
+        need(self, "avgpool2d_backward dx", ni, &[dx.len()])?;
         avgpool2d::backward(&d, count_include_pad, &dy[..no], &mut dx[..ni]);
         Ok(())
     }
@@ -114,8 +114,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_adaptive("adaptive_avgpool2d_forward", h, w, oh, ow)?;
         let (ni, no) = (n * c * h * w, n * c * oh * ow);
-        need("adaptive_avgpool2d_forward x", ni, &[x.len()])?;
-        need("adaptive_avgpool2d_forward y", no, &[y.len()])?;
+        need(self, "adaptive_avgpool2d_forward x", ni, &[x.len()])?;
+        need(self, "adaptive_avgpool2d_forward y", no, &[y.len()])?;
         avgpool2d::adaptive_forward(h, w, oh, ow, &x[..ni], &mut y[..no]);
         Ok(())
     }
@@ -133,8 +133,8 @@ impl PoolOps for Cpu {
     ) -> Result<()> {
         check_adaptive("adaptive_avgpool2d_backward", h, w, oh, ow)?;
         let (ni, no) = (n * c * h * w, n * c * oh * ow);
-        need("adaptive_avgpool2d_backward dy", no, &[dy.len()])?;
-        need("adaptive_avgpool2d_backward dx", ni, &[dx.len()])?;
+        need(self, "adaptive_avgpool2d_backward dy", no, &[dy.len()])?;
+        need(self, "adaptive_avgpool2d_backward dx", ni, &[dx.len()])?;
         avgpool2d::adaptive_backward(h, w, oh, ow, &dy[..no], &mut dx[..ni]);
         Ok(())
     }

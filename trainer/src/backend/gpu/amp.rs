@@ -12,8 +12,8 @@ use lasagna_kernels::convert::{convert_launch, F32_TO_F16};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::gemm_f16::{gemm_f16_launch, GEMM_F16};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, A};
-use crate::backend::{AmpOps, Gemm};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, AmpOps, Gemm};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -56,14 +56,14 @@ impl<D: Device + Send + 'static> Gpu<D> {
 
 impl<D: Device + Send + 'static> AmpOps for Gpu<D> {
     fn round_f16(&self, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "round_f16", n, &[x.len, y.len])?;
+        need(self, "round_f16", n, &[x.len, y.len])?;
         self.round_f16_args(x.arg(), y.arg(), n)
     }
 
     fn gemm_f16(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()> {
-        need(&self.name, "gemm_f16 A", g.m * g.k, &[a.len])?;
-        need(&self.name, "gemm_f16 B", g.k * g.n, &[b.len])?;
-        need(&self.name, "gemm_f16 C", g.m * g.n, &[c.len])?;
+        need(self, "gemm_f16 A", g.m * g.k, &[a.len])?;
+        need(self, "gemm_f16 B", g.k * g.n, &[b.len])?;
+        need(self, "gemm_f16 C", g.m * g.n, &[c.len])?;
         self.gemm_f16_tensor_cores(g, a, b, c)
     }
 
@@ -74,8 +74,8 @@ impl<D: Device + Send + 'static> AmpOps for Gpu<D> {
         inv_scale: f32,
         found_inf: &mut Self::Buf,
     ) -> Result<()> {
-        need(&self.name, "unscale_check", n, &[grads.len])?;
-        need(&self.name, "unscale_check found_inf", 1, &[found_inf.len])?;
+        need(self, "unscale_check", n, &[grads.len])?;
+        need(self, "unscale_check found_inf", 1, &[found_inf.len])?;
         let args = [
             grads.arg(),
             found_inf.arg(),

@@ -13,15 +13,20 @@
 //! `lasagna-kernels`; every launch is checked against the kernel's declared
 //! parameters first, so a wrong argument is an error naming the kernel, not
 //! silent corruption.
+//!
+//! Each op family's impl is in the family's file, named as in `backend/` and
+//! `backend/cpu/` (see `backend/mod.rs`); this file holds [`Gpu`], its
+//! buffers and the checked launch they all go through.
 
 mod activation;
 mod amp;
 mod blas;
-mod conv2d;
+mod conv;
 mod data;
 #[cfg(feature = "cuda")]
 pub mod driver;
 mod loss;
+mod memory;
 mod norm;
 mod optim;
 mod pool;
@@ -32,7 +37,6 @@ use std::sync::{Mutex, MutexGuard};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::{Kernel, Launch, LaunchError, ParamKind};
 
-use crate::backend::Memory;
 use crate::error::{Error, Result};
 
 /// A GPU backend over device `D`.
@@ -213,17 +217,6 @@ fn check_args<B>(k: &Kernel, args: &[Arg<B>]) -> std::result::Result<(), String>
     Ok(())
 }
 
-/// Fails unless every length is at least `n` (a shape bug in the caller).
-pub(crate) fn need(name: &str, op: &str, n: usize, lens: &[usize]) -> Result<()> {
-    match lens.iter().find(|&&l| l < n) {
-        Some(l) => Err(Error::Backend {
-            backend: name.into(),
-            reason: format!("{op}: buffer of {l} elements, {n} needed"),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// `u32` kernel argument, or an error naming the value when it does not fit.
 pub(crate) fn u32_arg<B>(what: &str, v: usize) -> Result<Arg<B>> {
     u32::try_from(v).map(Arg::U32).map_err(|_| Error::Backend {
@@ -252,71 +245,5 @@ impl<B: Copy> GpuIdx<B> {
     /// The whole buffer as a pointer argument.
     pub(crate) fn arg(&self) -> Arg<B> {
         Arg::Ptr(self.id)
-    }
-}
-
-impl<D> Memory for Gpu<D>
-where
-    D: Device + Send + 'static,
-{
-    type Buf = GpuBuf<D::Buf>;
-    type Idx = GpuIdx<D::Buf>;
-
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-    fn zeros(&self, len: usize) -> Result<Self::Buf> {
-        Ok(GpuBuf {
-            id: self.alloc(len * 4)?,
-            len,
-        })
-    }
-    fn upload(&self, host: &[f32]) -> Result<Self::Buf> {
-        let b = self.zeros(host.len())?;
-        self.put(&b.id, bytemuck::cast_slice(host))?;
-        Ok(b)
-    }
-    fn upload_idx(&self, host: &[u32]) -> Result<Self::Idx> {
-        let b = GpuIdx {
-            id: self.alloc(host.len() * 4)?,
-            len: host.len(),
-        };
-        self.put(&b.id, bytemuck::cast_slice(host))?;
-        Ok(b)
-    }
-    fn write(&self, dst: &mut Self::Buf, host: &[f32]) -> Result<()> {
-        need(&self.name, "write", host.len(), &[dst.len])?;
-        self.put(&dst.id, bytemuck::cast_slice(host))
-    }
-    fn write_idx(&self, dst: &mut Self::Idx, host: &[u32]) -> Result<()> {
-        need(&self.name, "write_idx", host.len(), &[dst.len])?;
-        self.put(&dst.id, bytemuck::cast_slice(host))
-    }
-    fn read(&self, src: &Self::Buf, host: &mut [f32]) -> Result<()> {
-        need(&self.name, "read", host.len(), &[src.len])?;
-        self.device()?
-            .download(&src.id, bytemuck::cast_slice_mut(host))
-            .map_err(|e| self.fail("download", e))
-    }
-    fn len(&self, buf: &Self::Buf) -> usize {
-        buf.len
-    }
-    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "copy", n, &[src.len, dst.len])?;
-        if n == 0 {
-            return Ok(());
-        }
-        self.device()?
-            .copy(&src.id, &dst.id, n * 4)
-            .map_err(|e| self.fail("device-to-device copy", e))
-    }
-    fn fill(&self, dst: &mut Self::Buf, value: f32, n: usize) -> Result<()> {
-        need(&self.name, "fill", n, &[dst.len])?;
-        blas::fill(self, dst, value, n)
-    }
-    fn sync(&self) -> Result<()> {
-        self.device()?
-            .synchronize()
-            .map_err(|e| self.fail("synchronize", e))
     }
 }

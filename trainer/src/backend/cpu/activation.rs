@@ -1,6 +1,10 @@
-//! Element-wise activations and their derivatives (PyTorch's definitions).
+//! Element-wise activations and their derivatives (PyTorch's definitions),
+//! and `ActivationOps` for the CPU, which also hands softmax and dropout to
+//! their own files: the family and this op share the name `activation`.
 
-use crate::backend::Act;
+use super::{dropout, softmax, Cpu};
+use crate::backend::{need, Act, ActivationOps};
+use crate::error::Result;
 
 /// sqrt(2 / pi), for the tanh form of GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -130,6 +134,79 @@ pub fn backward(act: Act, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
     for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
         *dx = dy * df(act, x);
+    }
+}
+
+impl ActivationOps for Cpu {
+    fn act_forward(&self, act: Act, x: &Vec<f32>, y: &mut Vec<f32>, n: usize) -> Result<()> {
+        need(self, "act_forward", n, &[x.len(), y.len()])?;
+        forward(act, &x[..n], &mut y[..n]);
+        Ok(())
+    }
+    fn act_backward(
+        &self,
+        act: Act,
+        x: &Vec<f32>,
+        dy: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        need(self, "act_backward", n, &[x.len(), dy.len(), dx.len()])?;
+        backward(act, &x[..n], &dy[..n], &mut dx[..n]);
+        Ok(())
+    }
+    fn softmax_forward(
+        &self,
+        x: &Vec<f32>,
+        y: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        need(self, "softmax_forward", rows * cols, &[x.len(), y.len()])?;
+        softmax::forward(&x[..rows * cols], &mut y[..rows * cols], cols);
+        Ok(())
+    }
+    fn softmax_backward(
+        &self,
+        y: &Vec<f32>,
+        dy: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let n = rows * cols;
+        need(self, "softmax_backward", n, &[y.len(), dy.len(), dx.len()])?;
+        softmax::backward(&y[..n], &dy[..n], &mut dx[..n], cols);
+        Ok(())
+    }
+    fn dropout_forward(
+        &self,
+        p: f32,
+        seed: u64,
+        offset: u64,
+        group: usize,
+        x: &Vec<f32>,
+        y: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        need(self, "dropout_forward", n, &[x.len(), y.len()])?;
+        dropout::apply(p, seed, offset, group, &x[..n], &mut y[..n]);
+        Ok(())
+    }
+    fn dropout_backward(
+        &self,
+        p: f32,
+        seed: u64,
+        offset: u64,
+        group: usize,
+        dy: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        need(self, "dropout_backward", n, &[dy.len(), dx.len()])?;
+        // The mask is regenerated from (seed, offset): the same function as forward.
+        dropout::apply(p, seed, offset, group, &dy[..n], &mut dx[..n]);
+        Ok(())
     }
 }
 

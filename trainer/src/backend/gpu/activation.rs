@@ -7,8 +7,8 @@ use lasagna_kernels::dropout::{self as kd, dropout_launch};
 use lasagna_kernels::softmax::{self as ks, softmax_launch};
 use lasagna_kernels::Kernel;
 
-use super::{need, u32_arg, u64_arg, Gpu};
-use crate::backend::{Act, ActivationOps};
+use super::{u32_arg, u64_arg, Gpu};
+use crate::backend::{need, Act, ActivationOps};
 use crate::error::Result;
 
 /// Forward and backward kernels of `act`, and its extra scalar (LeakyReLU's slope).
@@ -26,7 +26,7 @@ fn kernels(act: Act) -> (&'static Kernel, &'static Kernel, Option<f32>) {
 
 impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
     fn act_forward(&self, act: Act, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "act_forward", n, &[x.len, y.len])?;
+        need(self, "act_forward", n, &[x.len, y.len])?;
         let (fwd, _, alpha) = kernels(act);
         let mut args = vec![x.arg(), y.arg(), u64_arg(n)];
         args.extend(alpha.map(Arg::F32));
@@ -40,7 +40,7 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         dx: &mut Self::Buf,
         n: usize,
     ) -> Result<()> {
-        need(&self.name, "act_backward", n, &[x.len, dy.len, dx.len])?;
+        need(self, "act_backward", n, &[x.len, dy.len, dx.len])?;
         let (_, bwd, alpha) = kernels(act);
         let mut args = vec![x.arg(), dy.arg(), dx.arg(), u64_arg(n)];
         args.extend(alpha.map(Arg::F32));
@@ -53,7 +53,7 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        need(&self.name, "softmax_forward", rows * cols, &[x.len, y.len])?;
+        need(self, "softmax_forward", rows * cols, &[x.len, y.len])?;
         let args = [
             x.arg(),
             y.arg(),
@@ -71,7 +71,7 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         cols: usize,
     ) -> Result<()> {
         need(
-            &self.name,
+            self,
             "softmax_backward",
             rows * cols,
             &[y.len, dy.len, dx.len],
@@ -95,7 +95,7 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         y: &mut Self::Buf,
         n: usize,
     ) -> Result<()> {
-        need(&self.name, "dropout_forward", n, &[x.len, y.len])?;
+        need(self, "dropout_forward", n, &[x.len, y.len])?;
         let args = [
             x.arg(),
             y.arg(),
@@ -117,7 +117,7 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         dx: &mut Self::Buf,
         n: usize,
     ) -> Result<()> {
-        need(&self.name, "dropout_backward", n, &[dy.len, dx.len])?;
+        need(self, "dropout_backward", n, &[dy.len, dx.len])?;
         let args = [
             dy.arg(),
             dx.arg(),

@@ -4,8 +4,8 @@
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::lstm::{self as kl, lstm_launch};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, A};
-use crate::backend::{LstmOps, LstmStep};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, LstmStep, RnnOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -22,8 +22,8 @@ impl<D: Device + Send + 'static> Gpu<D> {
             return Err(self.fail(op, format!("step {} of a {}-step sequence", d.t, d.steps)));
         }
         let h = d.n * d.hidden;
-        need(&self.name, op, h * d.steps, seq)?;
-        need(&self.name, op, h, step)
+        need(self, op, h * d.steps, seq)?;
+        need(self, op, h, step)
     }
 }
 
@@ -31,7 +31,7 @@ fn opt<B: Copy>(b: Option<&GpuBuf<B>>) -> Arg<B> {
     b.map_or(Arg::U64(0), GpuBuf::arg)
 }
 
-impl<D: Device + Send + 'static> LstmOps for Gpu<D> {
+impl<D: Device + Send + 'static> RnnOps for Gpu<D> {
     fn lstm_cell_forward(
         &self,
         d: LstmStep,
@@ -49,12 +49,7 @@ impl<D: Device + Send + 'static> LstmOps for Gpu<D> {
             &[h.len],
         )?;
         if let Some(r) = rec {
-            need(
-                &self.name,
-                "lstm_cell_forward rec",
-                4 * d.n * d.hidden,
-                &[r.len],
-            )?;
+            need(self, "lstm_cell_forward rec", 4 * d.n * d.hidden, &[r.len])?;
         }
         let mut args = vec![
             gates.arg(),

@@ -1,16 +1,14 @@
 //! Dense linear algebra and the small element-wise helpers on the GPU
-//! (`gemm.ptx`, `blas.ptx`, `clip.ptx`, ...). The helpers other op files
-//! share (`fill`, `add_bias`, `sum_rows`) are free functions here so each
-//! has one launch site.
+//! (`gemm.ptx`, `blas.ptx`). The helpers other family files share (`fill`,
+//! `add_bias`, `sum_rows`) are free functions here so each has one launch
+//! site.
 
 use lasagna_kernels::blas::{self as kb, add_bias_launch, blas_launch, sum_rows_launch};
-use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
 use lasagna_kernels::gemm::{gemm_launch, GEMM};
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx, A};
-use crate::backend::{Blas, Gemm};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, Blas, Gemm};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -37,9 +35,9 @@ impl<D: Device + Send + 'static> Gpu<D> {
 
 impl<D: Device + Send + 'static> Blas for Gpu<D> {
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()> {
-        need(&self.name, "gemm A", g.m * g.k, &[a.len])?;
-        need(&self.name, "gemm B", g.k * g.n, &[b.len])?;
-        need(&self.name, "gemm C", g.m * g.n, &[c.len])?;
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len])?;
         self.gemm_args(g, [a.arg(), b.arg(), c.arg()])
     }
     fn add_bias(
@@ -49,8 +47,8 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        need(&self.name, "add_bias", rows * cols, &[y.len])?;
-        need(&self.name, "add_bias bias", cols, &[bias.len])?;
+        need(self, "add_bias", rows * cols, &[y.len])?;
+        need(self, "add_bias bias", cols, &[bias.len])?;
         add_bias(self, y, bias, rows, cols, 1)
     }
     fn sum_rows(
@@ -61,17 +59,17 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         out: &mut Self::Buf,
         accumulate: bool,
     ) -> Result<()> {
-        need(&self.name, "sum_rows", rows * cols, &[x.len])?;
-        need(&self.name, "sum_rows out", cols, &[out.len])?;
+        need(self, "sum_rows", rows * cols, &[x.len])?;
+        need(self, "sum_rows out", cols, &[out.len])?;
         sum_rows(self, x, rows, cols, 1, out, accumulate)
     }
     fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()> {
-        need(&self.name, "axpy", n, &[x.len, y.len])?;
+        need(self, "axpy", n, &[x.len, y.len])?;
         let args = [x.arg(), y.arg(), Arg::F32(alpha), u64_arg(n)];
         self.launch(&kb::AXPY, blas_launch(n), &args)
     }
     fn scale(&self, x: &mut Self::Buf, s: f32, n: usize) -> Result<()> {
-        need(&self.name, "scale", n, &[x.len])?;
+        need(self, "scale", n, &[x.len])?;
         let args = [x.arg(), Arg::F32(s), u64_arg(n)];
         self.launch(&kb::SCALE, blas_launch(n), &args)
     }
@@ -128,52 +126,4 @@ pub(crate) fn sum_rows<D: Device + Send + 'static>(
         Arg::U32(accumulate.into()),
     ];
     g.launch(&kb::SUM_ROWS, sum_rows_launch(rows, cols, positions), &args)
-}
-
-/// `x[..n] *= min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))`, reading the norm
-/// on the device.
-pub(crate) fn clip_by_norm<D: Device + Send + 'static>(
-    g: &Gpu<D>,
-    x: &GpuBuf<D::Buf>,
-    n: usize,
-    sumsq: &GpuBuf<D::Buf>,
-    max_norm: f32,
-) -> Result<()> {
-    let args = [x.arg(), sumsq.arg(), u64_arg(n), Arg::F32(max_norm)];
-    g.launch(&CLIP_BY_NORM, clip_launch(n), &args)
-}
-
-/// Token ids carried in an `f32` buffer, as `u32` indices. A value that is
-/// not a non-negative integer below 2^24 fails with the CPU's message; the
-/// check costs one 4-byte read back (only Embedding models call this).
-pub(crate) fn to_index<D: Device + Send + 'static>(
-    g: &Gpu<D>,
-    x: &GpuBuf<D::Buf>,
-    dst: &GpuIdx<D::Buf>,
-    n: usize,
-) -> Result<()> {
-    let flag = g.flag()?;
-    let args = [x.arg(), dst.arg(), Arg::Ptr(flag), u64_arg(n)];
-    g.launch(&TO_INDEX, to_index_launch(n), &args)?;
-    let mut bad = [0u8; 4];
-    let mut d = g.device()?;
-    d.download(&flag, &mut bad)
-        .map_err(|e| g.fail("to_index flag", e))?;
-    if u32::from_le_bytes(bad) == 0 {
-        return Ok(());
-    }
-    d.upload(&flag, &[0; 4])
-        .map_err(|e| g.fail("to_index flag", e))?;
-    let mut host = vec![0u8; 4 * n];
-    d.download(&x.id, &mut host)
-        .map_err(|e| g.fail("to_index", e))?;
-    let first = host
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .find(|v| !((0.0..16_777_216.0).contains(v) && v.fract() == 0.0))
-        .unwrap_or(f32::NAN);
-    Err(g.fail(
-        "to_index",
-        format!("{first} is not a token id (a non-negative integer below 2^24)"),
-    ))
 }

@@ -27,9 +27,7 @@
 
 mod im2col;
 
-use super::{need, Cpu};
-use crate::backend::{Conv2dDims, ConvOps, Gemm};
-use crate::error::{Error, Result};
+use crate::backend::{Conv2dDims, Gemm};
 use im2col::{col2im, im2col};
 
 /// From this many multiply-adds per batch on, the batch is split over two
@@ -37,110 +35,13 @@ use im2col::{col2im, im2col};
 /// 2^20 multiply-adds takes over 10 us even at the GEMM's best speed.
 const SPLIT_MIN_FMAS: usize = 1 << 20;
 
-/// Element counts of `d`'s buffers, which has passed `check`.
-struct Lens {
-    x: usize,
-    y: usize,
-    weight: usize,
-    scratch: usize,
-}
-
-fn lens(d: &Conv2dDims) -> Result<Lens> {
-    let overflow = || Error::Backend {
-        backend: "cpu".into(),
-        reason: format!("conv2d: buffers of {d:?} overflow usize"),
-    };
-    match (d.x_len(), d.y_len(), d.weight_len(), scratch_len(d)) {
-        (Some(x), Some(y), Some(weight), Some(scratch)) => Ok(Lens {
-            x,
-            y,
-            weight,
-            scratch,
-        }),
-        _ => Err(overflow()),
-    }
-}
-
-fn scratch_len(d: &Conv2dDims) -> Option<usize> {
+/// Elements of scratch [`forward`] and [`backward`] need for `d` (see the
+/// module comment), or `None` when the count overflows `usize`.
+pub fn scratch_len(d: &Conv2dDims) -> Option<usize> {
     d.col_rows()
         .checked_mul(d.oh.checked_mul(d.ow)?)?
         .checked_add(d.weight_len()?)?
         .checked_mul(2)
-}
-
-impl ConvOps for Cpu {
-    fn conv2d_scratch_len(&self, d: &Conv2dDims) -> usize {
-        scratch_len(d).unwrap_or(usize::MAX)
-    }
-
-    fn conv2d_forward(
-        &self,
-        d: &Conv2dDims,
-        x: &Vec<f32>,
-        weight: &Vec<f32>,
-        bias: Option<&Vec<f32>>,
-        y: &mut Vec<f32>,
-        scratch: &mut Vec<f32>,
-    ) -> Result<()> {
-        d.check()?;
-        let l = lens(d)?;
-        need("conv2d_forward x", l.x, &[x.len()])?;
-        need("conv2d_forward weight", l.weight, &[weight.len()])?;
-        need("conv2d_forward y", l.y, &[y.len()])?;
-        need("conv2d_forward scratch", l.scratch, &[scratch.len()])?;
-        if let Some(b) = bias {
-            need("conv2d_forward bias", d.c_out, &[b.len()])?;
-        }
-        forward(
-            d,
-            &x[..l.x],
-            &weight[..l.weight],
-            bias.map(|b| &b[..d.c_out]),
-            &mut y[..l.y],
-            &mut scratch[..l.scratch],
-        );
-        Ok(())
-    }
-
-    fn conv2d_backward(
-        &self,
-        d: &Conv2dDims,
-        x: &Vec<f32>,
-        weight: &Vec<f32>,
-        dy: &Vec<f32>,
-        dx: Option<&mut Vec<f32>>,
-        dweight: &mut Vec<f32>,
-        dbias: Option<&mut Vec<f32>>,
-        scratch: &mut Vec<f32>,
-    ) -> Result<()> {
-        d.check()?;
-        let l = lens(d)?;
-        need("conv2d_backward x", l.x, &[x.len()])?;
-        need(
-            "conv2d_backward weight",
-            l.weight,
-            &[weight.len(), dweight.len()],
-        )?;
-        need("conv2d_backward dy", l.y, &[dy.len()])?;
-        need("conv2d_backward scratch", l.scratch, &[scratch.len()])?;
-        if let Some(dx) = &dx {
-            need("conv2d_backward dx", l.x, &[dx.len()])?;
-        }
-        if let Some(db) = &dbias {
-            need("conv2d_backward dbias", d.c_out, &[db.len()])?;
-        }
-        backward(
-            d,
-            &x[..l.x],
-            &weight[..l.weight],
-            &dy[..l.y],
-            dx.map(|v| &mut v[..l.x]),
-            &mut dweight[..l.weight],
-            dbias.map(|v| &mut v[..d.c_out]),
-            &mut scratch[..l.scratch],
-        );
-        Ok(())
-    }
 }
 
 /// Per-sample sizes: `(x elements, y elements, column-matrix elements)`.
@@ -165,7 +66,7 @@ fn split_at(d: &Conv2dDims) -> Option<usize> {
 /// x is (n, c_in, h, w), weight is (c_out, c_in / groups, kh, kw), bias is
 /// (c_out), y is (n, c_out, oh, ow); scratch as in the module comment. `d`
 /// has passed [`Conv2dDims::check`] and the slices hold its sizes (the
-/// [`ConvOps`] impl checks both).
+/// `ConvOps` impl in `conv.rs` checks both).
 pub fn forward(
     d: &Conv2dDims,
     x: &[f32],

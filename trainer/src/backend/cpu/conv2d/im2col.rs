@@ -38,7 +38,7 @@ pub fn im2col(d: &Conv2dDims, x: &[f32], col: &mut [f32]) {
     // Rows are channel-major, so each core fills its own block of rows.
     let half = d.c_in / 2;
     let (top, bottom) = col[..d.c_in * per_channel].split_at_mut(half * per_channel);
-    crate::cpu::threads::join(
+    crate::backend::cpu::threads::join(
         || im2col_channels(d, x, 0, top),
         || im2col_channels(d, x, half, bottom),
     );
@@ -106,7 +106,7 @@ pub fn col2im(d: &Conv2dDims, col: &[f32], dx: &mut [f32]) {
     // Samples are contiguous in dx, so each core sums into its own samples.
     let half = d.n / 2;
     let (top, bottom) = dx.split_at_mut(half * sample);
-    crate::cpu::threads::join(
+    crate::backend::cpu::threads::join(
         || col2im_samples(d, col, 0, top),
         || col2im_samples(d, col, half, bottom),
     );

@@ -7,8 +7,8 @@ use lasagna_kernels::cross_entropy::{self as kc, cross_entropy_launch};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::mse::{mse_launch, MSE};
 
-use super::{need, u32_arg, u64_arg, Gpu};
-use crate::backend::LossOps;
+use super::{u32_arg, u64_arg, Gpu};
+use crate::backend::{need, LossOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> LossOps for Gpu<D> {
@@ -22,14 +22,9 @@ impl<D: Device + Send + 'static> LossOps for Gpu<D> {
         grad: &mut Self::Buf,
         stats: &mut Self::Buf,
     ) -> Result<()> {
-        need(
-            &self.name,
-            "cross_entropy",
-            rows * cols,
-            &[logits.len, grad.len],
-        )?;
-        need(&self.name, "cross_entropy targets", rows, &[targets.len])?;
-        need(&self.name, "cross_entropy stats", 2, &[stats.len])?;
+        need(self, "cross_entropy", rows * cols, &[logits.len, grad.len])?;
+        need(self, "cross_entropy targets", rows, &[targets.len])?;
+        need(self, "cross_entropy stats", 2, &[stats.len])?;
         let args = [
             logits.arg(),
             targets.arg(),
@@ -49,8 +44,8 @@ impl<D: Device + Send + 'static> LossOps for Gpu<D> {
         grad: &mut Self::Buf,
         stats: &mut Self::Buf,
     ) -> Result<()> {
-        need(&self.name, "mse", n, &[pred.len, target.len, grad.len])?;
-        need(&self.name, "mse stats", 2, &[stats.len])?;
+        need(self, "mse", n, &[pred.len, target.len, grad.len])?;
+        need(self, "mse stats", 2, &[stats.len])?;
         let args = [
             pred.arg(),
             target.arg(),
@@ -69,12 +64,12 @@ impl<D: Device + Send + 'static> LossOps for Gpu<D> {
         stats: &mut Self::Buf,
     ) -> Result<()> {
         need(
-            &self.name,
+            self,
             "bce_with_logits",
             n,
             &[logits.len, target.len, grad.len],
         )?;
-        need(&self.name, "bce_with_logits stats", 2, &[stats.len])?;
+        need(self, "bce_with_logits stats", 2, &[stats.len])?;
         let args = [
             logits.arg(),
             target.arg(),

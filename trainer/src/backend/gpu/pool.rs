@@ -5,8 +5,8 @@ use lasagna_kernels::avgpool2d as kavg;
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::maxpool2d::{self as kmax, pool2d_launch};
 
-use super::{need, u32_arg, Gpu, GpuBuf, A};
-use crate::backend::{Pool2dDims, PoolOps};
+use super::{u32_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, Pool2dDims, PoolOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -58,8 +58,8 @@ impl<D: Device + Send + 'static> Gpu<D> {
         };
         let what = if forward { "forward" } else { "backward" };
         let op = format!("adaptive_avgpool2d_{what}");
-        need(&self.name, &op, src_len, &[src.len])?;
-        need(&self.name, &op, dst_len, &[dst.len])?;
+        need(self, &op, src_len, &[src.len])?;
+        need(self, &op, dst_len, &[dst.len])?;
         let names = ["planes", "h", "w", "oh", "ow"];
         let mut args = vec![src.arg(), dst.arg()];
         for (what, v) in names.into_iter().zip(dims) {
@@ -83,8 +83,8 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         argmax: &mut Self::Idx,
     ) -> Result<()> {
         let (ni, no) = (d.in_len(), d.out_len());
-        need(&self.name, "maxpool2d_forward x", ni, &[x.len])?;
-        need(&self.name, "maxpool2d_forward y", no, &[y.len, argmax.len])?;
+        need(self, "maxpool2d_forward x", ni, &[x.len])?;
+        need(self, "maxpool2d_forward y", no, &[y.len, argmax.len])?;
         let mut args = vec![x.arg(), y.arg(), argmax.arg()];
         args.extend(self.pool_geometry(&d)?);
         self.launch(&kmax::MAXPOOL2D_FORWARD, pool2d_launch(ni, no), &args)
@@ -97,13 +97,8 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         dx: &mut Self::Buf,
     ) -> Result<()> {
         let (ni, no) = (d.in_len(), d.out_len());
-        need(
-            &self.name,
-            "maxpool2d_backward dy",
-            no,
-            &[dy.len, argmax.len],
-        )?;
-        need(&self.name, "maxpool2d_backward dx", ni, &[dx.len])?;
+        need(self, "maxpool2d_backward dy", no, &[dy.len, argmax.len])?;
+        need(self, "maxpool2d_backward dx", ni, &[dx.len])?;
         let mut args = vec![dy.arg(), argmax.arg(), dx.arg()];
         args.extend(self.pool_geometry(&d)?);
         self.launch(&kmax::MAXPOOL2D_BACKWARD, pool2d_launch(ni, no), &args)
@@ -116,8 +111,8 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         y: &mut Self::Buf,
     ) -> Result<()> {
         let (ni, no) = (d.in_len(), d.out_len());
-        need(&self.name, "avgpool2d_forward x", ni, &[x.len])?;
-        need(&self.name, "avgpool2d_forward y", no, &[y.len])?;
+        need(self, "avgpool2d_forward x", ni, &[x.len])?;
+        need(self, "avgpool2d_forward y", no, &[y.len])?;
         let mut args = vec![x.arg(), y.arg()];
         args.extend(self.pool_geometry(&d)?);
         args.push(Arg::U32(count_include_pad.into()));
@@ -131,8 +126,8 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         dx: &mut Self::Buf,
     ) -> Result<()> {
         let (ni, no) = (d.in_len(), d.out_len());
-        need(&self.name, "avgpool2d_backward dy", no, &[dy.len])?;
-        need(&self.name, "avgpool2d_backward dx", ni, &[dx.len])?;
+        need(self, "avgpool2d_backward dy", no, &[dy.len])?;
+        need(self, "avgpool2d_backward dx", ni, &[dx.len])?;
         let mut args = vec![dy.arg(), dx.arg()];
         args.extend(self.pool_geometry(&d)?);
         args.push(Arg::U32(count_include_pad.into()));

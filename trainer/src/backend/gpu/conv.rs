@@ -11,8 +11,8 @@ use lasagna_kernels::conv2d::{col2im_launch, im2col_launch, COL2IM, IM2COL};
 use lasagna_kernels::device::Device;
 use lasagna_kernels::Kernel;
 
-use super::{need, u32_arg, Gpu, GpuBuf, A};
-use crate::backend::{Conv2dDims, ConvOps, Gemm};
+use super::{u32_arg, Gpu, GpuBuf, A};
+use crate::backend::{need, Conv2dDims, ConvOps, Gemm};
 use crate::error::Result;
 
 /// Per-sample and per-group sizes.
@@ -80,15 +80,10 @@ impl<D: Device + Send + 'static> Gpu<D> {
     ) -> Result<()> {
         d.check()?;
         let s = sizes(d);
-        need(&self.name, &format!("{op} x"), d.n * s.xs, &[x])?;
-        need(
-            &self.name,
-            &format!("{op} weight"),
-            s.cog * s.kg * d.groups,
-            &[w],
-        )?;
-        need(&self.name, &format!("{op} y"), d.n * s.ys, &[y])?;
-        need(&self.name, &format!("{op} scratch"), s.col, &[scratch])
+        need(self, &format!("{op} x"), d.n * s.xs, &[x])?;
+        need(self, &format!("{op} weight"), s.cog * s.kg * d.groups, &[w])?;
+        need(self, &format!("{op} y"), d.n * s.ys, &[y])?;
+        need(self, &format!("{op} scratch"), s.col, &[scratch])
     }
 }
 
@@ -122,7 +117,7 @@ impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
             }
         }
         if let Some(b) = bias {
-            need(&self.name, "conv2d_forward bias", d.c_out, &[b.len])?;
+            need(self, "conv2d_forward bias", d.c_out, &[b.len])?;
             super::blas::add_bias(self, y, b, d.n, d.c_out, s.p)?;
         }
         Ok(())
@@ -141,14 +136,9 @@ impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
     ) -> Result<()> {
         self.check_conv("conv2d_backward", d, x.len, weight.len, dy.len, scratch.len)?;
         let s = sizes(d);
-        need(
-            &self.name,
-            "conv2d_backward dweight",
-            weight.len,
-            &[dweight.len],
-        )?;
+        need(self, "conv2d_backward dweight", weight.len, &[dweight.len])?;
         if let Some(dx) = &dx {
-            need(&self.name, "conv2d_backward dx", d.n * s.xs, &[dx.len])?;
+            need(self, "conv2d_backward dx", d.n * s.xs, &[dx.len])?;
         }
         let dx: Option<&GpuBuf<D::Buf>> = dx.map(|b| &*b);
         for n in 0..d.n {
@@ -177,7 +167,7 @@ impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
             self.cols(&COL2IM, d, scratch.arg(), dx.at(n * s.xs))?;
         }
         if let Some(db) = dbias {
-            need(&self.name, "conv2d_backward dbias", d.c_out, &[db.len])?;
+            need(self, "conv2d_backward dbias", d.c_out, &[db.len])?;
             super::blas::sum_rows(self, dy, d.n, d.c_out, s.p, db, true)?;
         }
         Ok(())

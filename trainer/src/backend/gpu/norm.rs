@@ -7,8 +7,8 @@ use lasagna_kernels::embedding::{self as ke, embedding_launch};
 use lasagna_kernels::layernorm::{self as kl, layernorm_launch, layernorm_params_launch};
 use lasagna_kernels::Kernel;
 
-use super::{need, u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx, A};
-use crate::backend::{NormDims, NormOps};
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx, A};
+use crate::backend::{need, NormDims, NormOps};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -33,7 +33,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         y: &mut Self::Buf,
     ) -> Result<()> {
         let len = d.n * d.c * d.s;
-        need(&self.name, "batchnorm_forward_train", len, &[x.len, y.len])?;
+        need(self, "batchnorm_forward_train", len, &[x.len, y.len])?;
         let stats = [
             gamma,
             beta,
@@ -43,7 +43,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
             save_invstd,
         ];
         need(
-            &self.name,
+            self,
             "batchnorm_forward_train channels",
             d.c,
             &stats.map(|b| b.len),
@@ -78,10 +78,10 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         y: &mut Self::Buf,
     ) -> Result<()> {
         let len = d.n * d.c * d.s;
-        need(&self.name, "batchnorm_forward_eval", len, &[x.len, y.len])?;
+        need(self, "batchnorm_forward_eval", len, &[x.len, y.len])?;
         let stats = [gamma, beta, running_mean, running_var];
         need(
-            &self.name,
+            self,
             "batchnorm_forward_eval channels",
             d.c,
             &stats.map(|b| b.len),
@@ -115,12 +115,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         dbeta: &mut Self::Buf,
     ) -> Result<()> {
         let len = d.n * d.c * d.s;
-        need(
-            &self.name,
-            "batchnorm_backward",
-            len,
-            &[x.len, dy.len, dx.len],
-        )?;
+        need(self, "batchnorm_backward", len, &[x.len, dy.len, dx.len])?;
         let per_channel = [
             gamma.len,
             save_mean.len,
@@ -128,7 +123,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
             dgamma.len,
             dbeta.len,
         ];
-        need(&self.name, "batchnorm_backward channels", d.c, &per_channel)?;
+        need(self, "batchnorm_backward channels", d.c, &per_channel)?;
         let mut args = vec![
             x.arg(),
             gamma.arg(),
@@ -158,20 +153,15 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         save_rstd: &mut Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()> {
+        need(self, "layernorm_forward", rows * cols, &[x.len, y.len])?;
         need(
-            &self.name,
-            "layernorm_forward",
-            rows * cols,
-            &[x.len, y.len],
-        )?;
-        need(
-            &self.name,
+            self,
             "layernorm_forward params",
             cols,
             &[gamma.len, beta.len],
         )?;
         need(
-            &self.name,
+            self,
             "layernorm_forward stats",
             rows,
             &[save_mean.len, save_rstd.len],
@@ -203,19 +193,19 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         dbeta: &mut Self::Buf,
     ) -> Result<()> {
         need(
-            &self.name,
+            self,
             "layernorm_backward",
             rows * cols,
             &[x.len, dy.len, dx.len],
         )?;
         need(
-            &self.name,
+            self,
             "layernorm_backward params",
             cols,
             &[gamma.len, dgamma.len, dbeta.len],
         )?;
         need(
-            &self.name,
+            self,
             "layernorm_backward stats",
             rows,
             &[save_mean.len, save_rstd.len],
@@ -260,7 +250,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need(&self.name, "embedding_forward y", count * dim, &[y.len])?;
+        need(self, "embedding_forward y", count * dim, &[y.len])?;
         self.embedding(&ke::EMBEDDING_FORWARD, idx, table, y, table.len, count, dim)
     }
     fn embedding_backward(
@@ -271,7 +261,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need(&self.name, "embedding_backward dy", count * dim, &[dy.len])?;
+        need(self, "embedding_backward dy", count * dim, &[dy.len])?;
         self.embedding(
             &ke::EMBEDDING_BACKWARD,
             idx,
@@ -297,7 +287,7 @@ impl<D: Device + Send + 'static> Gpu<D> {
         count: usize,
         dim: usize,
     ) -> Result<()> {
-        need(&self.name, k.name, count, &[idx.len])?;
+        need(self, k.name, count, &[idx.len])?;
         let rows = table_len / dim.max(1);
         let args = [
             idx.arg(),

@@ -1,0 +1,48 @@
+//! Dense linear algebra: GEMM ([`Gemm`] describes one product) and the
+//! vector helpers around it (bias, row sums, axpy, scale).
+
+use super::Memory;
+use crate::error::Result;
+
+/// Shape of one matrix product `C = alpha * op(A) * op(B) + beta * C`, all
+/// row-major and contiguous. `op(A)` is `m x k` (A is `k x m` when `trans_a`),
+/// `op(B)` is `k x n` (B is `n x k` when `trans_b`), C is `m x n`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gemm {
+    /// Rows of C.
+    pub m: usize,
+    /// Columns of C.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// A is stored transposed.
+    pub trans_a: bool,
+    /// B is stored transposed.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the existing C (0 overwrites, 1 accumulates).
+    pub beta: f32,
+}
+
+/// Dense linear algebra.
+pub trait Blas: Memory {
+    /// `C = alpha * op(A) op(B) + beta * C` (see [`Gemm`]).
+    fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// `y[r, c] += bias[c]` for `r < rows`.
+    fn add_bias(&self, y: &mut Self::Buf, bias: &Self::Buf, rows: usize, cols: usize)
+        -> Result<()>;
+    /// `out[c] (+)= sum_r x[r, c]` (accumulates when `accumulate`), for bias gradients.
+    fn sum_rows(
+        &self,
+        x: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        out: &mut Self::Buf,
+        accumulate: bool,
+    ) -> Result<()>;
+    /// `y[..n] += alpha * x[..n]`.
+    fn axpy(&self, alpha: f32, x: &Self::Buf, y: &mut Self::Buf, n: usize) -> Result<()>;
+    /// `x[..n] *= s`.
+    fn scale(&self, x: &mut Self::Buf, s: f32, n: usize) -> Result<()>;
+}

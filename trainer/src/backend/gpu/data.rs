@@ -1,0 +1,94 @@
+//! Batches from a device-resident dataset (`gather.ptx`): the dataset is
+//! uploaded once, and each step gathers its rows by a shuffled index list.
+
+use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch};
+use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
+
+use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
+use crate::backend::{need, DataOps};
+use crate::error::Result;
+
+impl<D: Device + Send + 'static> DataOps for Gpu<D> {
+    fn gather_rows(
+        &self,
+        src: &Self::Buf,
+        idx: &Self::Idx,
+        rows: usize,
+        cols: usize,
+        dst: &mut Self::Buf,
+    ) -> Result<()> {
+        need(self, "gather_rows idx", rows, &[idx.len])?;
+        need(self, "gather_rows dst", rows * cols, &[dst.len])?;
+        let src_rows = src.len / cols.max(1);
+        let args = [
+            src.arg(),
+            idx.arg(),
+            dst.arg(),
+            u64_arg(rows * cols),
+            u32_arg("cols", cols)?,
+            u32_arg("src_rows", src_rows)?,
+        ];
+        self.launch(
+            &kg::GATHER_ROWS,
+            gather_rows_launch(rows, cols, src_rows),
+            &args,
+        )
+    }
+    fn gather_idx(
+        &self,
+        src: &Self::Idx,
+        idx: &Self::Idx,
+        rows: usize,
+        dst: &mut Self::Idx,
+    ) -> Result<()> {
+        need(self, "gather_idx", rows, &[idx.len, dst.len])?;
+        let args = [
+            src.arg(),
+            idx.arg(),
+            dst.arg(),
+            u64_arg(rows),
+            u32_arg("src_len", src.len)?,
+        ];
+        self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, src.len), &args)
+    }
+    fn to_index(&self, x: &Self::Buf, dst: &mut Self::Idx, n: usize) -> Result<()> {
+        need(self, "to_index", n, &[x.len, dst.len])?;
+        to_index(self, x, dst, n)
+    }
+}
+
+/// Token ids carried in an `f32` buffer, as `u32` indices. A value that is
+/// not a non-negative integer below 2^24 fails with the CPU's message; the
+/// check costs one 4-byte read back (only Embedding models call this).
+fn to_index<D: Device + Send + 'static>(
+    g: &Gpu<D>,
+    x: &GpuBuf<D::Buf>,
+    dst: &GpuIdx<D::Buf>,
+    n: usize,
+) -> Result<()> {
+    let flag = g.flag()?;
+    let args = [x.arg(), dst.arg(), Arg::Ptr(flag), u64_arg(n)];
+    g.launch(&TO_INDEX, to_index_launch(n), &args)?;
+    let mut bad = [0u8; 4];
+    let mut d = g.device()?;
+    d.download(&flag, &mut bad)
+        .map_err(|e| g.fail("to_index flag", e))?;
+    if u32::from_le_bytes(bad) == 0 {
+        return Ok(());
+    }
+    d.upload(&flag, &[0; 4])
+        .map_err(|e| g.fail("to_index flag", e))?;
+    let mut host = vec![0u8; 4 * n];
+    d.download(&x.id, &mut host)
+        .map_err(|e| g.fail("to_index", e))?;
+    let first = host
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .find(|v| !((0.0..16_777_216.0).contains(v) && v.fract() == 0.0))
+        .unwrap_or(f32::NAN);
+    Err(g.fail(
+        "to_index",
+        format!("{first} is not a token id (a non-negative integer below 2^24)"),
+    ))
+}
