@@ -18,6 +18,17 @@ bash scripts/check-data.sh
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
 
+step "architecture: no import cycles inside a crate; the trainer has no UI crates, the deploy tool no trainer (ARCHITECTURE.md)"
+python3 scripts/import-cycles.py
+if cargo tree --locked -p lasagna-trainer -e normal --prefix none | grep -E '^(clap|indicatif|plotters) '; then
+  echo "lasagna-trainer depends on a UI crate (above): that belongs in lasagna-cli" >&2
+  exit 1
+fi
+if cargo tree --locked -p lasagna-deploy --prefix none | grep -E '^lasagna-trainer '; then
+  echo "lasagna-deploy depends on lasagna-trainer: the deploy tool needs only format, infer and protocol" >&2
+  exit 1
+fi
+
 step "lint: cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
