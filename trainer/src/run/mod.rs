@@ -6,10 +6,15 @@
 //! - [`train()`]: `lasagna train` — resolve the model (preset, TOML or
 //!   checkpoint), load MNIST, fit, test, write the model, checkpoint and
 //!   metrics.
+//! - [`EvalSet`]: `lasagna eval` — a model file on the MNIST test set,
+//!   through the trainer's layers or the no_std engine.
+//! - [`inspect()`]: `lasagna inspect` — a model file's listing.
 //!
 //! `lasagna export` is [`crate::quantize::export_int8`] and
 //! [`crate::export::deploy`].
 
+mod eval;
 mod train;
 
+pub use eval::{inspect, EvalOptions, EvalReport, EvalSet, NostdReport};
 pub use train::{train, Ready, Tested, TrainObserver, TrainOptions, TrainReport};
