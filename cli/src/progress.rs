@@ -14,13 +14,24 @@ pub struct Bars {
 }
 
 impl Bars {
-    pub fn new(epochs: usize, quiet: bool) -> Bars {
+    /// Bars for a run whose epoch count is set once it is known.
+    pub fn new(quiet: bool) -> Bars {
         Bars {
             bar: None,
             quiet,
-            epochs,
+            epochs: 0,
             started: Instant::now(),
         }
+    }
+
+    /// The run's epochs, shown as `epoch N/EPOCHS`.
+    pub fn set_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+    }
+
+    /// Whether `--quiet` asked for no bars and no epoch lines.
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 }
 

@@ -1,19 +1,13 @@
 //! `lasagna train`.
 
-use crate::device::Device;
+use crate::device::{pick, Device, Picked};
 use crate::progress::Bars;
 use clap::Args;
-use lasagna_trainer::backend::Backend;
-use lasagna_trainer::checkpoint::Checkpoint;
-use lasagna_trainer::config::{parse_schedule, ModelSpec, PRESETS};
-use lasagna_trainer::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
-use lasagna_trainer::error::{Error, Result};
-use lasagna_trainer::export::{export_f32, ExportInfo};
-use lasagna_trainer::model::Model;
-use lasagna_trainer::optim::Optimizer;
-use lasagna_trainer::train::{evaluate, fit, DeviceData, RunState, TrainConfig};
-use serde_json::json;
-use std::path::PathBuf;
+use lasagna_trainer::data::Normalization;
+use lasagna_trainer::diagnose::Diagnosis;
+use lasagna_trainer::error::Result;
+use lasagna_trainer::run::{train, Ready, Tested, TrainObserver, TrainOptions};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Train a model on MNIST.
@@ -104,146 +98,53 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-fn model_toml(model: &str) -> Result<String> {
-    if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == model) {
-        return Ok(text.to_string());
-    }
-    let path = std::path::Path::new(model);
-    if !path.exists() && path.extension().is_none_or(|e| e != "toml") {
-        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-        return Err(Error::config(
-            "--model",
-            format!(
-                "`{model}` is neither a preset ({}) nor a .toml file",
-                names.join(", ")
-            ),
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The run's configuration: the model description's defaults, overridden by flags.
-fn config(a: &TrainArgs, spec: &mut ModelSpec) -> Result<TrainConfig> {
-    if let Some(o) = &a.optimizer {
-        spec.optimizer.kind = Some(o.clone());
-    }
-    spec.optimizer.weight_decay = a.weight_decay.or(spec.optimizer.weight_decay);
-    spec.optimizer.momentum = a.momentum.or(spec.optimizer.momentum);
-    spec.training.label_smoothing = a.label_smoothing.or(spec.training.label_smoothing);
-    let d = TrainConfig::mnist_default();
-    let epochs = a.epochs.or(spec.training.epochs).unwrap_or(d.epochs);
-    let schedule = match &a.schedule {
-        Some(s) => parse_schedule(s, epochs)?,
-        None => spec.schedule(epochs)?,
-    };
-    let cfg = TrainConfig {
-        epochs,
-        batch_size: a
-            .batch_size
-            .or(spec.training.batch_size)
-            .unwrap_or(d.batch_size),
-        lr: a.lr.or(spec.optimizer.lr).unwrap_or(d.lr),
-        seed: a.seed,
-        optimizer: spec.optimizer()?,
-        schedule,
-        loss: spec.loss()?,
-        clip_grad_norm: a.clip_grad_norm.or(spec.training.clip_grad_norm),
-        early_stopping: a.early_stopping.or(spec.training.early_stopping),
-        eval_batch: d.eval_batch,
-        amp: a.amp,
-    };
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-pub fn run(a: TrainArgs) -> Result<()> {
-    let t_start = Instant::now();
-    match crate::device::pick(a.device)? {
-        crate::device::Picked::Cpu(b) => run_on(&b, &a, t_start),
-        #[cfg(feature = "cuda")]
-        crate::device::Picked::Cuda(b) => run_on(&*b, &a, t_start),
-    }
-}
-
-/// `lasagna train` on backend `b` (the CPU, or a GPU through `Gpu`).
-fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
-    let resumed = match &a.resume {
-        Some(p) => Some(Checkpoint::load(p)?),
-        None => None,
-    };
-    let (toml_text, cfg, val, subset) = match &resumed {
-        Some(c) => (c.model_toml.clone(), c.train.clone(), c.val, c.subset),
-        None => {
-            let text = model_toml(&a.model)?;
-            let mut spec = ModelSpec::parse(&text, &a.model)?;
-            let cfg = config(a, &mut spec)?;
-            (text, cfg, a.val, a.train_subset)
+impl TrainArgs {
+    /// The library's options; `started` is when the command began.
+    fn options(&self, started: Instant) -> TrainOptions {
+        TrainOptions {
+            model: self.model.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: self.optimizer.clone(),
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            schedule: self.schedule.clone(),
+            clip_grad_norm: self.clip_grad_norm,
+            label_smoothing: self.label_smoothing,
+            early_stopping: self.early_stopping,
+            amp: self.amp,
+            seed: self.seed,
+            data: self.data.clone(),
+            normalization: Normalization {
+                mean: self.norm_mean,
+                std: self.norm_std,
+            },
+            val: self.val,
+            train_subset: self.train_subset,
+            out: self.out.clone(),
+            metrics: self.metrics.clone(),
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume.clone(),
+            started,
         }
-    };
-    let spec = ModelSpec::parse(&toml_text, &a.model)?;
+    }
+}
 
-    let norm = Normalization {
-        mean: a.norm_mean,
-        std: a.norm_std,
-    };
-    norm.validate()?;
-    let dir = resolve_data_dir(a.data.as_deref());
-    let data = load_mnist(&dir, norm)?;
-    let mut train = data.train;
-    if let Some(n) = subset {
-        if n == 0 || n > train.len() {
-            return Err(Error::config(
-                "--train-subset",
-                format!("{n} is not in 1..={}", train.len()),
-            ));
+/// The run's lines around the epoch bars; `--quiet` keeps only the test
+/// result and the file written.
+impl TrainObserver for Bars {
+    fn ready(&mut self, r: &Ready<'_>) {
+        self.set_epochs(r.config.epochs);
+        if self.quiet() {
+            return;
         }
-        train = train.subset(n);
-    }
-    let (mut train, mut valset) = split_validation(&train, val, cfg.seed)?;
-    let mut test = data.test;
-    let sample: usize = train.sample_shape.iter().product();
-    let wanted: usize = spec.input.iter().product();
-    if wanted != sample {
-        return Err(Error::config(
-            "model input",
-            format!(
-                "the model expects {:?} ({wanted} values) but MNIST samples are {:?} ({sample} values)",
-                spec.input, train.sample_shape
-            ),
-        ));
-    }
-    // Same values, another view (the row-LSTM reads [1, 28, 28] as [28, 28]).
-    for ds in [&mut train, &mut valset, &mut test] {
-        ds.sample_shape = spec.input.clone();
-    }
-
-    let layers = spec.build_layers()?;
-    let mut model = Model::build(
-        b,
-        layers,
-        &spec.input,
-        cfg.batch_size.max(cfg.eval_batch),
-        cfg.seed,
-    )?;
-    let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
-    let mut state = RunState::new();
-    if let Some(c) = &resumed {
-        c.restore_into(b, &mut model, &mut opt)?;
-        state = c.state.clone();
-    }
-    if !a.quiet {
+        let cfg = r.config;
         println!(
             "model {} on {}: {} train / {} val / {} test images",
-            a.model,
-            b.name(),
-            train.len(),
-            valset.len(),
-            test.len()
+            r.model, r.backend, r.train_images, r.val_images, r.test_images
         );
-        print!("{}", model.summary());
+        print!("{}", r.summary);
         println!(
             "optimizer {:?}, lr {}, batch {}, {} epochs, seed {}{}",
             cfg.optimizer,
@@ -257,98 +158,44 @@ fn run_on<B: Backend>(b: &B, a: &TrainArgs, t_start: Instant) -> Result<()> {
                 ""
             }
         );
-        if state.epochs_done > 0 {
+        if r.state.epochs_done > 0 {
             println!(
                 "resuming after epoch {} (step {})",
-                state.epochs_done, state.step
+                r.state.epochs_done, r.state.step
             );
         }
     }
 
-    let train_dev = DeviceData::upload(b, &train)?;
-    let val_dev = DeviceData::upload(b, &valset)?;
-    let mut bars = Bars::new(cfg.epochs, a.quiet);
-    let ckpt_path = a.checkpoint.clone();
-    let mut hook = |m: &mut Model<_>, o: &Optimizer<_>, s: &RunState| -> Result<bool> {
-        if let Some(p) = &ckpt_path {
-            Checkpoint::capture(b, m, o, &toml_text, &cfg, val, subset, s)?.save(p)?;
+    fn trained(&mut self, diagnosis: &Diagnosis) {
+        if !self.quiet() {
+            println!("diagnosis: {diagnosis}");
         }
-        Ok(true)
+    }
+
+    fn tested(&mut self, t: &Tested) {
+        println!(
+            "test accuracy {:.2}% ({} images), test loss {:.4}, {} parameters, {:.1} s total",
+            100.0 * t.accuracy,
+            t.images,
+            t.loss,
+            t.parameters,
+            t.seconds_total
+        );
+    }
+
+    fn wrote_model(&mut self, path: &Path, bytes: usize) {
+        println!("wrote {} ({bytes} bytes, f32)", path.display());
+    }
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    // Started before the device, so `seconds_total` includes its start-up.
+    let options = a.options(Instant::now());
+    let mut bars = Bars::new(a.quiet);
+    match pick(a.device)? {
+        Picked::Cpu(b) => train(&b, &options, &mut bars)?,
+        #[cfg(feature = "cuda")]
+        Picked::Cuda(b) => train(&*b, &options, &mut bars)?,
     };
-    fit(
-        b,
-        &mut model,
-        &mut opt,
-        &train_dev,
-        Some(&val_dev),
-        &cfg,
-        &mut state,
-        &mut bars,
-        &mut hook,
-    )?;
-
-    let diagnosis = lasagna_trainer::diagnose::diagnose(&state.history);
-    if !a.quiet {
-        println!("diagnosis: {diagnosis}");
-    }
-    let test_dev = DeviceData::upload(b, &test)?;
-    let result = evaluate(b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
-    let total = t_start.elapsed().as_secs_f64();
-    println!(
-        "test accuracy {:.2}% ({} images), test loss {:.4}, {} parameters, {:.1} s total",
-        100.0 * result.accuracy,
-        test.len(),
-        result.loss,
-        model.parameter_count(),
-        total
-    );
-
-    if let Some(out) = &a.out {
-        let info = ExportInfo {
-            normalization: (norm.mean, norm.std),
-            labels: (0..10).map(|d| d.to_string()).collect(),
-            meta: vec![
-                (
-                    "lasagna.tool.version".into(),
-                    env!("CARGO_PKG_VERSION").into(),
-                ),
-                ("lasagna.train.model".into(), a.model.clone()),
-                (
-                    "lasagna.train.test_accuracy".into(),
-                    format!("{:.4}", result.accuracy),
-                ),
-                ("lasagna.train.epochs".into(), state.epochs_done.to_string()),
-                ("lasagna.train.seed".into(), cfg.seed.to_string()),
-            ],
-        };
-        let bytes = export_f32(b, &model, &info)?;
-        std::fs::write(out, &bytes).map_err(|source| Error::Io {
-            path: out.clone(),
-            source,
-        })?;
-        println!("wrote {} ({} bytes, f32)", out.display(), bytes.len());
-    }
-    if let Some(path) = &a.metrics {
-        let m = json!({
-            "model": a.model,
-            "epochs": state.history,
-            "test_accuracy": result.accuracy,
-            "test_loss": result.loss,
-            "parameters": model.parameter_count(),
-            "device": b.name(),
-            "seconds_total": total,
-            "train_images": train.len(),
-            "val_images": valset.len(),
-            "config": cfg,
-            "amp_skipped_steps": state.scaler.skipped_steps,
-            "diagnosis": diagnosis,
-        });
-        let text = serde_json::to_string_pretty(&m)
-            .map_err(|e| Error::config("metrics", e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-    }
     Ok(())
 }

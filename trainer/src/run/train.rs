@@ -1,0 +1,447 @@
+//! `lasagna train` as one call: [`train`] resolves the run (a checkpoint to
+//! resume, or a preset / TOML model description overridden by options),
+//! loads and subsets MNIST, builds the model, fits it, tests it and writes
+//! the model file, checkpoints and metrics. A [`TrainObserver`] hears each
+//! stage as it happens, so a front end can print between them.
+
+use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
+use crate::config::{parse_schedule, ModelSpec, PRESETS};
+use crate::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
+use crate::diagnose::{diagnose, Diagnosis};
+use crate::error::{Error, Result};
+use crate::export::{export_f32, ExportInfo};
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::train::{evaluate, fit, DeviceData, Progress, RunState, TrainConfig};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to train and where the results go. The `Option` settings override
+/// the model description's `[training]` and `[optimizer]` tables, which
+/// override [`TrainConfig::mnist_default`]; a resumed run takes all of them
+/// from its checkpoint instead.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// A preset name (see [`PRESETS`]) or the path of a TOML model
+    /// description. Also the name written into the model file and the
+    /// metrics, and the origin named in model-description errors.
+    pub model: String,
+    /// Passes over the training set.
+    pub epochs: Option<usize>,
+    /// Samples per step.
+    pub batch_size: Option<usize>,
+    /// Base learning rate.
+    pub lr: Option<f32>,
+    /// Optimizer name: `sgd`, `adam` or `adamw`.
+    pub optimizer: Option<String>,
+    /// Weight decay (L2 for sgd/adam, decoupled for adamw).
+    pub weight_decay: Option<f32>,
+    /// SGD momentum.
+    pub momentum: Option<f32>,
+    /// Learning-rate schedule in [`parse_schedule`]'s syntax.
+    pub schedule: Option<String>,
+    /// Clip the global gradient norm to this value.
+    pub clip_grad_norm: Option<f32>,
+    /// CrossEntropy label smoothing in [0, 1).
+    pub label_smoothing: Option<f32>,
+    /// Early-stopping patience in epochs.
+    pub early_stopping: Option<usize>,
+    /// Mixed precision (see [`TrainConfig::amp`]).
+    pub amp: bool,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Folder with the MNIST IDX files (see [`resolve_data_dir`]).
+    pub data: Option<PathBuf>,
+    /// Input normalization, also stored in the model file.
+    pub normalization: Normalization,
+    /// Training images held out for validation.
+    pub val: usize,
+    /// Train on only the first N training images.
+    pub train_subset: Option<usize>,
+    /// Write the trained model (f32) here.
+    pub out: Option<PathBuf>,
+    /// Write per-epoch metrics and the test result here, as JSON.
+    pub metrics: Option<PathBuf>,
+    /// Save a checkpoint here after every epoch.
+    pub checkpoint: Option<PathBuf>,
+    /// Resume from this checkpoint.
+    pub resume: Option<PathBuf>,
+    /// When the run began. `seconds_total` counts from here, so a front end
+    /// that starts a device first can include its start-up time.
+    pub started: Instant,
+}
+
+/// The run as it is about to start: what a front end shows before the
+/// first epoch.
+#[derive(Debug)]
+pub struct Ready<'a> {
+    /// [`TrainOptions::model`].
+    pub model: &'a str,
+    /// The backend's name (`cpu`, `cuda:0`).
+    pub backend: &'a str,
+    /// Training images after the subset and the validation split.
+    pub train_images: usize,
+    /// Validation images.
+    pub val_images: usize,
+    /// Test images.
+    pub test_images: usize,
+    /// [`Model::summary`]: one line per layer.
+    pub summary: String,
+    /// The resolved configuration.
+    pub config: &'a TrainConfig,
+    /// Where the run stands: epoch 0 for a new run, later when resumed.
+    pub state: &'a RunState,
+}
+
+/// The trained model on the test set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tested {
+    /// Fraction of test images classified correctly.
+    pub accuracy: f32,
+    /// Mean test loss.
+    pub loss: f32,
+    /// Test images.
+    pub images: usize,
+    /// Trainable parameters of the model.
+    pub parameters: usize,
+    /// Seconds since [`TrainOptions::started`].
+    pub seconds_total: f64,
+}
+
+/// Everything a run produced besides its files.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// The resolved configuration.
+    pub config: TrainConfig,
+    /// The final state: epochs done, steps, per-epoch metrics, AMP scaler.
+    pub state: RunState,
+    /// The diagnosis of the training curves.
+    pub diagnosis: Diagnosis,
+    /// The test result.
+    pub test: Tested,
+    /// Bytes of the model file, when [`TrainOptions::out`] was given.
+    pub model_file_bytes: Option<usize>,
+}
+
+/// Hears each stage of [`train`] as it happens. The [`Progress`] methods
+/// report the epochs; every method defaults to doing nothing.
+pub trait TrainObserver: Progress {
+    /// The model is built (and restored, when resuming); fitting starts next.
+    fn ready(&mut self, _run: &Ready<'_>) {}
+    /// Fitting is over; this is the diagnosis of its curves.
+    fn trained(&mut self, _diagnosis: &Diagnosis) {}
+    /// The test set is evaluated; the files are written next.
+    fn tested(&mut self, _test: &Tested) {}
+    /// The model file `path` is written (`bytes` long).
+    fn wrote_model(&mut self, _path: &Path, _bytes: usize) {}
+}
+
+/// The text of a preset, or of the TOML file `model` names.
+fn model_toml(model: &str) -> Result<String> {
+    if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == model) {
+        return Ok(text.to_string());
+    }
+    let path = Path::new(model);
+    // A name that is no file and has no .toml extension is most likely a
+    // mistyped preset: list the presets rather than report a missing file.
+    if !path.exists() && path.extension().is_none_or(|e| e != "toml") {
+        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+        return Err(Error::config(
+            "--model",
+            format!(
+                "`{model}` is neither a preset ({}) nor a .toml file",
+                names.join(", ")
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The run's configuration: the model description's defaults, overridden by options.
+fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
+    if let Some(name) = &o.optimizer {
+        spec.optimizer.kind = Some(name.clone());
+    }
+    spec.optimizer.weight_decay = o.weight_decay.or(spec.optimizer.weight_decay);
+    spec.optimizer.momentum = o.momentum.or(spec.optimizer.momentum);
+    spec.training.label_smoothing = o.label_smoothing.or(spec.training.label_smoothing);
+    let d = TrainConfig::mnist_default();
+    let epochs = o.epochs.or(spec.training.epochs).unwrap_or(d.epochs);
+    let schedule = match &o.schedule {
+        Some(s) => parse_schedule(s, epochs)?,
+        None => spec.schedule(epochs)?,
+    };
+    let cfg = TrainConfig {
+        epochs,
+        batch_size: o
+            .batch_size
+            .or(spec.training.batch_size)
+            .unwrap_or(d.batch_size),
+        lr: o.lr.or(spec.optimizer.lr).unwrap_or(d.lr),
+        seed: o.seed,
+        optimizer: spec.optimizer()?,
+        schedule,
+        loss: spec.loss()?,
+        clip_grad_norm: o.clip_grad_norm.or(spec.training.clip_grad_norm),
+        early_stopping: o.early_stopping.or(spec.training.early_stopping),
+        eval_batch: d.eval_batch,
+        amp: o.amp,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `lasagna train` on backend `b` (the CPU, or a GPU through `Gpu`).
+///
+/// Everything that can be refused (the checkpoint, the model description,
+/// the configuration, the normalization, the data, the subset, the input
+/// shape) is refused before the first epoch. The model file and the metrics
+/// are written after the test, in that order; checkpoints after every epoch.
+pub fn train<B: Backend>(
+    b: &B,
+    o: &TrainOptions,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainReport> {
+    let resumed = match &o.resume {
+        Some(p) => Some(Checkpoint::load(p)?),
+        None => None,
+    };
+    let (toml_text, cfg, val, subset) = match &resumed {
+        Some(c) => (c.model_toml.clone(), c.train.clone(), c.val, c.subset),
+        None => {
+            let text = model_toml(&o.model)?;
+            let mut spec = ModelSpec::parse(&text, &o.model)?;
+            let cfg = config(o, &mut spec)?;
+            (text, cfg, o.val, o.train_subset)
+        }
+    };
+    let spec = ModelSpec::parse(&toml_text, &o.model)?;
+
+    let norm = o.normalization;
+    norm.validate()?;
+    let dir = resolve_data_dir(o.data.as_deref());
+    let data = load_mnist(&dir, norm)?;
+    let mut train = data.train;
+    if let Some(n) = subset {
+        if n == 0 || n > train.len() {
+            return Err(Error::config(
+                "--train-subset",
+                format!("{n} is not in 1..={}", train.len()),
+            ));
+        }
+        train = train.subset(n);
+    }
+    let (mut train, mut valset) = split_validation(&train, val, cfg.seed)?;
+    let mut test = data.test;
+    let sample: usize = train.sample_shape.iter().product();
+    let wanted: usize = spec.input.iter().product();
+    if wanted != sample {
+        return Err(Error::config(
+            "model input",
+            format!(
+                "the model expects {:?} ({wanted} values) but MNIST samples are {:?} ({sample} values)",
+                spec.input, train.sample_shape
+            ),
+        ));
+    }
+    // Same values, another view (the row-LSTM reads [1, 28, 28] as [28, 28]).
+    for ds in [&mut train, &mut valset, &mut test] {
+        ds.sample_shape = spec.input.clone();
+    }
+
+    let layers = spec.build_layers()?;
+    let mut model = Model::build(
+        b,
+        layers,
+        &spec.input,
+        cfg.batch_size.max(cfg.eval_batch),
+        cfg.seed,
+    )?;
+    let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
+    let mut state = RunState::new();
+    if let Some(c) = &resumed {
+        c.restore_into(b, &mut model, &mut opt)?;
+        state = c.state.clone();
+    }
+    observer.ready(&Ready {
+        model: &o.model,
+        backend: &b.name(),
+        train_images: train.len(),
+        val_images: valset.len(),
+        test_images: test.len(),
+        summary: model.summary(),
+        config: &cfg,
+        state: &state,
+    });
+
+    let train_dev = DeviceData::upload(b, &train)?;
+    let val_dev = DeviceData::upload(b, &valset)?;
+    let mut hook = |m: &mut Model<_>, opt: &Optimizer<_>, s: &RunState| -> Result<bool> {
+        if let Some(p) = &o.checkpoint {
+            Checkpoint::capture(b, m, opt, &toml_text, &cfg, val, subset, s)?.save(p)?;
+        }
+        Ok(true)
+    };
+    fit(
+        b,
+        &mut model,
+        &mut opt,
+        &train_dev,
+        Some(&val_dev),
+        &cfg,
+        &mut state,
+        &mut *observer,
+        &mut hook,
+    )?;
+
+    let diagnosis = diagnose(&state.history);
+    observer.trained(&diagnosis);
+    let test_dev = DeviceData::upload(b, &test)?;
+    let result = evaluate(b, &mut model, &test_dev, &cfg.loss, cfg.eval_batch)?;
+    let tested = Tested {
+        accuracy: result.accuracy,
+        loss: result.loss,
+        images: test.len(),
+        parameters: model.parameter_count(),
+        seconds_total: o.started.elapsed().as_secs_f64(),
+    };
+    observer.tested(&tested);
+
+    let mut model_file_bytes = None;
+    if let Some(out) = &o.out {
+        let info = ExportInfo {
+            normalization: (norm.mean, norm.std),
+            labels: (0..10).map(|d| d.to_string()).collect(),
+            meta: vec![
+                // The workspace shares one version, so the trainer's is the CLI's.
+                (
+                    "lasagna.tool.version".into(),
+                    env!("CARGO_PKG_VERSION").into(),
+                ),
+                ("lasagna.train.model".into(), o.model.clone()),
+                (
+                    "lasagna.train.test_accuracy".into(),
+                    format!("{:.4}", tested.accuracy),
+                ),
+                ("lasagna.train.epochs".into(), state.epochs_done.to_string()),
+                ("lasagna.train.seed".into(), cfg.seed.to_string()),
+            ],
+        };
+        let bytes = export_f32(b, &model, &info)?;
+        std::fs::write(out, &bytes).map_err(|source| Error::Io {
+            path: out.clone(),
+            source,
+        })?;
+        observer.wrote_model(out, bytes.len());
+        model_file_bytes = Some(bytes.len());
+    }
+    if let Some(path) = &o.metrics {
+        let m = json!({
+            "model": o.model,
+            "epochs": state.history,
+            "test_accuracy": tested.accuracy,
+            "test_loss": tested.loss,
+            "parameters": tested.parameters,
+            "device": b.name(),
+            "seconds_total": tested.seconds_total,
+            "train_images": train.len(),
+            "val_images": valset.len(),
+            "config": cfg,
+            "amp_skipped_steps": state.scaler.skipped_steps,
+            "diagnosis": diagnosis,
+        });
+        let text = serde_json::to_string_pretty(&m)
+            .map_err(|e| Error::config("metrics", e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(TrainReport {
+        config: cfg,
+        state,
+        diagnosis,
+        test: tested,
+        model_file_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_resolve_to_their_text() {
+        for (name, text) in PRESETS {
+            assert_eq!(model_toml(name).ok().as_deref(), Some(*text));
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_no_preset_nor_toml_lists_the_presets() {
+        let e = model_toml("nosuch").err().map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        assert!(e.contains("--model") && e.contains("mlp"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_toml_file_is_an_io_error() {
+        let r = model_toml("/nonexistent/model.toml");
+        assert!(matches!(r, Err(Error::Io { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn options_override_the_model_description() {
+        let text = model_toml("mlp").unwrap_or_default();
+        let mut spec = match ModelSpec::parse(&text, "mlp") {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let o = TrainOptions {
+            model: "mlp".into(),
+            epochs: Some(2),
+            batch_size: Some(16),
+            lr: Some(0.5),
+            optimizer: Some("sgd".into()),
+            weight_decay: None,
+            momentum: Some(0.9),
+            schedule: Some("step:1:0.5".into()),
+            clip_grad_norm: Some(1.0),
+            label_smoothing: None,
+            early_stopping: None,
+            amp: true,
+            seed: 7,
+            data: None,
+            normalization: Normalization {
+                mean: 0.1307,
+                std: 0.3081,
+            },
+            val: 0,
+            train_subset: None,
+            out: None,
+            metrics: None,
+            checkpoint: None,
+            resume: None,
+            started: Instant::now(),
+        };
+        let cfg = match config(&o, &mut spec) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            (cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed, cfg.amp),
+            (2, 16, 0.5, 7, true)
+        );
+        assert_eq!(cfg.clip_grad_norm, Some(1.0));
+        assert!(
+            format!("{:?}", cfg.optimizer).starts_with("Sgd"),
+            "{:?}",
+            cfg.optimizer
+        );
+    }
+}
