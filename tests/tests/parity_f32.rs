@@ -5,7 +5,7 @@
 //! Tolerance: `|engine - trainer| <= 1e-5 * max(1, max |trainer output|)
 //! + sensitivity` per sample, where `sensitivity` is 4 times how far the
 //! trainer's own output moves when every input (or every parameter) is
-//! nudged by up to 2^-20 of itself: a
+//! nudged by up to 2^-18 of itself: a
 //! LayerNorm over a row with a tiny spread amplifies rounding by |x| / std,
 //! which no fixed tolerance covers (seed 15683927009398591550 failed on that). Both sides compute in f32 with the same formulas; the
 //! differences are summation order (the trainer's GEMMs block and vectorize,
@@ -208,15 +208,23 @@ proptest! {
         b.read(y, &mut want).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // The stack's own sensitivity to rounding: how far the trainer's
         // output moves when every input, and separately every parameter, is
-        // nudged by up to 2^-20 of itself (about 8 ulps). A LayerNorm over a
+        // nudged by up to 2^-18 of itself (about 32 ulps). A LayerNorm over a
         // row with a tiny spread amplifies any rounding difference by
         // |x| / std, whatever the summation order, and a saturated layer in
         // front of it can hide the input nudge (seed 16127623095738243839:
         // LSTM -> LayerNorm -> LayerNorm, input nudge moved nothing, engine
         // off by 1e-4, parameter nudge 5.8e-5): the engine is allowed 4 times
         // the larger move on top of TOL, because one random nudge direction
-        // underestimates the worst direction rounding can take.
-        let mut nudge = |v: f32| v * (1.0 + r.uniform_range(-1.0, 1.0) / 1_048_576.0);
+        // underestimates the worst direction rounding can take. The nudge
+        // was 2^-20 until seed 6723397410590106490 (Conv2d -> Sigmoid ->
+        // AvgPool2d -> Conv2d -> Sigmoid -> MaxPool2d -> Flatten -> LayerNorm
+        // -> Linear; engine off by 1.41e-5, allowed 1.20e-5): there the
+        // rounding that differs enters at every layer (each exp, each conv
+        // sum), while a nudge of the input is squeezed by two sigmoids
+        // first, so about 1 case in 8,000 failed. With 2^-18, 100,000 cases
+        // pass; a planted padding bug exceeded the old bound 700 times
+        // (issue 23's mutation test), so this one still catches it.
+        let mut nudge = |v: f32| v * (1.0 + r.uniform_range(-1.0, 1.0) / 262_144.0);
         let mut moves = Vec::new();
         for what in ["inputs", "parameters"] {
             let xs: Vec<f32> = if what == "inputs" { x.iter().map(|&v| nudge(v)).collect() } else { x.clone() };
