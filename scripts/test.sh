@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Property tests draw their cases from a fixed seed here, so a red run is
+# reproducible and a green one is not luck (two tolerance flakes, 1 case in
+# thousands, each failed a CI run on 2026-12-06). Local `cargo test` still
+# draws new cases every run; set PROPTEST_RNG_SEED to pin it there too.
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261206}"
 
 step() { printf '\n==> %s\n' "$*"; }
 

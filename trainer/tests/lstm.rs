@@ -148,8 +148,13 @@ fn loss(c: &mut Case, y: &mut Vec<f32>, r: &[f32]) -> Result<f64, TestCaseError>
 fn worst_gradient_mismatch(c: &mut Case, seed: u64) -> Result<(f64, String), TestCaseError> {
     // The layers harness's tolerance; over 3000 random cases the worst
     // mismatch here was 0.27x of it, and a 1% error in dc_{t-1} fails.
+    // The step was 1e-2 until seed 11646518335920562132 (2 layers, 5 steps,
+    // batch 3): central differences' h^2 truncation put layer 1's
+    // bias_ih.grad[9] 3.5% off (1.06x TOL) while backward was right; at
+    // 3e-3 (and 1e-3) it passes, and 10,000 random cases do too. The
+    // f32 forward's rounding over 2h stays far below TOL.
     const TOL: f64 = 3e-3;
-    let h = 1e-2;
+    let h = 3e-3;
     let mut rng = Stream::new(seed, 1);
     let n_out = out_len(c) - out_len(c) / (c.batch + 1);
     let mut r = vec![0.0f32; out_len(c)];
