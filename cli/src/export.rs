@@ -55,10 +55,7 @@ pub enum Quantize {
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
-    let bytes = std::fs::read(&a.model_file).map_err(|source| Error::Io {
-        path: a.model_file.clone(),
-        source,
-    })?;
+    let bytes = lasagna_trainer::read::model_file(&a.model_file)?;
     let (out, report, calibrated) = match a.quantize {
         Quantize::F32 | Quantize::F16 => {
             for (given, flag) in [

@@ -441,10 +441,7 @@ fn bars_input(src: &Path) -> Result<Vec<(String, f64, String)>> {
         }
         out
     } else {
-        let text = std::fs::read_to_string(src).map_err(|source| Error::Io {
-            path: src.to_path_buf(),
-            source,
-        })?;
+        let text = lasagna_trainer::read::text_file(src, lasagna_trainer::read::MAX_TEXT_BYTES)?;
         read_csv(src, &text)?
     };
     let mut runs: Vec<(String, f64, String)> = runs

@@ -91,10 +91,7 @@ pub struct SweepArgs {
 fn grid(a: &SweepArgs) -> Result<Grid> {
     let mut g = match &a.grid {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
-                path: p.clone(),
-                source,
-            })?;
+            let text = lasagna_trainer::read::text_file(p, lasagna_trainer::read::MAX_TEXT_BYTES)?;
             Grid::parse(&text, p)?
         }
         None => Grid::chapter(),

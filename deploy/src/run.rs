@@ -85,14 +85,26 @@ pub struct Prepared {
     timeout: Duration,
 }
 
+/// Reads the model file with [`lasagna_format::read_file`]: a file whose
+/// header does not give its length is refused before its body is read.
+fn read_model(model: &Path) -> Result<Vec<u8>> {
+    lasagna_format::read_file(model).map_err(|e| match e {
+        lasagna_format::ReadFileError::Io(source) => Error::Io {
+            path: model.to_path_buf(),
+            source,
+        },
+        e => Error::ModelFile {
+            path: model.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })
+}
+
 /// Checks everything that can be checked before building: the model file
 /// loads in the engine and fits the board's flash and RAM, the firmware
 /// crate, the emulator and the board's Rust target are there.
 pub fn prepare(model: &Path, board: &'static Board, options: &Options) -> Result<Prepared> {
-    let bytes = std::fs::read(model).map_err(|source| Error::Io {
-        path: model.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_model(model)?;
     let facts = host::check_model(model, &bytes)?;
     budget::precheck(model, board, &facts)?;
     let model_abs = std::fs::canonicalize(model).map_err(|source| Error::Io {

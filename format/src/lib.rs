@@ -19,6 +19,8 @@ mod error;
 pub mod layout;
 mod op;
 mod op_rules;
+#[cfg(feature = "std")]
+mod read_file;
 mod reader;
 mod records;
 mod shape;
@@ -35,6 +37,8 @@ pub use op::{
     Op, OpKind, TensorRole, Window, FLAG_BIAS, FLAG_COUNT_INCLUDE_PAD, FLAG_GELU_TANH,
     FLAG_RETURN_SEQUENCES,
 };
+#[cfg(feature = "std")]
+pub use read_file::{read_file, ReadFileError};
 pub use reader::{Model, OpEntry, Ops, ValueInfo};
 pub use shape::{Shape, MAX_RANK};
 pub use strings::{check_key, Labels, Meta};

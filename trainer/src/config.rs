@@ -298,10 +298,7 @@ impl ModelSpec {
         }
         let path = Path::new(model);
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let text = crate::read::text_file(path, crate::read::MAX_TEXT_BYTES)?;
             return ModelSpec::parse(&text, model);
         }
         let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();

@@ -26,6 +26,7 @@ pub mod model;
 pub mod optim;
 pub mod philox;
 pub mod quantize;
+pub mod read;
 pub mod run;
 pub mod sweep;
 pub mod train;

@@ -357,10 +357,7 @@ impl Row {
 
 /// Reads and parses a JSON file, with the path in every error.
 pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::read::text_file(path, crate::read::MAX_TEXT_BYTES)?;
     serde_json::from_str(&text).map_err(|e| Error::BadData {
         path: path.to_path_buf(),
         reason: format!("not valid JSON: {e}"),

@@ -13,10 +13,20 @@
 //! Images are magic `0x00000803` (count x rows x cols), labels `0x00000801`
 //! (count). A gzip stream is recognized by its magic bytes `1f 8b` rather than
 //! by the `.gz` name, because renamed and hand-decompressed copies are common.
+//!
+//! A file is read header first, and the header decides how much more is
+//! read: the data section it declares (`prod(dims)`, checked arithmetic)
+//! MUST be at most [`MAX_DATA_BYTES`], and a raw file's length MUST be the
+//! header plus that, from its metadata, before the data is read. A gzip
+//! stream is decompressed as it is read: the header comes from its first
+//! bytes, then exactly the declared data, then one more byte, which if it
+//! exists stops the read with an error. Memory is the declared size plus a
+//! few KB, whatever the file or the stream holds: a 5 GB file or a gzip bomb
+//! is refused after reading its header (and, for the bomb, one byte more).
 
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
-use std::io::Read;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 /// Magic of an IDX file of `u8` with 3 dimensions (images).
@@ -24,9 +34,14 @@ pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic of an IDX file of `u8` with 1 dimension (labels).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Caps decompression so a corrupt or hostile `.gz` cannot exhaust memory;
-/// MNIST's largest file is 47 MB.
-const MAX_DECOMPRESSED: u64 = 1 << 31;
+/// The largest data section a header may declare, which bounds what a read
+/// allocates; MNIST's largest file is 47 MB.
+pub const MAX_DATA_BYTES: usize = 1 << 31;
+
+/// Bytes read before the header is parsed: the header (at most 16 bytes
+/// here) and enough of the rest for [`describe`] to recognize a Git LFS
+/// pointer or an HTML page.
+const SNIFF: usize = 64;
 
 /// An IDX image file: `count` images of `rows x cols` bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,38 +61,6 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
-}
-
-/// Reads a file, decompressing it when it starts with the gzip magic.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw);
-    }
-    // The trailer's ISIZE is the uncompressed size mod 2^32: a good capacity
-    // hint that saves the doubling copies of a 47 MB buffer.
-    let hint = raw
-        .len()
-        .checked_sub(4)
-        .and_then(|i| raw.get(i..))
-        .and_then(|t| <[u8; 4]>::try_from(t).ok())
-        .map_or(0, |t| u32::from_le_bytes(t) as usize)
-        .min(MAX_DECOMPRESSED as usize);
-    let mut out = Vec::with_capacity(hint);
-    MultiGzDecoder::new(raw.as_slice())
-        .take(MAX_DECOMPRESSED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| bad(path, format!("gzip data is corrupt or truncated: {e}")))?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(bad(
-            path,
-            format!("decompresses to more than {MAX_DECOMPRESSED} bytes"),
-        ));
-    }
-    Ok(out)
 }
 
 /// What a wrong magic number suggests the file is, for the error message.
@@ -112,9 +95,21 @@ fn describe(bytes: &[u8]) -> String {
     }
 }
 
-/// Checks the header against `magic` and the data length against the
-/// dimensions; returns the dimensions and the header length.
-fn parse_header(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<(Vec<usize>, usize)> {
+/// A checked IDX header.
+struct Header {
+    dims: Vec<usize>,
+    /// Header bytes (4 + 4 per dimension).
+    len: usize,
+    /// Data bytes the dimensions declare.
+    data: usize,
+    /// `dims` as `60000 x 28 x 28`, for messages.
+    shape: String,
+}
+
+/// Checks the header at the start of `bytes` against `magic`, and its
+/// declared data size against [`MAX_DATA_BYTES`]; `bytes` need not hold
+/// the data.
+fn parse_dims(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<Header> {
     let Some(head) = bytes.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()) else {
         return Err(bad(
             path,
@@ -135,12 +130,12 @@ fn parse_header(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<(Ve
         ));
     }
     let ndims = (magic & 0xff) as usize;
-    let header = 4 + 4 * ndims;
-    let Some(dim_bytes) = bytes.get(4..header) else {
+    let len = 4 + 4 * ndims;
+    let Some(dim_bytes) = bytes.get(4..len) else {
         return Err(bad(
             path,
             format!(
-                "truncated header: {ndims} dimensions need {header} bytes, found {}",
+                "truncated header: {ndims} dimensions need {len} bytes, found {}",
                 bytes.len()
             ),
         ));
@@ -154,11 +149,30 @@ fn parse_header(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<(Ve
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(" x ");
-    let expected = dims
+    let data = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad(path, format!("dimensions {shape} overflow")))?;
-    let found = bytes.len() - header;
+    if data > MAX_DATA_BYTES {
+        return Err(bad(
+            path,
+            format!(
+                "{shape} {what} declare {data} bytes, more than the {MAX_DATA_BYTES} read here \
+                 (MNIST's largest file has 47 MB): not an MNIST file, or damaged"
+            ),
+        ));
+    }
+    Ok(Header {
+        dims,
+        len,
+        data,
+        shape,
+    })
+}
+
+/// Checks that `found` bytes follow the header: exactly the declared data.
+fn check_data_len(h: &Header, found: u64, path: &Path, what: &str) -> Result<()> {
+    let (expected, shape, header) = (h.data as u64, &h.shape, h.len);
     if found < expected {
         return Err(bad(
             path,
@@ -176,7 +190,103 @@ fn parse_header(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<(Ve
             ),
         ));
     }
-    Ok((dims, header))
+    Ok(())
+}
+
+/// Checks the header against `magic` and the data length against the
+/// dimensions; returns the dimensions and the header length.
+fn parse_header(bytes: &[u8], path: &Path, magic: u32, what: &str) -> Result<(Vec<usize>, usize)> {
+    let h = parse_dims(bytes, path, magic, what)?;
+    check_data_len(&h, (bytes.len() - h.len) as u64, path, what)?;
+    Ok((h.dims, h.len))
+}
+
+/// Reads the IDX file at `path`, raw or gzip-compressed, header first (see
+/// the module's documentation); returns the dimensions and the data.
+fn read_idx(path: &Path, magic: u32, what: &str) -> Result<(Vec<usize>, Vec<u8>)> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let mut src = BufReader::new(file);
+    if src.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]) {
+        return read_stream(MultiGzDecoder::new(src), None, path, magic, what);
+    }
+    read_stream(src, meta.is_file().then_some(meta.len()), path, magic, what)
+}
+
+/// [`read_idx`] on a stream of IDX bytes; `on_disk` is the length of a raw
+/// file, `None` for a gzip stream (whose read errors are then corruption).
+fn read_stream<R: Read>(
+    mut src: R,
+    on_disk: Option<u64>,
+    path: &Path,
+    magic: u32,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<u8>)> {
+    let read_err = |source: io::Error| match on_disk {
+        Some(_) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        None => bad(path, format!("gzip data is corrupt or truncated: {source}")),
+    };
+    let mut sniff = [0u8; SNIFF];
+    let got = read_up_to(&mut src, &mut sniff).map_err(read_err)?;
+    let head = &sniff[..got];
+    let h = parse_dims(head, path, magic, what)?;
+    let first = &head[h.len..];
+    if let Some(len) = on_disk {
+        check_data_len(&h, len.saturating_sub(h.len as u64), path, what)?;
+    }
+    let past_end = || {
+        bad(
+            path,
+            format!(
+                "unexpected bytes after the {} bytes of {} {what} (the file must end there)",
+                h.data, h.shape
+            ),
+        )
+    };
+    if first.len() > h.data {
+        return Err(past_end());
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(h.data).map_err(|_| {
+        bad(
+            path,
+            format!("cannot allocate {} bytes for {} {what}", h.data, h.shape),
+        )
+    })?;
+    data.extend_from_slice(first);
+    let rest = (h.data - data.len()) as u64;
+    src.by_ref()
+        .take(rest)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    check_data_len(&h, data.len() as u64, path, what)?;
+    // One byte more, to stop at the first byte past the data (a gzip bomb,
+    // or a raw file that grew since its length was checked).
+    if read_up_to(&mut src, &mut [0u8; 1]).map_err(read_err)? > 0 {
+        return Err(past_end());
+    }
+    Ok((h.dims, data))
+}
+
+/// Fills `buf` or stops at the end of `src`; returns the bytes read.
+fn read_up_to<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Parses an image file already in memory; `path` is for messages.
@@ -198,14 +308,20 @@ pub fn parse_labels(mut bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Reads an IDX image file, raw or gzip-compressed.
+/// Reads an IDX image file, raw or gzip-compressed, header first.
 pub fn read_images(path: &Path) -> Result<IdxImages> {
-    parse_images(read_maybe_gz(path)?, path)
+    let (dims, pixels) = read_idx(path, IMAGES_MAGIC, "images")?;
+    Ok(IdxImages {
+        count: dims[0],
+        rows: dims[1],
+        cols: dims[2],
+        pixels,
+    })
 }
 
-/// Reads an IDX label file, raw or gzip-compressed.
+/// Reads an IDX label file, raw or gzip-compressed, header first.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    parse_labels(read_maybe_gz(path)?, path)
+    Ok(read_idx(path, LABELS_MAGIC, "labels")?.1)
 }
 
 #[cfg(test)]
@@ -369,5 +485,152 @@ pub(crate) mod tests {
             e.to_string().contains("lasagna-surely-missing-idx-file"),
             "{e}"
         );
+    }
+
+    /// An IDX header with `dims` under `magic`, without data.
+    fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
+        let mut b = magic.to_be_bytes().to_vec();
+        for d in dims {
+            b.extend(d.to_be_bytes());
+        }
+        b
+    }
+
+    /// Bytes this thread has read through `read(2)` and friends, where Linux
+    /// says (`rchar` in /proc/thread-self/io): each test runs on its own
+    /// thread, so other tests' reads do not count.
+    fn thread_rchar() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn a_5_gb_sparse_raw_file_is_refused_after_reading_its_header() {
+        let dir = TempDir::new("idx-sparse");
+        // MNIST's header on a 5 GB file, then a header that declares the
+        // 5 GB (6377551 x 28 x 28 = 5e9 - 16 bytes), over the cap.
+        for (dims, want) in [
+            (
+                [60000, 28, 28],
+                "4952959984 unexpected bytes after the 47040000 bytes of 60000 x 28 x 28 images",
+            ),
+            (
+                [6377551, 28, 28],
+                "declare 4999999984 bytes, more than the 2147483648",
+            ),
+        ] {
+            let p = dir.0.join("train-images-idx3-ubyte");
+            std::fs::write(&p, header(IMAGES_MAGIC, &dims)).unwrap();
+            // Sparse: no disk used, but metadata and read(2) see 5 GB.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(5_000_000_000)
+                .unwrap();
+            let before = thread_rchar();
+            let r = bad_reason(read_images(&p).unwrap_err(), &p);
+            let after = thread_rchar();
+            assert!(r.contains(want), "{r}");
+            match (before, after) {
+                // One 8 KB buffer of the header's BufReader, and some slack.
+                (Some(b), Some(a)) => assert!(a - b < 64 << 10, "read {} bytes", a - b),
+                _ => println!("skipped the bytes-read check: no /proc/thread-self/io here"),
+            }
+        }
+    }
+
+    /// A valid header declaring 10 images of 28 x 28 and their 7840 bytes,
+    /// then 200 MB of zeros, gzip level 9: about 200 KB.
+    fn gzip_bomb() -> &'static [u8] {
+        static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BOMB.get_or_init(|| {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&images_file(10, 28, 28, |i| i as u8)).unwrap();
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..200 {
+                e.write_all(&zeros).unwrap();
+            }
+            e.finish().unwrap()
+        })
+    }
+
+    /// Counts the bytes pulled through it.
+    struct Counting<R> {
+        inner: R,
+        pulled: usize,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.pulled += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_at_the_first_byte_past_the_declared_data() {
+        let want = "unexpected bytes after the 7840 bytes of 10 x 28 x 28 images";
+        let mut src = Counting {
+            inner: MultiGzDecoder::new(gzip_bomb()),
+            pulled: 0,
+        };
+        let p = Path::new("bomb.gz");
+        let r = bad_reason(
+            read_stream(&mut src, None, p, IMAGES_MAGIC, "images").unwrap_err(),
+            p,
+        );
+        assert!(r.contains(want), "{r}");
+        // The header, the declared data, and the one byte that proves more.
+        assert_eq!(src.pulled, 16 + 7840 + 1);
+        let dir = TempDir::new("idx-bomb");
+        let p = dir.write("bomb.gz", gzip_bomb(), false);
+        let r = bad_reason(read_images(&p).unwrap_err(), &p);
+        assert!(r.contains(want), "{r}");
+    }
+
+    #[test]
+    fn reading_a_gzip_bomb_peaks_at_a_few_mb_of_memory() {
+        // The child (this test in a process of its own) reads the bomb and
+        // writes its /proc/self/status; the parent checks the peak
+        // resident size (VmHWM), which the test harness cannot measure in
+        // a process shared with other tests.
+        const CHILD: &str = "LASAGNA_IDX_BOMB_CHILD";
+        if let Some(p) = std::env::var_os(CHILD) {
+            let p = PathBuf::from(p);
+            assert!(read_images(&p).is_err());
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            std::fs::write(p.with_extension("status"), status).unwrap();
+            return;
+        }
+        if !Path::new("/proc/self/status").exists() {
+            println!("skipped: no /proc/self/status to read the peak memory from");
+            return;
+        }
+        let dir = TempDir::new("idx-hwm");
+        let p = dir.write("bomb.gz", gzip_bomb(), false);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "data::idx::tests::reading_a_gzip_bomb_peaks_at_a_few_mb_of_memory",
+                "--test-threads=1",
+            ])
+            .env(CHILD, &p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let status = std::fs::read_to_string(p.with_extension("status")).unwrap();
+        let hwm_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        // The test binary itself takes a few MB; the 200 MB the bomb
+        // inflates to must not show.
+        assert!(hwm_kb < 48 << 10, "peak resident {hwm_kb} kB");
+        println!("peak resident while reading the bomb: {hwm_kb} kB");
     }
 }

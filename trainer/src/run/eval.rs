@@ -63,13 +63,6 @@ pub struct NostdReport {
     pub arena_bytes: usize,
 }
 
-fn read_model(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<lasagna_format::Model<'a>> {
     lasagna_format::Model::parse(bytes).map_err(|e| Error::ModelFile {
         path: path.to_path_buf(),
@@ -82,7 +75,7 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<lasagna_format::Model<'a>> 
 /// `lasagna inspect`: the listing of the model file at `path`
 /// ([`crate::inspect::render`]).
 pub fn inspect(path: &Path) -> Result<String> {
-    let bytes = read_model(path)?;
+    let bytes = crate::read::model_file(path)?;
     let m = parse(path, &bytes)?;
     Ok(crate::inspect::render(&m))
 }
@@ -91,7 +84,7 @@ impl EvalSet {
     /// Reads and parses the model file, then loads MNIST with the model's
     /// normalization. The file is refused before the data is read.
     pub fn load(o: &EvalOptions) -> Result<EvalSet> {
-        let bytes = read_model(&o.model_file)?;
+        let bytes = crate::read::model_file(&o.model_file)?;
         let (mean, std) = parse(&o.model_file, &bytes)?.normalization();
         let dir = resolve_data_dir(o.data.as_deref());
         let data = load_mnist(&dir, Normalization { mean, std })?;

@@ -156,10 +156,7 @@ fn model_toml(model: &str) -> Result<String> {
             ),
         ));
     }
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::read::text_file(path, crate::read::MAX_TEXT_BYTES)
 }
 
 /// The run's configuration: the model description's defaults, overridden by options.
