@@ -98,7 +98,8 @@ pub struct TrainArgs {
     /// Write per-epoch metrics and the test result as JSON.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Save a checkpoint after every epoch (weights, optimizer, schedule, step).
+    /// Save a checkpoint after every epoch (model, normalization, settings, weights,
+    /// optimizer, step; with a CRC-32), for --resume.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// Continue the run saved in this checkpoint: the model, normalization and

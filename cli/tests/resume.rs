@@ -251,3 +251,25 @@ fn a_damaged_or_edited_checkpoint_is_refused_with_exit_code_1() {
     let _ = std::fs::remove_file(&ckpt);
     let _ = std::fs::remove_file(&edited);
 }
+
+#[test]
+fn help_states_the_defaults_the_library_fills_in() {
+    use lasagna_trainer::data::{MNIST_MEAN, MNIST_STD};
+    use lasagna_trainer::run::{DEFAULT_MODEL, DEFAULT_VAL};
+    // The options are `Option`s (so --resume knows what was given) and the
+    // library fills the defaults; --help states them in its text.
+    let o = lasagna().args(["train", "--help"]).output().expect("run");
+    let help = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        format!("[default: {DEFAULT_MODEL}]"),
+        format!("[default: {DEFAULT_VAL}]"),
+        format!("[default: {MNIST_MEAN}]"),
+        format!("[default: {MNIST_STD}, MNIST's]"),
+        format!(
+            "[default: {}]",
+            lasagna_trainer::train::TrainConfig::mnist_default().seed
+        ),
+    ] {
+        assert!(help.contains(&want), "--help lacks {want}: {help}");
+    }
+}

@@ -155,8 +155,8 @@ impl Checkpoint {
     }
 
     /// Parses a checkpoint and checks it: the header, the length, the
-    /// checksum, then the values ([`Checkpoint::validate`]). `path` names
-    /// the file in errors.
+    /// checksum, then the values (finite weights and optimizer state, run
+    /// counters that agree with each other). `path` names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         let refuse = |b: Bad, hint: &str| Error::BadCheckpoint {
             path: path.to_path_buf(),
