@@ -161,3 +161,201 @@ fn on_off(b: bool) -> &'static str {
         "off"
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+    use crate::data::Normalization;
+    use crate::optim::OptimState;
+    use crate::train::{EpochMetrics, RunState, TrainConfig};
+    use std::time::Instant;
+
+    fn options() -> TrainOptions {
+        TrainOptions {
+            model: None,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            optimizer: None,
+            weight_decay: None,
+            momentum: None,
+            schedule: None,
+            clip_grad_norm: None,
+            label_smoothing: None,
+            early_stopping: None,
+            amp: None,
+            seed: None,
+            data: None,
+            norm_mean: None,
+            norm_std: None,
+            val: None,
+            train_subset: None,
+            out: None,
+            metrics: None,
+            checkpoint: None,
+            resume: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// A 3-epoch run with early stopping (patience 2) after `done` epochs,
+    /// its best validation loss at epoch `best`.
+    fn checkpoint(done: usize, best: usize) -> Checkpoint {
+        let mut state = RunState::new();
+        state.epochs_done = done;
+        state.best = Some((0.5, best));
+        state.history = (1..=done)
+            .map(|epoch| EpochMetrics {
+                epoch,
+                train_loss: 1.0,
+                train_acc: 0.5,
+                val_loss: Some(0.5),
+                val_acc: Some(0.5),
+                lr: 1e-3,
+                seconds: 0.1,
+                skipped_steps: 0,
+                loss_scale: None,
+            })
+            .collect();
+        Checkpoint {
+            recipe: Recipe {
+                model: "mlp".into(),
+                model_toml: String::new(),
+                normalization: Normalization::default(),
+                train: TrainConfig {
+                    epochs: 3,
+                    early_stopping: Some(2),
+                    ..TrainConfig::mnist_default()
+                },
+                val: 5000,
+                subset: None,
+            },
+            state,
+            weights: Vec::new(),
+            optimizer: OptimState {
+                kind: "adam".into(),
+                step: 0,
+                buffers: Vec::new(),
+            },
+        }
+    }
+
+    fn resolve(o: &TrainOptions, c: &Checkpoint) -> std::result::Result<Recipe, String> {
+        resume_recipe(o, Path::new("c.ckpt"), c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn options_equal_to_the_checkpoint_are_accepted_and_more_epochs_continue() {
+        let c = checkpoint(1, 1);
+        let o = TrainOptions {
+            model: Some("mlp".into()),
+            lr: Some(1e-3),
+            optimizer: Some("adam".into()),
+            weight_decay: Some(0.0),
+            schedule: Some("constant".into()),
+            label_smoothing: Some(0.0),
+            early_stopping: Some(2),
+            amp: Some(false),
+            seed: Some(0),
+            norm_mean: Some(Normalization::default().mean),
+            val: Some(5000),
+            epochs: Some(7),
+            ..options()
+        };
+        let r = resolve(&o, &c).unwrap();
+        assert_eq!(r.train.epochs, 7);
+        assert_eq!(
+            TrainConfig {
+                epochs: 3,
+                ..r.train
+            },
+            c.recipe.train,
+            "only the epochs change"
+        );
+    }
+
+    #[test]
+    fn each_contradicting_option_is_named_with_both_values() {
+        let c = checkpoint(1, 1);
+        let cases = [
+            (
+                TrainOptions {
+                    model: Some("cnn".into()),
+                    ..options()
+                },
+                "--model mlp; this command says cnn",
+            ),
+            (
+                TrainOptions {
+                    weight_decay: Some(0.1),
+                    ..options()
+                },
+                "--weight-decay 0; this command says 0.1",
+            ),
+            (
+                TrainOptions {
+                    momentum: Some(0.9),
+                    ..options()
+                },
+                "--momentum none (adam has no momentum)",
+            ),
+            (
+                TrainOptions {
+                    clip_grad_norm: Some(1.0),
+                    ..options()
+                },
+                "--clip-grad-norm none; this command says 1",
+            ),
+            (
+                TrainOptions {
+                    label_smoothing: Some(0.1),
+                    ..options()
+                },
+                "--label-smoothing 0; this command says 0.1",
+            ),
+            (
+                TrainOptions {
+                    early_stopping: Some(5),
+                    ..options()
+                },
+                "--early-stopping 2; this command says 5",
+            ),
+            (
+                TrainOptions {
+                    train_subset: Some(100),
+                    ..options()
+                },
+                "--train-subset none; this command says 100",
+            ),
+        ];
+        for (o, want) in cases {
+            let e = resolve(&o, &c).unwrap_err();
+            assert!(e.contains(want) && e.contains("HINT"), "want `{want}`: {e}");
+        }
+    }
+
+    #[test]
+    fn a_run_that_early_stopping_ended_is_not_continued() {
+        // Epoch 3 of 3 is two epochs past the best: the run is over, and
+        // asking for more epochs is refused.
+        let e = resolve(
+            &TrainOptions {
+                epochs: Some(5),
+                ..options()
+            },
+            &checkpoint(3, 1),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("early stopping ended") && e.contains("HINT"),
+            "{e}"
+        );
+        // Stopped before its planned end: refused even without --epochs.
+        let mut c = checkpoint(3, 1);
+        c.recipe.train.epochs = 6;
+        assert!(resolve(&options(), &c).is_err());
+        // One epoch past the best with patience 2: still running.
+        assert!(resolve(&options(), &checkpoint(2, 1)).is_ok());
+    }
+}
