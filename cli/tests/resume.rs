@@ -273,3 +273,58 @@ fn help_states_the_defaults_the_library_fills_in() {
         assert!(help.contains(&want), "--help lacks {want}: {help}");
     }
 }
+
+/// A folder of links to the MNIST files, except the training labels, which
+/// `labels` may rewrite (written raw, which the loader reads as well as .gz).
+fn mnist_copy(tag: &str, labels: impl Fn(&mut [u32])) -> PathBuf {
+    use lasagna_trainer::data::{load_mnist, resolve_data_dir, Normalization};
+    let src = std::fs::canonicalize(resolve_data_dir(None)).expect("MNIST in data/mnist");
+    let dir = tmp(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for f in [
+        "train-images-idx3-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::os::unix::fs::symlink(src.join(f), dir.join(f)).expect("link");
+    }
+    let mut y = load_mnist(&src, Normalization::default())
+        .expect("MNIST")
+        .train
+        .y;
+    labels(&mut y);
+    // IDX1: magic 0x00000801, the count, then one byte per label (big-endian header).
+    let mut idx = vec![0, 0, 8, 1];
+    idx.extend_from_slice(&(y.len() as u32).to_be_bytes());
+    idx.extend(y.iter().map(|&l| l as u8));
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx).expect("labels");
+    dir
+}
+
+#[test]
+fn resume_takes_the_same_mnist_from_elsewhere_and_refuses_other_images() {
+    let ckpt = one_epoch("data", &[]);
+    let same = mnist_copy("same-mnist", |_| {});
+    ok(&resume(
+        &ckpt,
+        &["--epochs", "2", "--data", &same.to_string_lossy()],
+    ));
+    // Same file names and counts, other labels (as Fashion-MNIST would be).
+    let other = mnist_copy("other-mnist", |y| {
+        for l in y.iter_mut().take(500) {
+            *l = (*l + 1) % 10;
+        }
+    });
+    let err = refused(&resume(
+        &ckpt,
+        &["--epochs", "2", "--data", &other.to_string_lossy()],
+    ));
+    assert!(
+        err.contains("recipe.train_crc32") && err.contains("HINT: point --data"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&ckpt);
+    let _ = std::fs::remove_dir_all(&same);
+    let _ = std::fs::remove_dir_all(&other);
+}

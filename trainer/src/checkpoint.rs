@@ -20,7 +20,7 @@
 //!   (bare JSON, no checksum, no normalization or model name) is refused.
 //! - A reader MUST check, besides the checksum, that every weight and
 //!   optimizer value is finite and that the run's counters agree with each
-//!   other ([`Checkpoint::load`]) and with the data ([`Checkpoint::check_steps`]).
+//!   other ([`Checkpoint::load`]) and with the data ([`Checkpoint::check_data`]).
 //!
 //! The payload stays JSON rather than `.lsn` tensors plus a state file: a
 //! checkpoint is written once per epoch and read once per resume, JSON keeps
@@ -28,7 +28,7 @@
 //! value checks are what make it safe, whatever the encoding.
 
 use crate::backend::Backend;
-use crate::data::{batch_ranges, Normalization};
+use crate::data::{batch_ranges, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::{OptimState, Optimizer};
@@ -63,6 +63,21 @@ pub struct Recipe {
     pub val: usize,
     /// Training subset size, if one was used.
     pub subset: Option<usize>,
+    /// [`data_crc32`] of the training split (after the subset and the
+    /// validation split): `--data` may move, but must hold the same images.
+    pub train_crc32: u32,
+}
+
+/// CRC-32 of a dataset's values (f32 bytes, so after normalization) and
+/// labels (u32 bytes). A resumed run compares it with the checkpoint's: the
+/// step counter alone would accept other images of the same count, and
+/// Fashion-MNIST ships under MNIST's file names and sizes. About 190 MB for
+/// the full training set, hashed at several GB/s.
+pub fn data_crc32(ds: &Dataset) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(bytemuck::cast_slice(&ds.x));
+    h.update(bytemuck::cast_slice(&ds.y));
+    h.finalize()
 }
 
 /// A saved run.
@@ -261,6 +276,28 @@ impl Checkpoint {
         }
         finite("weights", &self.weights)?;
         finite("optimizer.buffers", &self.optimizer.buffers)
+    }
+
+    /// Checks the checkpoint against the training split the run is resumed
+    /// on: the same images ([`data_crc32`]), then [`Checkpoint::check_steps`].
+    pub fn check_data(&self, path: &Path, train: &Dataset, drop_singleton: bool) -> Result<()> {
+        let got = data_crc32(train);
+        if got != self.recipe.train_crc32 {
+            return Err(Error::BadCheckpoint {
+                path: path.to_path_buf(),
+                field: "recipe.train_crc32".into(),
+                value: format!("{:08x}", self.recipe.train_crc32),
+                reason: format!(
+                    "the {} training images this command loaded hash to {got:08x}: \
+                     they are not the images the run was trained on",
+                    train.len()
+                ),
+                hint: "point --data at the MNIST files the run used (drop --data for the \
+                       default location)"
+                    .into(),
+            });
+        }
+        self.check_steps(path, train.len(), drop_singleton)
     }
 
     /// Checks the step counter against the data the run is resumed on:
@@ -462,6 +499,7 @@ mod tests {
                 train,
                 val: 0,
                 subset: Some(100),
+                train_crc32: 0,
             },
             state,
             weights: vec![vec![0.5, -0.25], vec![1.0]],
@@ -554,6 +592,26 @@ mod tests {
             };
             assert!(e.contains(want), "want `{want}`, got: {e}");
         }
+    }
+
+    #[test]
+    fn other_training_images_are_refused_by_their_checksum() {
+        let ds =
+            |first: f32| Dataset::new(vec![first, 0.5, 0.25, 1.0], vec![1, 0], vec![2], 2).unwrap();
+        let mut c = sample();
+        c.recipe.train_crc32 = data_crc32(&ds(0.0));
+        // 2 images in batches of 25 make 1 step per epoch; this run took 4.
+        c.state.step = 1;
+        c.optimizer.step = 1;
+        c.check_data(Path::new("c.ckpt"), &ds(0.0), false).unwrap();
+        let e = c
+            .check_data(Path::new("c.ckpt"), &ds(0.125), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recipe.train_crc32") && e.contains("--data"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn a_checkpointed_and_resumed_run_equals_an_uninterrupted_one() {
         train: c.clone(),
         val: 200,
         subset: Some(1200),
+        train_crc32: lasagna_trainer::checkpoint::data_crc32(tr),
     };
     let (mut m1, mut o1) = build();
     let mut s1 = fresh_state();

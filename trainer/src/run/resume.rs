@@ -230,6 +230,7 @@ mod tests {
                 },
                 val: 5000,
                 subset: None,
+                train_crc32: 0,
             },
             state,
             weights: Vec::new(),

@@ -6,7 +6,7 @@
 
 use super::resume::resume_recipe;
 use crate::backend::Backend;
-use crate::checkpoint::{Checkpoint, Recipe};
+use crate::checkpoint::{data_crc32, Checkpoint, Recipe};
 use crate::config::{parse_schedule, ModelSpec, PRESETS};
 use crate::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
 use crate::diagnose::{diagnose, Diagnosis};
@@ -195,6 +195,8 @@ fn new_recipe(o: &TrainOptions) -> Result<Recipe> {
         train,
         val: o.val.unwrap_or(DEFAULT_VAL),
         subset: o.train_subset,
+        // Known once the data is loaded.
+        train_crc32: 0,
     })
 }
 
@@ -250,12 +252,12 @@ pub fn train<B: Backend>(
         }
         None => None,
     };
-    let recipe = match &resumed {
+    let mut recipe = match &resumed {
         Some((_, r, _)) => r.clone(),
         None => new_recipe(o)?,
     };
     let spec = ModelSpec::parse(&recipe.model_toml, &recipe.model)?;
-    let (cfg, val, subset) = (&recipe.train, recipe.val, recipe.subset);
+    let (val, subset, seed) = (recipe.val, recipe.subset, recipe.train.seed);
 
     let norm = recipe.normalization;
     norm.validate()?;
@@ -271,7 +273,13 @@ pub fn train<B: Backend>(
         }
         train = train.subset(n);
     }
-    let (mut train, mut valset) = split_validation(&train, val, cfg.seed)?;
+    let (mut train, mut valset) = split_validation(&train, val, seed)?;
+    // A resumed run keeps the checkpoint's, which `check_data` compares below.
+    if resumed.is_none() {
+        recipe.train_crc32 = data_crc32(&train);
+    }
+    let recipe = recipe;
+    let cfg = &recipe.train;
     let mut test = data.test;
     let sample: usize = train.sample_shape.iter().product();
     let wanted: usize = spec.input.iter().product();
@@ -300,7 +308,7 @@ pub fn train<B: Backend>(
     let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
     let mut state = RunState::new();
     if let Some((path, _, c)) = &resumed {
-        c.check_steps(path, train.len(), model.has_batchnorm())?;
+        c.check_data(path, &train, model.has_batchnorm())?;
         c.restore_into(b, &mut model, &mut opt)?;
         state = c.state.clone();
     }
