@@ -36,15 +36,14 @@ use crate::train::{RunState, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod header;
+
 /// Bumped when the checkpoint layout changes (2: header with CRC-32 and
 /// length; the [`Recipe`] with the model name and the normalization).
 pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// The first word of every checkpoint.
 pub const CHECKPOINT_MAGIC: &str = "LASAGNA-CKPT";
-
-/// A header is a few dozen bytes; anything longer is not one.
-const MAX_HEADER: usize = 128;
 
 /// What a run was started with: everything besides where it stands that a
 /// resumed run takes from its checkpoint to continue the same run.
@@ -137,14 +136,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let mut out = format!(
-            "{CHECKPOINT_MAGIC} {CHECKPOINT_VERSION} crc32={:08x} len={}\n",
-            crc32fast::hash(&json),
-            json.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(&json);
-        Ok(out)
+        Ok(header::frame(&json))
     }
 
     /// Writes atomically (temporary file, then rename), so an interrupted
@@ -180,7 +172,7 @@ impl Checkpoint {
             reason: b.reason,
             hint: hint.to_string(),
         };
-        let payload = split_header(bytes).map_err(|(b, hint)| refuse(b, hint))?;
+        let payload = header::split(bytes).map_err(|(b, hint)| refuse(b, hint))?;
         let c: Checkpoint = serde_json::from_slice(payload).map_err(|e| {
             refuse(
                 bad("payload", "JSON", format!("not a Lasagna checkpoint ({e})")),
@@ -353,113 +345,6 @@ fn finite(name: &str, tensors: &[Vec<f32>]) -> std::result::Result<(), Bad> {
         }
     }
     Ok(())
-}
-
-/// Checks the header against the payload and returns the payload.
-fn split_header(bytes: &[u8]) -> std::result::Result<&[u8], (Bad, &'static str)> {
-    const NEW_RUN: &str = "start a new run without --resume";
-    if bytes.first() == Some(&b'{') {
-        // Version 1 was bare JSON with a `version` field.
-        let v = serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
-            .and_then(|j| j.get("version").and_then(|v| v.as_u64()));
-        return Err((
-            bad(
-                "version",
-                v.map_or("unknown".into(), |v| v.to_string()),
-                format!(
-                    "a checkpoint without a header (version 1, no checksum, no normalization); \
-                     this lasagna reads version {CHECKPOINT_VERSION}"
-                ),
-            ),
-            "finish that run with the lasagna that wrote it, or start a new run without --resume",
-        ));
-    }
-    let end = bytes.iter().take(MAX_HEADER).position(|&b| b == b'\n');
-    let header = end
-        .and_then(|e| bytes.get(..e))
-        .and_then(|h| std::str::from_utf8(h).ok());
-    let Some((end, header)) = end.zip(header) else {
-        return Err((
-            bad(
-                "header",
-                "missing",
-                format!("not a Lasagna checkpoint (no `{CHECKPOINT_MAGIC}` line)"),
-            ),
-            NEW_RUN,
-        ));
-    };
-    let words: Vec<&str> = header.split(' ').collect();
-    let [magic, version, crc, len] = words.as_slice() else {
-        return Err((
-            bad(
-                "header",
-                header,
-                "expected `LASAGNA-CKPT <version> crc32=<hex> len=<bytes>`",
-            ),
-            NEW_RUN,
-        ));
-    };
-    if *magic != CHECKPOINT_MAGIC {
-        return Err((
-            bad(
-                "header",
-                header,
-                format!("not a Lasagna checkpoint (no `{CHECKPOINT_MAGIC}` line)"),
-            ),
-            NEW_RUN,
-        ));
-    }
-    if version.parse::<u32>().ok() != Some(CHECKPOINT_VERSION) {
-        return Err((
-            bad(
-                "version",
-                version,
-                format!("this lasagna reads version {CHECKPOINT_VERSION}"),
-            ),
-            "resume it with the lasagna that wrote it, or start a new run without --resume",
-        ));
-    }
-    let crc_value = crc
-        .strip_prefix("crc32=")
-        .filter(|h| h.len() == 8)
-        .and_then(|h| u32::from_str_radix(h, 16).ok());
-    let len_value = len
-        .strip_prefix("len=")
-        .and_then(|n| n.parse::<usize>().ok());
-    let (Some(want_crc), Some(want_len)) = (crc_value, len_value) else {
-        return Err((
-            bad(
-                "header",
-                header,
-                "expected `crc32=<8 hex digits> len=<bytes>`",
-            ),
-            NEW_RUN,
-        ));
-    };
-    let payload = bytes.get(end + 1..).unwrap_or_default();
-    if payload.len() != want_len {
-        return Err((
-            bad(
-                "len",
-                want_len,
-                format!("the file holds {} payload bytes", payload.len()),
-            ),
-            "the file was cut short or appended to; use an earlier copy, or start a new run without --resume",
-        ));
-    }
-    let got = crc32fast::hash(payload);
-    if got != want_crc {
-        return Err((
-            bad(
-                "crc32",
-                format!("{want_crc:08x}"),
-                format!("the payload's CRC-32 is {got:08x}: the file was changed or damaged after it was written"),
-            ),
-            "use an earlier copy of the checkpoint, or start a new run without --resume",
-        ));
-    }
-    Ok(payload)
 }
 
 #[cfg(test)]
