@@ -3,7 +3,6 @@
 use crate::device::{pick, Device, Picked};
 use crate::progress::Bars;
 use clap::Args;
-use lasagna_trainer::data::Normalization;
 use lasagna_trainer::diagnose::Diagnosis;
 use lasagna_trainer::error::Result;
 use lasagna_trainer::run::{train, Ready, Tested, TrainObserver, TrainOptions};
@@ -16,12 +15,21 @@ use std::time::Instant;
 /// Dropout(0.5), trained with Adam (lr 1e-3), batch 64, 5 epochs. 5,000
 /// training images are held out for validation (`--val 0` trains on all
 /// 60,000); the test set is only used for the final accuracy.
+///
+/// `--resume FILE` continues the run saved by `--checkpoint FILE`: the model,
+/// normalization and every training setting come from the checkpoint. An
+/// option given with the checkpoint's value is fine; one that contradicts it
+/// is refused. Only `--epochs` (a larger total continues the run), `--data`
+/// (where the same MNIST files are), `--device` and the output paths may
+/// change.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A preset (`mlp`) or a TOML model description (see trainer/presets/mlp.toml).
-    #[arg(long, default_value = "mlp", value_name = "NAME|FILE")]
-    pub model: String,
-    /// Passes over the training set [default: the model's, 5 for mlp].
+    /// A preset (`mlp`) or a TOML model description (see trainer/presets/mlp.toml)
+    /// [default: mlp].
+    #[arg(long, value_name = "NAME|FILE")]
+    pub model: Option<String>,
+    /// Passes over the training set [default: the model's, 5 for mlp]. With
+    /// --resume, the run's total: more than the checkpoint's continues it.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Samples per step [default: the model's, 64 for mlp].
@@ -63,21 +71,24 @@ pub struct TrainArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
-    /// Seed for initialization, shuffling and dropout (same seed, same result).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for initialization, shuffling and dropout (same seed, same result)
+    /// [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Folder with the MNIST IDX files [default: $LASAGNA_DATA, else data/mnist].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Input normalization mean: pixels in [0, 1] become (x - mean) / std.
-    #[arg(long, default_value_t = 0.1307)]
-    pub norm_mean: f32,
-    /// Input normalization standard deviation (MNIST's is 0.3081).
-    #[arg(long, default_value_t = 0.3081)]
-    pub norm_std: f32,
-    /// Training images held out for validation (early stopping, curves).
-    #[arg(long, default_value_t = 5000)]
-    pub val: usize,
+    /// Input normalization mean: pixels in [0, 1] become (x - mean) / std
+    /// [default: 0.1307].
+    #[arg(long)]
+    pub norm_mean: Option<f32>,
+    /// Input normalization standard deviation [default: 0.3081, MNIST's].
+    #[arg(long)]
+    pub norm_std: Option<f32>,
+    /// Training images held out for validation (early stopping, curves)
+    /// [default: 5000].
+    #[arg(long)]
+    pub val: Option<usize>,
     /// Train on only the first N training images (quick experiments, tests).
     #[arg(long, value_name = "N")]
     pub train_subset: Option<usize>,
@@ -87,10 +98,13 @@ pub struct TrainArgs {
     /// Write per-epoch metrics and the test result as JSON.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Save a checkpoint after every epoch (weights, optimizer, schedule, step).
+    /// Save a checkpoint after every epoch (model, normalization, settings, weights,
+    /// optimizer, step; with a CRC-32), for --resume.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// Resume from a checkpoint (the model and settings come from it).
+    /// Continue the run saved in this checkpoint: the model, normalization and
+    /// settings come from it; an option that contradicts them is refused, only
+    /// a larger --epochs, --data, --device and output paths may change.
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
     /// No progress bars or epoch lines.
@@ -113,13 +127,13 @@ impl TrainArgs {
             clip_grad_norm: self.clip_grad_norm,
             label_smoothing: self.label_smoothing,
             early_stopping: self.early_stopping,
-            amp: self.amp,
+            // A flag: absent is "not given", not "off", so a resumed AMP run
+            // continues with AMP.
+            amp: self.amp.then_some(true),
             seed: self.seed,
             data: self.data.clone(),
-            normalization: Normalization {
-                mean: self.norm_mean,
-                std: self.norm_std,
-            },
+            norm_mean: self.norm_mean,
+            norm_std: self.norm_std,
             val: self.val,
             train_subset: self.train_subset,
             out: self.out.clone(),

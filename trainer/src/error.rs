@@ -73,6 +73,33 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A checkpoint that cannot be resumed: damaged, from another version,
+    /// or holding values no run produces.
+    #[error("checkpoint {path}: {field} = {value}: {reason}. HINT: {hint}")]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// The field or header entry at fault (`crc32`, `state.step`, `weights[0][3]`).
+        field: String,
+        /// Its value in the file.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do next.
+        hint: String,
+    },
+    /// An option of a resumed run that contradicts the run in its checkpoint.
+    #[error("--resume {path} was trained with {option} {checkpoint}; this command says {given}. HINT: drop {option} to continue the run, or start a new run without --resume")]
+    ResumeConflict {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The option, as the CLI spells it (`--norm-mean`).
+        option: String,
+        /// The run's value, from the checkpoint.
+        checkpoint: String,
+        /// The value this command gave.
+        given: String,
+    },
     /// The backend failed (device errors on CUDA).
     #[error("{backend} backend: {reason}")]
     Backend {

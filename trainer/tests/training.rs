@@ -89,7 +89,7 @@ fn the_same_seed_gives_bit_identical_weights() {
 
 #[test]
 fn a_checkpointed_and_resumed_run_equals_an_uninterrupted_one() {
-    use lasagna_trainer::checkpoint::Checkpoint;
+    use lasagna_trainer::checkpoint::{Checkpoint, Recipe};
     let b = Cpu;
     let (tr, va) = mnist_subset();
     let c = cfg(3);
@@ -114,6 +114,15 @@ fn a_checkpointed_and_resumed_run_equals_an_uninterrupted_one() {
         DeviceData::upload(&b, va).expect("up"),
     );
     let path = std::env::temp_dir().join(format!("lasagna-resume-{}.ckpt", std::process::id()));
+    let recipe = Recipe {
+        model: "test".into(),
+        model_toml: SMALL_MLP.into(),
+        normalization: Normalization::default(),
+        train: c.clone(),
+        val: 200,
+        subset: Some(1200),
+        train_crc32: lasagna_trainer::checkpoint::data_crc32(tr),
+    };
     let (mut m1, mut o1) = build();
     let mut s1 = fresh_state();
     let first = TrainConfig {
@@ -130,7 +139,7 @@ fn a_checkpointed_and_resumed_run_equals_an_uninterrupted_one() {
         &mut s1,
         &mut Quiet,
         &mut |m, o, s| {
-            Checkpoint::capture(&b, m, o, SMALL_MLP, &c, 200, Some(1200), s)?.save(&path)?;
+            Checkpoint::capture(&b, m, o, &recipe, s)?.save(&path)?;
             Ok(true)
         },
     )

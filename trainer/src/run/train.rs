@@ -4,8 +4,9 @@
 //! the model file, checkpoints and metrics. A [`TrainObserver`] hears each
 //! stage as it happens, so a front end can print between them.
 
+use super::resume::resume_recipe;
 use crate::backend::Backend;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{data_crc32, Checkpoint, Recipe};
 use crate::config::{parse_schedule, ModelSpec, PRESETS};
 use crate::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
 use crate::diagnose::{diagnose, Diagnosis};
@@ -18,17 +19,29 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// What to train and where the results go. The `Option` settings override
-/// the model description's `[training]` and `[optimizer]` tables, which
-/// override [`TrainConfig::mnist_default`]; a resumed run takes all of them
-/// from its checkpoint instead.
+/// `--model` when none is given.
+pub const DEFAULT_MODEL: &str = "mlp";
+
+/// `--val` when none is given: the chapter holds out 5,000 of the 60,000
+/// training images.
+pub const DEFAULT_VAL: usize = 5000;
+
+/// What to train and where the results go. `None` means the option was not
+/// given. The training settings override the model description's
+/// `[training]` and `[optimizer]` tables, which override
+/// [`TrainConfig::mnist_default`]; the others default to [`DEFAULT_MODEL`],
+/// seed 0, [`Normalization::default`] and [`DEFAULT_VAL`].
+///
+/// A resumed run takes all of them from its checkpoint instead, and refuses
+/// any that contradicts it (see `run/resume.rs`); only `epochs` (a larger
+/// total), `data` and the output paths may change.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// A preset name (see [`PRESETS`]) or the path of a TOML model
     /// description. Also the name written into the model file and the
     /// metrics, and the origin named in model-description errors.
-    pub model: String,
-    /// Passes over the training set.
+    pub model: Option<String>,
+    /// Passes over the training set (on resume: the run's new total).
     pub epochs: Option<usize>,
     /// Samples per step.
     pub batch_size: Option<usize>,
@@ -48,16 +61,18 @@ pub struct TrainOptions {
     pub label_smoothing: Option<f32>,
     /// Early-stopping patience in epochs.
     pub early_stopping: Option<usize>,
-    /// Mixed precision (see [`TrainConfig::amp`]).
-    pub amp: bool,
+    /// Mixed precision (see [`TrainConfig::amp`]); off by default.
+    pub amp: Option<bool>,
     /// Seed of every random choice.
-    pub seed: u64,
+    pub seed: Option<u64>,
     /// Folder with the MNIST IDX files (see [`resolve_data_dir`]).
     pub data: Option<PathBuf>,
-    /// Input normalization, also stored in the model file.
-    pub normalization: Normalization,
+    /// Input normalization mean, also stored in the model file.
+    pub norm_mean: Option<f32>,
+    /// Input normalization standard deviation.
+    pub norm_std: Option<f32>,
     /// Training images held out for validation.
-    pub val: usize,
+    pub val: Option<usize>,
     /// Train on only the first N training images.
     pub train_subset: Option<usize>,
     /// Write the trained model (f32) here.
@@ -159,6 +174,29 @@ fn model_toml(model: &str) -> Result<String> {
     crate::read::text_file(path, crate::read::MAX_TEXT_BYTES)
 }
 
+/// A new run's recipe: the model description, overridden by options, and
+/// the defaults of the options not given.
+fn new_recipe(o: &TrainOptions) -> Result<Recipe> {
+    let model = o.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    let model_toml = model_toml(model)?;
+    let mut spec = ModelSpec::parse(&model_toml, model)?;
+    let train = config(o, &mut spec)?;
+    let d = Normalization::default();
+    Ok(Recipe {
+        model: model.to_string(),
+        model_toml,
+        normalization: Normalization {
+            mean: o.norm_mean.unwrap_or(d.mean),
+            std: o.norm_std.unwrap_or(d.std),
+        },
+        train,
+        val: o.val.unwrap_or(DEFAULT_VAL),
+        subset: o.train_subset,
+        // Known once the data is loaded.
+        train_crc32: 0,
+    })
+}
+
 /// The run's configuration: the model description's defaults, overridden by options.
 fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
     if let Some(name) = &o.optimizer {
@@ -180,14 +218,14 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
             .or(spec.training.batch_size)
             .unwrap_or(d.batch_size),
         lr: o.lr.or(spec.optimizer.lr).unwrap_or(d.lr),
-        seed: o.seed,
+        seed: o.seed.unwrap_or(d.seed),
         optimizer: spec.optimizer()?,
         schedule,
         loss: spec.loss()?,
         clip_grad_norm: o.clip_grad_norm.or(spec.training.clip_grad_norm),
         early_stopping: o.early_stopping.or(spec.training.early_stopping),
         eval_batch: d.eval_batch,
-        amp: o.amp,
+        amp: o.amp.unwrap_or(d.amp),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -205,21 +243,20 @@ pub fn train<B: Backend>(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
     let resumed = match &o.resume {
-        Some(p) => Some(Checkpoint::load(p)?),
+        Some(p) => {
+            let c = Checkpoint::load(p)?;
+            Some((p, resume_recipe(o, p, &c)?, c))
+        }
         None => None,
     };
-    let (toml_text, cfg, val, subset) = match &resumed {
-        Some(c) => (c.model_toml.clone(), c.train.clone(), c.val, c.subset),
-        None => {
-            let text = model_toml(&o.model)?;
-            let mut spec = ModelSpec::parse(&text, &o.model)?;
-            let cfg = config(o, &mut spec)?;
-            (text, cfg, o.val, o.train_subset)
-        }
+    let mut recipe = match &resumed {
+        Some((_, r, _)) => r.clone(),
+        None => new_recipe(o)?,
     };
-    let spec = ModelSpec::parse(&toml_text, &o.model)?;
+    let spec = ModelSpec::parse(&recipe.model_toml, &recipe.model)?;
+    let (val, subset, seed) = (recipe.val, recipe.subset, recipe.train.seed);
 
-    let norm = o.normalization;
+    let norm = recipe.normalization;
     norm.validate()?;
     let dir = resolve_data_dir(o.data.as_deref());
     let data = load_mnist(&dir, norm)?;
@@ -233,7 +270,13 @@ pub fn train<B: Backend>(
         }
         train = train.subset(n);
     }
-    let (mut train, mut valset) = split_validation(&train, val, cfg.seed)?;
+    let (mut train, mut valset) = split_validation(&train, val, seed)?;
+    // A resumed run keeps the checkpoint's, which `check_data` compares below.
+    if resumed.is_none() {
+        recipe.train_crc32 = data_crc32(&train);
+    }
+    let recipe = recipe;
+    let cfg = &recipe.train;
     let mut test = data.test;
     let sample: usize = train.sample_shape.iter().product();
     let wanted: usize = spec.input.iter().product();
@@ -261,18 +304,19 @@ pub fn train<B: Backend>(
     )?;
     let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
     let mut state = RunState::new();
-    if let Some(c) = &resumed {
+    if let Some((path, _, c)) = &resumed {
+        c.check_data(path, &train, model.has_batchnorm())?;
         c.restore_into(b, &mut model, &mut opt)?;
         state = c.state.clone();
     }
     observer.ready(&Ready {
-        model: &o.model,
+        model: &recipe.model,
         backend: &b.name(),
         train_images: train.len(),
         val_images: valset.len(),
         test_images: test.len(),
         summary: model.summary(),
-        config: &cfg,
+        config: cfg,
         state: &state,
     });
 
@@ -280,7 +324,7 @@ pub fn train<B: Backend>(
     let val_dev = DeviceData::upload(b, &valset)?;
     let mut hook = |m: &mut Model<_>, opt: &Optimizer<_>, s: &RunState| -> Result<bool> {
         if let Some(p) = &o.checkpoint {
-            Checkpoint::capture(b, m, opt, &toml_text, &cfg, val, subset, s)?.save(p)?;
+            Checkpoint::capture(b, m, opt, &recipe, s)?.save(p)?;
         }
         Ok(true)
     };
@@ -290,7 +334,7 @@ pub fn train<B: Backend>(
         &mut opt,
         &train_dev,
         Some(&val_dev),
-        &cfg,
+        cfg,
         &mut state,
         &mut *observer,
         &mut hook,
@@ -320,7 +364,7 @@ pub fn train<B: Backend>(
                     "lasagna.tool.version".into(),
                     env!("CARGO_PKG_VERSION").into(),
                 ),
-                ("lasagna.train.model".into(), o.model.clone()),
+                ("lasagna.train.model".into(), recipe.model.clone()),
                 (
                     "lasagna.train.test_accuracy".into(),
                     format!("{:.4}", tested.accuracy),
@@ -339,7 +383,7 @@ pub fn train<B: Backend>(
     }
     if let Some(path) = &o.metrics {
         let m = json!({
-            "model": o.model,
+            "model": recipe.model,
             "epochs": state.history,
             "test_accuracy": tested.accuracy,
             "test_loss": tested.loss,
@@ -360,7 +404,7 @@ pub fn train<B: Backend>(
         })?;
     }
     Ok(TrainReport {
-        config: cfg,
+        config: cfg.clone(),
         state,
         diagnosis,
         test: tested,
@@ -400,7 +444,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let o = TrainOptions {
-            model: "mlp".into(),
+            model: Some("mlp".into()),
             epochs: Some(2),
             batch_size: Some(16),
             lr: Some(0.5),
@@ -411,14 +455,12 @@ mod tests {
             clip_grad_norm: Some(1.0),
             label_smoothing: None,
             early_stopping: None,
-            amp: true,
-            seed: 7,
+            amp: Some(true),
+            seed: Some(7),
             data: None,
-            normalization: Normalization {
-                mean: 0.1307,
-                std: 0.3081,
-            },
-            val: 0,
+            norm_mean: None,
+            norm_std: None,
+            val: Some(0),
             train_subset: None,
             out: None,
             metrics: None,
