@@ -153,11 +153,53 @@ impl Checkpoint {
     }
 
     /// Reads a checkpoint: see [`Checkpoint::from_bytes`].
+    ///
+    /// The header line is read first: a file whose length is not the one it
+    /// declares is refused before its body is read, and no more than the
+    /// declared length is ever read, so a wrong multi-gigabyte file costs a
+    /// few bytes, not its size in memory.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        use std::io::Read;
+        let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut bytes = Vec::new();
+        (&file)
+            .take(header::MAX_HEADER as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        let limit = match header::declared_total(&bytes) {
+            Some(total) if total != file_len => {
+                return Err(Error::BadCheckpoint {
+                    path: path.to_path_buf(),
+                    field: "len".into(),
+                    value: total.to_string(),
+                    reason: format!(
+                        "the header declares a {total}-byte file but it has {file_len} bytes"
+                    ),
+                    hint: "the file was cut short or appended to; use an earlier copy, \
+                           or start a new run without --resume"
+                        .into(),
+                });
+            }
+            Some(total) => total,
+            None => file_len.min(header::HEADERLESS_READ),
+        };
+        let rest = limit.saturating_sub(bytes.len() as u64);
+        let want = usize::try_from(rest).map_err(|_| {
+            io(std::io::Error::other(format!(
+                "{rest} bytes do not fit this machine's address space"
+            )))
         })?;
+        bytes.try_reserve_exact(want).map_err(|e| {
+            io(std::io::Error::other(format!(
+                "cannot allocate {rest} bytes to read it: {e}"
+            )))
+        })?;
+        (&file).take(rest).read_to_end(&mut bytes).map_err(io)?;
         Checkpoint::from_bytes(&bytes, path)
     }
 

@@ -1,6 +1,7 @@
 //! Files a user names are checked before they are read whole (issue 17): a
 //! 5 GB sparse file named `model.lsn`, `model.toml` or `run.json` is refused
-//! by every library entry point that reads one, after reading a few bytes.
+//! by every library entry point that reads one, after reading a few bytes;
+//! so is a 5 GB checkpoint, and one without a header costs at most 1 MiB.
 
 use lasagna_format::{ModelBuilder, Op, TensorData};
 use lasagna_trainer::config::ModelSpec;
@@ -116,4 +117,21 @@ fn a_5_gb_sparse_model_toml_or_json_is_refused_from_its_length() {
             "{msg}"
         );
     }
+}
+
+#[test]
+fn a_5_gb_sparse_checkpoint_is_refused_after_its_header_line() {
+    use lasagna_trainer::checkpoint::Checkpoint;
+    // A header declaring a 100-byte payload, then 5 GB.
+    let f = Tmp::sparse("run.ckpt", b"LASAGNA-CKPT 2 crc32=00000000 len=100\n");
+    let e = reads_little(4096, || Checkpoint::load(&f.0)).expect_err("refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("len") && msg.contains("138-byte file but it has 5000000000"),
+        "{msg}"
+    );
+    // No header at all: refused after at most 1 MiB.
+    let f = Tmp::sparse("bare.ckpt", b"{\"version\": 1");
+    let e = reads_little(1 << 21, || Checkpoint::load(&f.0)).expect_err("refused");
+    assert!(e.to_string().contains("version"), "{e}");
 }

@@ -5,7 +5,7 @@
 use super::{bad, Bad, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 
 /// A header is a few dozen bytes; anything longer is not one.
-const MAX_HEADER: usize = 128;
+pub(super) const MAX_HEADER: usize = 128;
 
 /// The header for `payload`, then the payload.
 pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
@@ -18,6 +18,26 @@ pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// The whole file's length as the header line at the start of `head`
+/// declares it (header, newline and `len=` payload bytes), or `None` when
+/// `head` starts with no readable header ([`split`] then says why). Lets
+/// the reader compare it with the file's length before reading the body.
+pub(super) fn declared_total(head: &[u8]) -> Option<u64> {
+    let end = head.iter().take(MAX_HEADER).position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(head.get(..end)?).ok()?;
+    let len = header
+        .split(' ')
+        .find_map(|w| w.strip_prefix("len="))?
+        .parse::<u64>()
+        .ok()?;
+    len.checked_add(end as u64 + 1)
+}
+
+/// How much of a file without a readable header is read for [`split`]'s
+/// message: enough for a version-1 checkpoint of a small model to name its
+/// version, and never the whole of a wrong multi-gigabyte file.
+pub(super) const HEADERLESS_READ: u64 = 1 << 20;
 
 /// Checks the header against the payload and returns the payload, or
 /// what is wrong and a hint.
