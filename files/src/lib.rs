@@ -3,11 +3,13 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod check;
+mod claim;
 mod error;
 mod lock;
 mod write;
 
 pub use check::{check_distinct, check_writable};
+pub use claim::claim;
 pub use error::{Error, Result};
 pub use lock::Lock;
 pub use write::write_atomic;
