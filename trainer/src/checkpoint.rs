@@ -59,20 +59,14 @@ impl Checkpoint {
         })
     }
 
-    /// Writes atomically (temporary file, then rename), so an interrupted
-    /// save never destroys the previous checkpoint.
+    /// Writes atomically ([`lasagna_files::write_atomic`]), so an
+    /// interrupted save never destroys the previous checkpoint.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let json = serde_json::to_vec(self).map_err(|e| Error::ModelFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        Ok(lasagna_files::write_atomic(path, &json)?)
     }
 
     /// Reads a checkpoint.
