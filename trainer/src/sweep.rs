@@ -367,7 +367,10 @@ pub fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
-/// The sweep results (`*.json` with a `sweep` object) in `dir`, by file name.
+/// The sweep results (`*.json` with a `sweep` object) in `dir`, by file
+/// name. Hidden files are left out: the temporary files and locks of
+/// concurrent sweeps (`.NAME.json.PID.N.lasagna-tmp`, `.NAME.json.lock`)
+/// are never results.
 pub fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
@@ -376,7 +379,10 @@ pub fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let p = entry.map_err(io)?.path();
-        if p.extension().is_some_and(|e| e == "json") && p.is_file() {
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if !hidden && p.extension().is_some_and(|e| e == "json") && p.is_file() {
             files.push(p);
         }
     }
@@ -585,5 +591,28 @@ mod tests {
         );
         assert_eq!(back[2].1, None);
         assert!(markdown(&rows).contains("| 1 | c | 10 | 95.00 % |"));
+    }
+
+    #[test]
+    fn result_files_leave_out_temporary_and_lock_files() {
+        let d = std::env::temp_dir().join(format!("lasagna-results-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [
+            "a.json",
+            ".a.json.lock",
+            ".b.json.123.0.lasagna-tmp",
+            ".c.json",
+            "b.json.tmp",
+        ] {
+            std::fs::write(d.join(f), b"{}").unwrap();
+        }
+        let names: Vec<String> = result_files(&d)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        std::fs::remove_dir_all(&d).ok();
+        assert_eq!(names, ["a.json"]);
     }
 }
