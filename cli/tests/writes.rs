@@ -389,3 +389,41 @@ fn two_sweeps_in_one_folder_train_each_run_once_and_both_summaries_are_complete(
     assert_eq!(temps(&d.join("models")), Vec::<String>::new());
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn deploy_and_plot_refuse_an_unwritable_output_before_any_work() {
+    let d = dir("deploy-plot");
+    if Path::new("/dev/full").exists() {
+        // Refused before the model is even read (it does not exist), so
+        // before the firmware build and the emulator run.
+        let o = lasagna()
+            .args(["deploy", "--board", "qemu-m4", "--json", "/dev/full"])
+            .arg("--model-file")
+            .arg(d.join("no-such-model.lsn"))
+            .output()
+            .expect("run lasagna");
+        let all = text(&o);
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains("cannot write /dev/full"), "{all}");
+    } else {
+        println!("skipped deploy --json /dev/full: this system has none");
+    }
+    let metrics = d.join("run.json");
+    std::fs::write(&metrics, br#"{"epochs": []}"#).expect("write");
+    let chart = d.join("chart.png");
+    std::fs::create_dir_all(&chart).expect("a folder where the chart should go");
+    let o = lasagna()
+        .arg("plot")
+        .arg(&metrics)
+        .arg("--out")
+        .arg(&chart)
+        .output()
+        .expect("run lasagna");
+    let all = text(&o);
+    assert!(!o.status.success(), "{all}");
+    assert!(
+        all.contains("cannot write") && all.contains("is a folder"),
+        "{all}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
