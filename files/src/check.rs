@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// Refuses, before any work, a `path` that [`crate::write_atomic`] could not
 /// write: its folder is missing or no folder, `path` is a folder, or it
 /// exists and is no regular file (`/dev/full`, a pipe: a rename would
-/// replace the device node, not write to it), or no file can be created
+/// replace the device node, not write to it) or is read-only (a rename
+/// would replace it anyway), or no file can be created
 /// in the folder (read-only, no permission). Creates and removes one
 /// temporary file.
 pub fn check_writable(path: &Path) -> Result<()> {
@@ -54,6 +55,14 @@ pub fn check_writable(path: &Path) -> Result<()> {
             return Err(refuse(
                 "it is not a regular file (a device, pipe or socket), and lasagna writes a new file and renames it into place".into(),
                 "write to a regular file",
+            ));
+        }
+        // A rename would replace it regardless (even for root): a file
+        // someone made read-only is one they meant to keep.
+        if m.permissions().readonly() {
+            return Err(refuse(
+                "it is read-only".into(),
+                "make it writable (chmod u+w) if it may be replaced, or pick another path",
             ));
         }
     }
@@ -145,6 +154,13 @@ mod tests {
         std::fs::write(d.join("file"), b"").unwrap();
         let e = refusal(&d.join("file/m.lsn"));
         assert!(e.contains("is not a folder"), "{e}");
+        let ro = d.join("kept.lsn");
+        std::fs::write(&ro, b"").unwrap();
+        let mut perm = std::fs::metadata(&ro).unwrap().permissions();
+        perm.set_readonly(true);
+        std::fs::set_permissions(&ro, perm).unwrap();
+        let e = refusal(&ro);
+        assert!(e.contains("is read-only"), "{e}");
         if Path::new("/dev/full").exists() {
             let e = refusal(Path::new("/dev/full"));
             assert!(e.contains("not a regular file"), "{e}");
