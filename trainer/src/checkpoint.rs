@@ -59,8 +59,8 @@ impl Checkpoint {
         })
     }
 
-    /// Writes atomically ([`lasagna_files::write_atomic`]), so an
-    /// interrupted save never destroys the previous checkpoint.
+    /// Writes atomically (temporary file, then rename), so an interrupted
+    /// save never destroys the previous checkpoint.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| Error::ModelFile {
             path: path.to_path_buf(),
