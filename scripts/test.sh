@@ -23,14 +23,19 @@ bash scripts/check-data.sh
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
 
-step "architecture: no import cycles inside a crate; the trainer has no UI crates, the deploy tool no trainer (ARCHITECTURE.md)"
+step "architecture: no import cycles inside a crate; the trainer has no UI crates, the deploy tool no trainer, the files crate neither (ARCHITECTURE.md)"
 python3 scripts/import-cycles.py
 if cargo tree --locked -p lasagna-trainer -e normal --prefix none | grep -E '^(clap|indicatif|plotters) '; then
   echo "lasagna-trainer depends on a UI crate (above): that belongs in lasagna-cli" >&2
   exit 1
 fi
 if cargo tree --locked -p lasagna-deploy --prefix none | grep -E '^lasagna-trainer '; then
-  echo "lasagna-deploy depends on lasagna-trainer: the deploy tool needs only format, infer and protocol" >&2
+  echo "lasagna-deploy depends on lasagna-trainer: the deploy tool needs only format, infer, protocol and files" >&2
+  exit 1
+fi
+# The first line is lasagna-files itself.
+if cargo tree --locked -p lasagna-files -e normal --prefix none | tail -n +2 | grep -E '^(lasagna-[a-z-]+|clap|indicatif|plotters) '; then
+  echo "lasagna-files depends on the crate above: it sits below the trainer, the deploy tool and the CLI" >&2
   exit 1
 fi
 

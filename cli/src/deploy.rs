@@ -152,6 +152,14 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
             ),
         )));
     }
+    // The report file is refused (or locked) now, not after the build and run.
+    let _locks = match &a.json {
+        Some(p) => {
+            lasagna_files::check_distinct(&[("--model-file", &a.model_file), ("--json", p)])?;
+            lasagna_files::claim(&[("--json", p)])?
+        }
+        None => Vec::new(),
+    };
     let options = Options {
         firmware_dir: a.firmware_dir.clone(),
         timeout: Duration::from_secs(a.timeout),
@@ -190,10 +198,7 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::config("--json", format!("cannot encode the report: {e}")))?;
-        std::fs::write(path, text + "\n").map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        lasagna_files::write_atomic(path, (text + "\n").as_bytes())?;
     }
     report.verdict(board)?;
     Ok(())

@@ -10,4 +10,7 @@ pub enum CliError {
     /// Building and running the firmware, and the host check.
     #[error(transparent)]
     Deploy(#[from] lasagna_deploy::Error),
+    /// Writing the command's own outputs (`cannot write PATH: ...`).
+    #[error(transparent)]
+    Files(#[from] lasagna_files::Error),
 }

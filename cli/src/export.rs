@@ -55,6 +55,10 @@ pub enum Quantize {
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
+    // Refused before any work: writing over the input, an unwritable
+    // --out, or one another process is writing.
+    lasagna_files::check_distinct(&[("--model-file", &a.model_file), ("--out", &a.out)])?;
+    let _locks = lasagna_files::claim(&[("--out", &a.out)])?;
     let bytes = lasagna_trainer::read::model_file(&a.model_file)?;
     let (out, report, calibrated) = match a.quantize {
         Quantize::F32 | Quantize::F16 => {
@@ -83,10 +87,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
             (out, report, Some(n))
         }
     };
-    std::fs::write(&a.out, &out).map_err(|source| Error::Io {
-        path: a.out.clone(),
-        source,
-    })?;
+    lasagna_files::write_atomic(&a.out, &out)?;
     let m = lasagna_format::Model::parse(&out).map_err(|e| Error::ModelFile {
         path: a.out.clone(),
         reason: e.to_string(),

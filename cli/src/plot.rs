@@ -92,28 +92,58 @@ trait Picture {
     ) -> std::result::Result<(), String>;
 }
 
+/// Draws in memory, then writes `out` in one atomic step: a failed or
+/// interrupted plot never leaves half an image over the last one.
 fn save(out: &Path, size: (u32, u32), pic: &impl Picture) -> Result<()> {
     let fmt = format_of(out)?;
     register_font()?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+    let err = draw_err(out);
+    let bytes = match fmt {
+        Format::Png => {
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let area = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                pic.draw(&area).map_err(&err)?;
+                area.present().map_err(|e| err(e.to_string()))?;
+            }
+            let mut png = Vec::new();
+            image::ImageEncoder::write_image(
+                image::codecs::png::PngEncoder::new(&mut png),
+                &rgb,
+                size.0,
+                size.1,
+                image::ColorType::Rgb8,
+            )
+            .map_err(|e| err(format!("PNG encoding: {e}")))?;
+            png
+        }
+        Format::Svg => {
+            let mut svg = String::new();
+            {
+                let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                pic.draw(&area).map_err(&err)?;
+                area.present().map_err(|e| err(e.to_string()))?;
+            }
+            svg.into_bytes()
+        }
+    };
+    Ok(lasagna_files::write_atomic(out, &bytes)?)
+}
+
+/// Refuses, before reading any input, an --out that cannot be written,
+/// that names one of the inputs, or that another process is writing; the
+/// lock is held until the chart is written. Its folder is created.
+fn claim_out(a: &PlotArgs) -> Result<Vec<lasagna_files::Lock>> {
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| lasagna_files::Error::Write {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    let err = draw_err(out);
-    match fmt {
-        Format::Png => {
-            let area = BitMapBackend::new(out, size).into_drawing_area();
-            pic.draw(&area).map_err(&err)?;
-            area.present().map_err(|e| err(e.to_string()))
-        }
-        Format::Svg => {
-            let area = SVGBackend::new(out, size).into_drawing_area();
-            pic.draw(&area).map_err(&err)?;
-            area.present().map_err(|e| err(e.to_string()))
-        }
+    for input in a.files.iter().chain(a.bars.iter().filter(|b| b.is_file())) {
+        lasagna_files::check_distinct(&[("an input", input), ("--out", &a.out)])?;
     }
+    Ok(lasagna_files::claim(&[("--out", &a.out)])?)
 }
 
 /// One run's curves.
@@ -460,6 +490,7 @@ fn bars_input(src: &Path) -> Result<Vec<(String, f64, String)>> {
 
 pub fn run(a: PlotArgs) -> Result<()> {
     format_of(&a.out)?;
+    let _locks = claim_out(&a)?;
     if let Some(src) = &a.bars {
         let runs = bars_input(src)?;
         let h = 110 + 30 * runs.len() as u32;

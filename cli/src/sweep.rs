@@ -4,6 +4,7 @@
 use crate::device::Device;
 use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lasagna_files::Lock;
 use lasagna_trainer::diagnose;
 use lasagna_trainer::error::{Error, Result};
 use lasagna_trainer::sweep::{
@@ -22,7 +23,8 @@ use std::time::Instant;
 ///
 /// Each run writes OUT/NAME.json (the `lasagna train --metrics` file plus the
 /// grid point); runs whose file exists are skipped, so an interrupted sweep
-/// resumes where it stopped. At the end OUT/summary.md and OUT/summary.csv
+/// resumes where it stopped. Sweeps started together in one OUT share the
+/// runs (each is locked while trained). At the end OUT/summary.md and OUT/summary.csv
 /// rank the runs by validation accuracy.
 #[derive(Args)]
 pub struct SweepArgs {
@@ -112,15 +114,19 @@ fn grid(a: &SweepArgs) -> Result<Grid> {
     Ok(g)
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+/// Every file a sweep writes goes through here: whole or not at all, so a
+/// concurrent sweep (or a crash) never sees half of one.
+fn write(path: &Path, text: &str) -> Result<()> {
+    Ok(lasagna_files::write_atomic(path, text.as_bytes())?)
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(io(path))
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| {
+        Error::from(lasagna_files::Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })
 }
 
 /// The `lasagna train` command line of one run (also stored in its JSON, to reproduce it).
@@ -171,20 +177,23 @@ struct TrainCommand {
 }
 
 /// Trains one grid point and writes OUT/NAME.json; a NaN loss is a result
-/// (diagnosed), not a failure of the sweep.
+/// (diagnosed), not a failure of the sweep. The caller holds the run's lock
+/// (see [`run`]), so no other sweep trains it meanwhile. `lasagna train`
+/// writes its metrics straight to OUT/NAME.json (atomically, under the same
+/// lock); the run counts as done only once the `sweep` object is added.
 fn run_one(a: &SweepArgs, g: &Grid, out: &Path, r: &RunConfig) -> Result<Value> {
     let name = r.name();
     let models = out.join("models");
-    std::fs::create_dir_all(&models).map_err(io(&models))?;
+    create_dir(&models)?;
     let model = models.join(format!("{name}.toml"));
     write(&model, &r.model_toml())?;
-    let tmp = out.join(format!("{name}.json.tmp"));
-    let argv = train_argv(a, g, &model, &tmp);
+    let path = out.join(format!("{name}.json"));
+    let argv = train_argv(a, g, &model, &path);
     let parsed = TrainCommand::try_parse_from(argv.clone())
         .map_err(|e| Error::config("sweep run", e.to_string()))?;
     let t0 = Instant::now();
     let mut v = match super::train::run(parsed.args) {
-        Ok(()) => read_json(&tmp)?,
+        Ok(()) => read_json(&path)?,
         Err(Error::NonFiniteLoss {
             epoch, step, lr, ..
         }) => json!({
@@ -210,19 +219,22 @@ fn run_one(a: &SweepArgs, g: &Grid, out: &Path, r: &RunConfig) -> Result<Value> 
     });
     let text =
         serde_json::to_string_pretty(&v).map_err(|e| Error::config("metrics", e.to_string()))?;
-    let path = out.join(format!("{name}.json"));
-    // Written whole, then renamed: a run counts as done only once its file is complete.
-    write(&tmp, &text)?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    write(&path, &text)?;
     Ok(v)
 }
 
 /// A finished run's file, refusing one trained with other shared settings.
+/// A file without the `sweep` object is a run that stopped (or is still
+/// being trained by another sweep) between `lasagna train` writing its
+/// metrics and the sweep completing them: not finished.
 fn finished(path: &Path, g: &Grid) -> Result<Option<Value>> {
     if !path.exists() {
         return Ok(None);
     }
     let v = read_json(path)?;
+    if v.get("sweep").is_none() {
+        return Ok(None);
+    }
     let base = v.pointer("/sweep/base").cloned().unwrap_or(Value::Null);
     let want = serde_json::to_value(&g.base).unwrap_or(Value::Null);
     if base != want {
@@ -290,7 +302,7 @@ fn collect(dirs: &[PathBuf], out: Option<&Path>) -> Result<()> {
         ));
     }
     let out = out.unwrap_or(&dirs[0]);
-    std::fs::create_dir_all(out).map_err(io(out))?;
+    create_dir(out)?;
     let md = write_tables(out, "summary", &rows_of(&files)?)?;
     print!("{md}");
     println!(
@@ -328,7 +340,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
         }
         return Ok(());
     }
-    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    create_dir(&out)?;
 
     let mut done: Vec<(PathBuf, Value)> = Vec::new();
     let mut todo = Vec::new();
@@ -372,20 +384,31 @@ pub fn run(a: SweepArgs) -> Result<()> {
         );
         bar
     };
+    // Each run is claimed by a lock on OUT/NAME.json, so sweeps started
+    // together in one folder share the work: each trains the runs nobody
+    // holds, then waits for the ones another sweep holds and reads their
+    // results, so every summary is complete. A run whose file is complete
+    // once its lock is ours was finished by another sweep.
     let t0 = Instant::now();
-    for (i, r) in todo.iter().enumerate() {
+    let mut trained = 0usize;
+    let mut settle = |r: &RunConfig, path: &Path| -> Result<Value> {
+        if let Some(v) = finished(path, &g)? {
+            bar.inc(1);
+            return Ok(v);
+        }
         bar.set_message(r.name());
         let v = run_one(&a, &g, &out, r)?;
-        let path = out.join(format!("{}.json", r.name()));
-        let row = Row::from_json(&path, &v)?;
+        let row = Row::from_json(path, &v)?;
+        trained += 1;
         bar.inc(1);
         if !a.quiet {
-            let per_run = t0.elapsed().as_secs_f64() / (i + 1) as f64;
-            let left = per_run * (todo.len() - i - 1) as f64;
+            let i = bar.position() as usize;
+            let per_run = t0.elapsed().as_secs_f64() / trained as f64;
+            let left = per_run * todo.len().saturating_sub(i) as f64;
             bar.suspend(|| {
                 println!(
                     "[{}/{}] {:<22} val acc {:>7}  {:>8} params  {:6.1} s  {}   (about {:.0} s left)",
-                    i + 1,
+                    i,
                     todo.len(),
                     row.name,
                     row.val_acc.map_or("-".into(), |x| format!("{:.2}%", 100.0 * x)),
@@ -396,6 +419,35 @@ pub fn run(a: SweepArgs) -> Result<()> {
                 )
             });
         }
+        Ok(v)
+    };
+    let mut elsewhere = Vec::new();
+    for r in &todo {
+        let path = out.join(format!("{}.json", r.name()));
+        let _lock = match Lock::try_exclusive(&path) {
+            Ok(l) => l,
+            Err(lasagna_files::Error::Locked { .. }) => {
+                elsewhere.push(r);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let v = settle(r, &path)?;
+        done.push((path, v));
+    }
+    for r in elsewhere {
+        let path = out.join(format!("{}.json", r.name()));
+        if !a.quiet {
+            bar.suspend(|| {
+                println!(
+                    "{}: another process is training it; waiting for its result",
+                    r.name()
+                )
+            });
+        }
+        // Ours once the other sweep is done (or died: then we train it).
+        let _lock = Lock::exclusive(&path)?;
+        let v = settle(r, &path)?;
         done.push((path, v));
     }
     bar.finish_and_clear();
@@ -409,7 +461,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
     println!(
         "{} runs ({} trained now in {:.1} s); wrote {}/{stem}.md and {stem}.csv{}",
         done.len(),
-        todo.len(),
+        trained,
         t0.elapsed().as_secs_f64(),
         out.display(),
         if shard.is_some() {

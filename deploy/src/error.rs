@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file is missing, unreadable or unwritable.
+    /// A file is missing or unreadable.
     #[error("cannot read {path}: {source}")]
     Io {
         /// The file.
@@ -18,6 +18,10 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A file could not be written, or was refused before any work
+    /// (`cannot write PATH: ...`, locked by another process).
+    #[error(transparent)]
+    Files(#[from] lasagna_files::Error),
     /// A file is not what it claims to be (the firmware's ELF).
     #[error("{path}: {reason}")]
     BadData {

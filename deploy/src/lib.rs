@@ -90,7 +90,7 @@ impl TempDir {
             .map_or(0, |d| d.as_nanos());
         let path =
             std::env::temp_dir().join(format!("lasagna-{tag}-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path).map_err(|source| Error::Io {
+        std::fs::create_dir(&path).map_err(|source| lasagna_files::Error::Write {
             path: path.clone(),
             source,
         })?;

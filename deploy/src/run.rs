@@ -163,10 +163,7 @@ impl Prepared {
         let work = TempDir::new("deploy")?;
         let images_path = work.path().join("images.bin");
         let file = images_bin(images.pixels, images.labels, MNIST_INPUT_LEN)?;
-        std::fs::write(&images_path, file).map_err(|source| Error::Io {
-            path: images_path.clone(),
-            source,
-        })?;
+        lasagna_files::write_atomic(&images_path, &file)?;
 
         let t0 = Instant::now();
         progress.start(Step::Build, board, n);

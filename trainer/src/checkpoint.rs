@@ -142,14 +142,8 @@ impl Checkpoint {
     /// Writes atomically (temporary file, then rename), so an interrupted
     /// save never destroys the previous checkpoint.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let bytes = self.to_bytes(path)?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        Ok(lasagna_files::write_atomic(path, &bytes)?)
     }
 
     /// Reads a checkpoint: see [`Checkpoint::from_bytes`].

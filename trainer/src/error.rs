@@ -100,6 +100,11 @@ pub enum Error {
         /// The value this command gave.
         given: String,
     },
+    /// An output could not be written, or was refused before any work
+    /// (missing folder, two outputs naming one file, locked by another
+    /// process): `cannot write PATH: ...` and the like.
+    #[error(transparent)]
+    Files(#[from] lasagna_files::Error),
     /// The backend failed (device errors on CUDA).
     #[error("{backend} backend: {reason}")]
     Backend {

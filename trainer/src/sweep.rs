@@ -364,7 +364,8 @@ pub fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
-/// The sweep results (`*.json` with a `sweep` object) in `dir`, by file name.
+/// The sweep results (`*.json` with a `sweep` object) in `dir`, by file
+/// name; hidden files (temps and locks of concurrent sweeps) are not.
 pub fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
@@ -373,7 +374,10 @@ pub fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let p = entry.map_err(io)?.path();
-        if p.extension().is_some_and(|e| e == "json") && p.is_file() {
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if !hidden && p.extension().is_some_and(|e| e == "json") && p.is_file() {
             files.push(p);
         }
     }
@@ -582,5 +586,22 @@ mod tests {
         );
         assert_eq!(back[2].1, None);
         assert!(markdown(&rows).contains("| 1 | c | 10 | 95.00 % |"));
+    }
+
+    #[test]
+    fn result_files_leave_out_temporary_and_lock_files() {
+        let d = std::env::temp_dir().join(format!("lasagna-results-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [
+            "a.json",
+            ".a.json.lock",
+            ".b.json.1.0.lasagna-tmp",
+            ".c.json",
+        ] {
+            std::fs::write(d.join(f), b"{}").unwrap();
+        }
+        let files = result_files(&d).unwrap();
+        std::fs::remove_dir_all(&d).ok();
+        assert_eq!(files, [d.join("a.json")]);
     }
 }

@@ -153,6 +153,27 @@ pub trait TrainObserver: Progress {
     fn wrote_model(&mut self, _path: &Path, _bytes: usize) {}
 }
 
+/// Checks the outputs before any work, and locks them until the run ends
+/// (see [`lasagna_files::claim`]): an hour of training must not end in
+/// `cannot write`, nor two runs write one file. `--resume` may name the
+/// checkpoint (that is how a run continues) but not the model or metrics.
+fn claim_outputs(o: &TrainOptions) -> Result<Vec<lasagna_files::Lock>> {
+    let outputs: Vec<(&str, &Path)> = [
+        ("--out", &o.out),
+        ("--metrics", &o.metrics),
+        ("--checkpoint", &o.checkpoint),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+    .collect();
+    if let Some(r) = &o.resume {
+        for &(flag, p) in outputs.iter().filter(|(f, _)| *f != "--checkpoint") {
+            lasagna_files::check_distinct(&[("--resume", r), (flag, p)])?;
+        }
+    }
+    Ok(lasagna_files::claim(&outputs)?)
+}
+
 /// The text of a preset, or of the TOML file `model` names.
 fn model_toml(model: &str) -> Result<String> {
     if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == model) {
@@ -233,15 +254,18 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
 
 /// `lasagna train` on backend `b` (the CPU, or a GPU through `Gpu`).
 ///
-/// Everything that can be refused (the checkpoint, the model description,
-/// the configuration, the normalization, the data, the subset, the input
-/// shape) is refused before the first epoch. The model file and the metrics
-/// are written after the test, in that order; checkpoints after every epoch.
+/// Everything that can be refused (the outputs, the checkpoint, the model
+/// description, the configuration, the normalization, the data, the subset,
+/// the input shape) is refused before the first epoch. The model file and
+/// the metrics are written after the test, in that order; checkpoints after
+/// every epoch; all atomically, and locked against another process for the
+/// whole run.
 pub fn train<B: Backend>(
     b: &B,
     o: &TrainOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
+    let _locks = claim_outputs(o)?;
     let resumed = match &o.resume {
         Some(p) => {
             let c = Checkpoint::load(p)?;
@@ -374,10 +398,7 @@ pub fn train<B: Backend>(
             ],
         };
         let bytes = export_f32(b, &model, &info)?;
-        std::fs::write(out, &bytes).map_err(|source| Error::Io {
-            path: out.clone(),
-            source,
-        })?;
+        lasagna_files::write_atomic(out, &bytes)?;
         observer.wrote_model(out, bytes.len());
         model_file_bytes = Some(bytes.len());
     }
@@ -398,10 +419,7 @@ pub fn train<B: Backend>(
         });
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| Error::config("metrics", e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        lasagna_files::write_atomic(path, text.as_bytes())?;
     }
     Ok(TrainReport {
         config: cfg.clone(),
