@@ -730,6 +730,38 @@ mod tests {
     }
 
     #[test]
+    fn an_output_that_is_not_one_value_per_class_names_the_layer_and_the_fix() -> Result<()> {
+        let refusal = |toml: &str| -> Result<String> {
+            let spec = ModelSpec::parse(toml, "m.toml")?;
+            let layers = spec.build_layers::<Cpu>()?;
+            Ok(spec
+                .check_outputs(&layers, 10, "m.toml")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default())
+        };
+        let flat = "[[layers]]\ntype = \"flatten\"\n";
+        let e = refusal(&format!(
+            "{flat}[[layers]]\ntype = \"linear\"\nout = 9\n[[layers]]\ntype = \"softmax\"\n"
+        ))?;
+        assert!(
+            e.contains("layer 2, Softmax")
+                && e.contains("in the last linear layer (layer 1) of m.toml"),
+            "{e}"
+        );
+        let e = refusal(flat)?;
+        assert!(
+            e.contains("784 outputs") && e.contains("type = \"linear\""),
+            "{e}"
+        );
+        let e = refusal("input = [28, 28]\n[[layers]]\ntype = \"linear\"\nout = 10\n")?;
+        assert!(e.contains("shape [28, 10]") && e.contains("flatten"), "{e}");
+        let ok = format!("{flat}[[layers]]\ntype = \"linear\"\nout = 10\n");
+        assert_eq!(refusal(&ok)?, "");
+        Ok(())
+    }
+
+    #[test]
     fn unknown_layer_types_and_fields_are_rejected_with_the_name() {
         let e = ModelSpec::parse("[[layers]]\ntype = \"conv3d\"\n", "x.toml")
             .expect_err("unknown type");
