@@ -2,6 +2,7 @@
 //! front, how fast, and what the message names. Every run here is refused
 //! before MNIST loads, so none of them trains.
 
+use lasagna_format::{ModelBuilder, Op, TensorData};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -354,5 +355,42 @@ fn sweep_settings_that_cannot_train_are_refused_before_the_out_folder_exists() {
         assert!(!dir.exists());
     } else {
         eprintln!("skipped --hidden 100000: no MemAvailable, or over 100 GiB of it");
+    }
+}
+
+#[test]
+fn eval_of_a_model_file_with_9_outputs_is_refused_before_mnist_loads() {
+    let mut b = ModelBuilder::new(&[784]);
+    b.op(
+        Op::Linear {
+            in_features: 784,
+            out_features: 9,
+            bias: true,
+        },
+        vec![
+            TensorData::f32(&[9, 784], &vec![0.01; 9 * 784]),
+            TensorData::f32(&[9], &[0.0; 9]),
+        ],
+    );
+    let m = tmp("out9.lsn");
+    std::fs::write(&m, b.build().expect("the model builds")).expect("write");
+    let path = m.display().to_string();
+    for engine in ["trainer", "nostd"] {
+        // A missing data folder shows the refusal comes before MNIST loads.
+        let (o, took) = run(&[
+            "eval",
+            "--model-file",
+            &path,
+            "--engine",
+            engine,
+            "--data",
+            "/nonexistent/mnist",
+        ]);
+        refused(
+            engine,
+            (o, took),
+            &[&path, "9 outputs but MNIST has 10 classes", "HINT"],
+            QUICK,
+        );
     }
 }
