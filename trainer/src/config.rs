@@ -762,6 +762,57 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_hyperparameter_key_is_named_with_its_table_and_file() -> Result<()> {
+        let cases = [
+            ("[optimizer]\ntype = \"adagrad\"", "[optimizer] type"),
+            ("[optimizer]\nlr = -1", "[optimizer] lr"),
+            ("[optimizer]\nlr = nan", "[optimizer] lr"),
+            (
+                "[optimizer]\nweight_decay = -0.1",
+                "[optimizer] weight_decay",
+            ),
+            ("[optimizer]\nmomentum = inf", "[optimizer] momentum"),
+            ("[optimizer]\nbetas = [0.9, 1.0]", "[optimizer] betas"),
+            ("[optimizer]\neps = 0", "[optimizer] eps"),
+            (
+                "[optimizer]\nschedule = \"cosine:0\"",
+                "[optimizer] schedule",
+            ),
+            ("[training]\nepochs = 0", "[training] epochs"),
+            ("[training]\nbatch_size = 0", "[training] batch_size"),
+            ("[training]\nloss = \"hinge\"", "[training] loss"),
+            (
+                "[training]\nlabel_smoothing = -0.1",
+                "[training] label_smoothing",
+            ),
+            (
+                "[training]\nclip_grad_norm = 0",
+                "[training] clip_grad_norm",
+            ),
+            (
+                "[training]\nearly_stopping = 0",
+                "[training] early_stopping",
+            ),
+        ];
+        let layers = "[[layers]]\ntype = \"linear\"\nout = 10\n";
+        for (table, key) in cases {
+            let spec = ModelSpec::parse(&format!("{layers}{table}\n"), "x.toml")?;
+            let e = spec
+                .check_hyperparameters("x.toml")
+                .err()
+                .map(|e| e.to_string());
+            let e = e.unwrap_or_default();
+            assert!(
+                e.starts_with(&format!("invalid {key} in x.toml: ")),
+                "{table}: {e}"
+            );
+        }
+        let spec = ModelSpec::parse(&format!("{layers}[optimizer]\nlr = 0.1\n"), "x.toml")?;
+        spec.check_hyperparameters("x.toml")?;
+        Ok(())
+    }
+
+    #[test]
     fn unknown_layer_types_and_fields_are_rejected_with_the_name() {
         let e = ModelSpec::parse("[[layers]]\ntype = \"conv3d\"\n", "x.toml")
             .expect_err("unknown type");

@@ -172,16 +172,16 @@ fn model_toml(model: &str) -> Result<String> {
     })
 }
 
+/// Forgets a file value that a flag overrides.
 fn clear<T>(v: &mut Option<T>, overridden: bool) {
     if overridden {
         *v = None;
     }
 }
 
-/// The run's configuration: the model description's defaults, overridden by options.
-/// A value is checked where it comes from, so an error names the TOML key
-/// and file (`[optimizer] lr in model.toml`) or the flag (`--lr`).
-fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
+/// Checks every setting where it comes from, so an error names the TOML key
+/// and file (`invalid [optimizer] lr in model.toml`) or the flag (`--lr`).
+fn check_sources(o: &TrainOptions, spec: &ModelSpec) -> Result<()> {
     // A file value a flag overrides is never used, so it is not checked.
     let mut file = spec.clone();
     let (opt, tr) = (&mut file.optimizer, &mut file.training);
@@ -210,6 +210,12 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
     if let Some(v) = o.label_smoothing {
         label_smoothing("--label-smoothing", v)?;
     }
+    Ok(())
+}
+
+/// The run's configuration: the model description's defaults, overridden by options.
+fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
+    check_sources(o, spec)?;
     if let Some(name) = &o.optimizer {
         spec.optimizer.kind = Some(name.clone());
     }
