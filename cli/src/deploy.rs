@@ -67,8 +67,8 @@ pub struct DeployArgs {
     /// Also write the report as JSON (a stable layout: `schema` 1).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Stop the emulator after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    /// Stop the emulator after this many seconds (at least 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = crate::args::seconds)]
     pub timeout: u64,
 }
 

@@ -1,6 +1,7 @@
 //! The `lasagna` command line: argument parsing, progress bars, charts and
 //! messages. The work itself is in the libraries (`lasagna-trainer`,
 //! `lasagna-deploy`).
+mod args;
 mod deploy;
 mod device;
 mod error;

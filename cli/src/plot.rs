@@ -160,6 +160,9 @@ fn load_run(path: &Path) -> Result<Run> {
             "{reason}. HINT: pass files written by `lasagna train --metrics` or `lasagna sweep`"
         ),
     };
+    if let Some(list) = v.get("epochs").and_then(Value::as_array) {
+        check_values(path, list)?;
+    }
     let epochs: Vec<EpochMetrics> = match v.get("epochs") {
         Some(e) => serde_json::from_value(e.clone())
             .map_err(|e| bad(format!("`epochs` is not a list of epoch metrics: {e}")))?,
@@ -174,6 +177,59 @@ fn load_run(path: &Path) -> Result<Run> {
                 .map_or("run".into(), |s| s.to_string_lossy().into_owned())
         });
     Ok(Run { label, epochs })
+}
+
+/// Refuses what a chart cannot show, naming the file, the epoch and the
+/// field: a loss or accuracy that is null (how JSON writes NaN) or beyond
+/// `f32` (the trainer writes `f32`; 1e308 would read back as infinity), and
+/// an accuracy outside [0, 1]. A null validation value means no validation set.
+fn check_values(path: &Path, epochs: &[Value]) -> Result<()> {
+    for (i, e) in epochs.iter().enumerate() {
+        let epoch = e
+            .get("epoch")
+            .and_then(Value::as_u64)
+            .unwrap_or(i as u64 + 1);
+        for field in ["train_loss", "train_acc", "val_loss", "val_acc", "lr"] {
+            let bad = |what: String| Error::BadData {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "epoch {epoch}: `{field}` {what}, which a chart cannot show. HINT: \
+                     a diverged run has no curve; retrain it (e.g. with a lower --lr) \
+                     or leave its file out"
+                ),
+            };
+            let x = match e.get(field) {
+                Some(Value::Null) if field.starts_with("val_") => continue,
+                Some(Value::Null) => return Err(bad("is null (NaN when written)".into())),
+                Some(v) => match v.as_f64() {
+                    Some(x) => x,
+                    None => continue, // serde names the wrong type below
+                },
+                None => continue,
+            };
+            if x.is_nan() || x.abs() > f32::MAX as f64 {
+                return Err(bad(format!("is {x:e}, beyond f32's ±3.4e38")));
+            }
+            if field.ends_with("_acc") && !(0.0..=1.0).contains(&x) {
+                return Err(bad(format!("is {x}, outside [0, 1]")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tick labels for values up to `max` in magnitude: two decimals where they
+/// read well, scientific notation where two decimals would show only zeros
+/// or a dozen digits.
+fn tick_format(max: f64) -> impl Fn(&f64) -> String {
+    let scientific = max >= 1e4 || (max > 0.0 && max < 1e-2);
+    move |y| {
+        if scientific {
+            format!("{y:.1e}")
+        } else {
+            format!("{y:.2}")
+        }
+    }
 }
 
 /// What one panel of the curves shows.
@@ -329,14 +385,21 @@ impl Picture for Curves {
             .flatten()
             .filter(|v| v.is_finite())
             .fold(0.0f32, f32::max) as f64;
+        // Losses below zero (MSE cannot, a hand-made file can) stay on the chart.
+        let min_loss = all()
+            .flat_map(|m| [Some(m.train_loss), m.val_loss])
+            .flatten()
+            .filter(|v| v.is_finite())
+            .fold(0.0f32, f32::min) as f64;
+        let loss_fmt = tick_format(max_loss.max(-min_loss));
         self.panel(
             &left,
             Panel {
                 caption: "Loss",
                 y_desc: "cross-entropy loss (nats)",
                 value: &|m| (m.train_loss, m.val_loss),
-                y_range: 0.0..(max_loss * 1.08).max(1e-3),
-                y_fmt: &|y| format!("{y:.2}"),
+                y_range: min_loss * 1.08..(max_loss * 1.08).max(1e-3),
+                y_fmt: &loss_fmt,
                 legend_pos: Some(SeriesLabelPosition::UpperRight),
             },
         )?;

@@ -67,8 +67,8 @@ pub struct SweepArgs {
     /// Seed of every run.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Only the first N grid points (before sharding).
-    #[arg(long, value_name = "N")]
+    /// Only the first N grid points (before sharding; at least 1).
+    #[arg(long, value_name = "N", value_parser = crate::args::at_least_one)]
     pub limit: Option<usize>,
     /// Run only shard K of N: the grid points whose index % N == K - 1.
     #[arg(long, value_name = "K/N")]
@@ -340,6 +340,9 @@ pub fn run(a: SweepArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // Every run's model, checked before the first one trains (on a GPU the
+    // host's MemAvailable says nothing; `lasagna train` checks each run too).
+    g.check_memory(!matches!(a.device, Device::Cuda))?;
     create_dir(&out)?;
 
     let mut done: Vec<(PathBuf, Value)> = Vec::new();

@@ -110,6 +110,12 @@ pub struct TrainArgs {
     /// No progress bars or epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Refuse, before loading data, a model whose parameters, gradients,
+    /// optimizer state and activations need more than BYTES (K, M, G, T:
+    /// powers of 1024, e.g. 512M or 4G). On the CPU the memory the system
+    /// has available is always a limit too.
+    #[arg(long, value_name = "BYTES", value_parser = crate::args::bytes)]
+    pub max_memory: Option<u64>,
 }
 
 impl TrainArgs {
@@ -141,6 +147,7 @@ impl TrainArgs {
             checkpoint: self.checkpoint.clone(),
             resume: self.resume.clone(),
             started,
+            max_memory: self.max_memory,
         }
     }
 }

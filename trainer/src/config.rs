@@ -3,6 +3,7 @@
 
 use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
+use crate::footprint::product;
 use crate::init::Init;
 use crate::layers::{
     Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Dropout2d,
@@ -222,6 +223,77 @@ fn bn_momentum() -> f32 {
     0.1
 }
 
+/// How errors name a model description: `the mlp preset`, or the file's path.
+pub fn origin_name(model: &str) -> String {
+    if PRESETS.iter().any(|(n, _)| *n == model) {
+        format!("the {model} preset")
+    } else {
+        model.to_string()
+    }
+}
+
+/// An optimizer kind's defaults from its name.
+pub fn optimizer_kind(name: &str) -> Result<OptimConfig> {
+    match name {
+        "adam" => Ok(OptimConfig::adam()),
+        "adamw" => Ok(OptimConfig::adamw()),
+        "sgd" => Ok(OptimConfig::sgd()),
+        other => Err(Error::config(
+            "optimizer type",
+            format!("`{other}`; use sgd, adam or adamw"),
+        )),
+    }
+}
+
+/// Renames the setting a configuration error names, so a check is written
+/// once and each caller says where the value came from: `--lr` on the
+/// command line, `[optimizer] lr in model.toml` from a file.
+pub fn named(what: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Config { reason, .. } => Error::config(what, reason),
+        other => other,
+    }
+}
+
+/// A positive, finite number (learning rate, clip norm).
+pub fn positive(what: &str, x: f32) -> Result<()> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(what, format!("{x} is not a positive number")))
+    }
+}
+
+/// A finite number at least 0 (weight decay, momentum).
+pub fn non_negative(what: &str, x: f32) -> Result<()> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(what, format!("{x} must be finite and >= 0")))
+    }
+}
+
+/// A count of at least 1 (epochs, batch size, patience).
+pub fn at_least_one(what: &str, n: usize) -> Result<()> {
+    if n >= 1 {
+        Ok(())
+    } else {
+        Err(Error::config(what, "must be at least 1"))
+    }
+}
+
+/// CrossEntropy label smoothing: in [0, 1), as PyTorch requires.
+pub fn label_smoothing(what: &str, x: f32) -> Result<()> {
+    if (0.0..1.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(Error::config(
+            what,
+            format!("{x} is outside [0, 1); typical values are 0.0 to 0.2"),
+        ))
+    }
+}
+
 /// `[optimizer]`: the kind and its hyper-parameters (PyTorch's defaults when omitted).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -424,20 +496,137 @@ impl ModelSpec {
         Ok(out)
     }
 
+    /// Fails unless the model's output is one value per class (`classes`,
+    /// 10 for MNIST), naming the last layer and what to change in `origin`
+    /// (see [`origin_name`]). Checked when the model is built: otherwise a
+    /// wrong width fails at the first step (too few outputs) or only when
+    /// the trained model is exported (too many).
+    pub fn check_outputs<B: Backend>(
+        &self,
+        layers: &[Box<dyn Layer<B>>],
+        classes: usize,
+        origin: &str,
+    ) -> Result<()> {
+        let mut shape = self.input.clone();
+        for (i, l) in layers.iter().enumerate() {
+            shape = l.output_shape(&shape).map_err(|reason| Error::Shape {
+                index: i,
+                layer: l.describe(),
+                input: shape.clone(),
+                reason,
+            })?;
+        }
+        let outputs = product(&shape);
+        if outputs == Some(classes as u64) {
+            return Ok(());
+        }
+        let Some((last, layer)) = layers.iter().enumerate().next_back() else {
+            return Err(Error::config("model", "it has no layers"));
+        };
+        // The linear layer that sets the width, when the layers after it
+        // (activations, dropout, softmax) keep it.
+        let sizer = self
+            .layers
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, l)| match l {
+                LayerSpec::Linear { out, .. } => Some((i, *out)),
+                _ => None,
+            });
+        let hint = match sizer {
+            Some((i, out)) if shape.len() == 1 && Some(out as u64) == outputs => {
+                let which = if i + 1 == self.layers.len() {
+                    "the last [[layers]]".to_string()
+                } else {
+                    format!("the last linear layer (layer {i})")
+                };
+                format!("set out = {classes} in {which} of {origin}")
+            }
+            _ if shape.len() > 1 => format!(
+                "the output has shape {shape:?}; end {origin} with [[layers]] of type = \"flatten\" \
+                 and then type = \"linear\" with out = {classes}"
+            ),
+            _ => format!(
+                "end {origin} with a [[layers]] of type = \"linear\" and out = {classes}, \
+                 one output per class"
+            ),
+        };
+        let outputs = outputs.map_or("more than 2^64".to_string(), |n| n.to_string());
+        Err(Error::config(
+            "model output",
+            format!(
+                "the last layer (layer {last}, {}) gives {outputs} outputs but MNIST has {classes} classes. HINT: {hint}",
+                layer.describe()
+            ),
+        ))
+    }
+
+    /// Checks every hyper-parameter the description sets, with the rules the
+    /// command-line flags follow, naming the TOML key and `origin` (see
+    /// [`origin_name`]): `invalid [optimizer] lr in model.toml: ...`.
+    pub fn check_hyperparameters(&self, origin: &str) -> Result<()> {
+        let key = |k: &str| format!("{k} in {origin}");
+        let o = &self.optimizer;
+        if let Some(kind) = &o.kind {
+            optimizer_kind(kind).map_err(named(&key("[optimizer] type")))?;
+        }
+        if let Some(v) = o.lr {
+            positive(&key("[optimizer] lr"), v)?;
+        }
+        if let Some(v) = o.weight_decay {
+            non_negative(&key("[optimizer] weight_decay"), v)?;
+        }
+        if let Some(v) = o.momentum {
+            non_negative(&key("[optimizer] momentum"), v)?;
+        }
+        if let Some((b1, b2)) = o.betas {
+            for b in [b1, b2] {
+                if !(0.0..1.0).contains(&b) {
+                    return Err(Error::config(
+                        key("[optimizer] betas"),
+                        format!("{b} is outside [0, 1) (PyTorch's default is [0.9, 0.999])"),
+                    ));
+                }
+            }
+        }
+        if let Some(v) = o.eps {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::config(
+                    key("[optimizer] eps"),
+                    format!("{v} must be > 0 (PyTorch's default is 1e-8)"),
+                ));
+            }
+        }
+        if let Some(s) = &o.schedule {
+            parse_schedule(s, 1).map_err(named(&key("[optimizer] schedule")))?;
+        }
+        let t = &self.training;
+        if let Some(n) = t.epochs {
+            at_least_one(&key("[training] epochs"), n)?;
+        }
+        if let Some(n) = t.batch_size {
+            at_least_one(&key("[training] batch_size"), n)?;
+        }
+        if let Some(s) = &t.loss {
+            s.parse::<Loss>().map_err(named(&key("[training] loss")))?;
+        }
+        if let Some(v) = t.label_smoothing {
+            label_smoothing(&key("[training] label_smoothing"), v)?;
+        }
+        if let Some(v) = t.clip_grad_norm {
+            positive(&key("[training] clip_grad_norm"), v)?;
+        }
+        if let Some(n) = t.early_stopping {
+            at_least_one(&key("[training] early_stopping"), n)?;
+        }
+        Ok(())
+    }
+
     /// The optimizer this description asks for.
     pub fn optimizer(&self) -> Result<OptimConfig> {
         let o = &self.optimizer;
-        let mut cfg = match o.kind.as_deref().unwrap_or("adam") {
-            "adam" => OptimConfig::adam(),
-            "adamw" => OptimConfig::adamw(),
-            "sgd" => OptimConfig::sgd(),
-            other => {
-                return Err(Error::config(
-                    "optimizer type",
-                    format!("`{other}`; use sgd, adam or adamw"),
-                ))
-            }
-        };
+        let mut cfg = optimizer_kind(o.kind.as_deref().unwrap_or("adam"))?;
         match &mut cfg {
             OptimConfig::Sgd {
                 momentum,
@@ -535,6 +724,89 @@ mod tests {
                 eta_min: 0.0
             }
         );
+    }
+
+    #[test]
+    fn an_output_that_is_not_one_value_per_class_names_the_layer_and_the_fix() -> Result<()> {
+        let refusal = |toml: &str| -> Result<String> {
+            let spec = ModelSpec::parse(toml, "m.toml")?;
+            let layers = spec.build_layers::<Cpu>()?;
+            Ok(spec
+                .check_outputs(&layers, 10, "m.toml")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default())
+        };
+        let flat = "[[layers]]\ntype = \"flatten\"\n";
+        let e = refusal(&format!(
+            "{flat}[[layers]]\ntype = \"linear\"\nout = 9\n[[layers]]\ntype = \"softmax\"\n"
+        ))?;
+        assert!(
+            e.contains("layer 2, Softmax")
+                && e.contains("in the last linear layer (layer 1) of m.toml"),
+            "{e}"
+        );
+        let e = refusal(flat)?;
+        assert!(
+            e.contains("784 outputs") && e.contains("type = \"linear\""),
+            "{e}"
+        );
+        let e = refusal("input = [28, 28]\n[[layers]]\ntype = \"linear\"\nout = 10\n")?;
+        assert!(e.contains("shape [28, 10]") && e.contains("flatten"), "{e}");
+        let ok = format!("{flat}[[layers]]\ntype = \"linear\"\nout = 10\n");
+        assert_eq!(refusal(&ok)?, "");
+        Ok(())
+    }
+
+    #[test]
+    fn every_bad_hyperparameter_key_is_named_with_its_table_and_file() -> Result<()> {
+        let cases = [
+            ("[optimizer]\ntype = \"adagrad\"", "[optimizer] type"),
+            ("[optimizer]\nlr = -1", "[optimizer] lr"),
+            ("[optimizer]\nlr = nan", "[optimizer] lr"),
+            (
+                "[optimizer]\nweight_decay = -0.1",
+                "[optimizer] weight_decay",
+            ),
+            ("[optimizer]\nmomentum = inf", "[optimizer] momentum"),
+            ("[optimizer]\nbetas = [0.9, 1.0]", "[optimizer] betas"),
+            ("[optimizer]\neps = 0", "[optimizer] eps"),
+            (
+                "[optimizer]\nschedule = \"cosine:0\"",
+                "[optimizer] schedule",
+            ),
+            ("[training]\nepochs = 0", "[training] epochs"),
+            ("[training]\nbatch_size = 0", "[training] batch_size"),
+            ("[training]\nloss = \"hinge\"", "[training] loss"),
+            (
+                "[training]\nlabel_smoothing = -0.1",
+                "[training] label_smoothing",
+            ),
+            (
+                "[training]\nclip_grad_norm = 0",
+                "[training] clip_grad_norm",
+            ),
+            (
+                "[training]\nearly_stopping = 0",
+                "[training] early_stopping",
+            ),
+        ];
+        let layers = "[[layers]]\ntype = \"linear\"\nout = 10\n";
+        for (table, key) in cases {
+            let spec = ModelSpec::parse(&format!("{layers}{table}\n"), "x.toml")?;
+            let e = spec
+                .check_hyperparameters("x.toml")
+                .err()
+                .map(|e| e.to_string());
+            let e = e.unwrap_or_default();
+            assert!(
+                e.starts_with(&format!("invalid {key} in x.toml: ")),
+                "{table}: {e}"
+            );
+        }
+        let spec = ModelSpec::parse(&format!("{layers}[optimizer]\nlr = 0.1\n"), "x.toml")?;
+        spec.check_hyperparameters("x.toml")?;
+        Ok(())
     }
 
     #[test]

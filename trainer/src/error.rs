@@ -105,6 +105,36 @@ pub enum Error {
     /// process): `cannot write PATH: ...` and the like.
     #[error(transparent)]
     Files(#[from] lasagna_files::Error),
+    /// The run needs more memory than it may use, found from the model's
+    /// sizes before anything is allocated.
+    #[error("{what} needs {} ({detail}), more than the {limit} bytes ({}) that {limit_name} allows. HINT: {hint}", needed.map_or("more than 2^64 bytes".to_string(), |n| format!("{n} bytes = {}", crate::footprint::human(n))), crate::footprint::human(*limit))]
+    TooLarge {
+        /// What needs the memory (`the model`).
+        what: String,
+        /// Bytes needed; `None` when the count overflows `u64`.
+        needed: Option<u64>,
+        /// Where they go (parameters, gradients, optimizer state, activations).
+        detail: String,
+        /// Bytes it may use.
+        limit: u64,
+        /// Where the limit comes from (`--max-memory`, `MemAvailable in /proc/meminfo`).
+        limit_name: String,
+        /// What to change.
+        hint: String,
+    },
+    /// An allocation whose size came from input failed; returned instead of
+    /// aborting the process.
+    #[error("{backend} backend: cannot allocate {what} of {} ({elements} elements). HINT: make the model or --batch-size smaller, or free memory", crate::footprint::human(*bytes))]
+    Alloc {
+        /// Backend name.
+        backend: String,
+        /// What was being allocated (`a buffer`, `initial weights`).
+        what: String,
+        /// Elements asked for.
+        elements: usize,
+        /// Bytes asked for (saturating).
+        bytes: u64,
+    },
     /// The backend failed (device errors on CUDA).
     #[error("{backend} backend: {reason}")]
     Backend {

@@ -355,6 +355,11 @@ pub fn load_model<B: Backend>(
 ) -> Result<Model<B>> {
     let (layers, tensors) = import::<B>(m)?;
     let input: Vec<usize> = m.input_shape().dims().iter().map(|&d| d as usize).collect();
+    // The file's shapes decide the activation buffers: refuse them before
+    // allocating when they do not fit (no optimizer, so no state).
+    let need = crate::footprint::estimate(&layers, &input, max_batch, 0)?;
+    let host = b.location() == crate::backend::Location::Host;
+    crate::footprint::check(&need, crate::footprint::limit(None, host))?;
     let mut model = Model::build(b, layers, &input, max_batch, 0)?;
     model.restore(b, &tensors)?;
     model.eval();

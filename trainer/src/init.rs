@@ -153,6 +153,20 @@ pub enum Dist {
 }
 
 impl Dist {
+    /// [`Dist::sample`], or [`Error::Alloc`] instead of an abort when `n`
+    /// values do not fit in memory (`n` comes from the model description).
+    pub fn try_sample(self, n: usize, rng: &mut Stream) -> Result<Vec<f32>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n)
+            .map_err(|_| crate::footprint::alloc_error::<f32>(n, "host", "initial weights"))?;
+        match self {
+            Dist::Uniform(bound) => v.extend((0..n).map(|_| rng.uniform_range(-bound, bound))),
+            Dist::Normal(std) => v.extend((0..n).map(|_| rng.normal() * std)),
+            Dist::Constant(c) => v.resize(n, c),
+        }
+        Ok(v)
+    }
+
     /// `n` values drawn in order from `rng`.
     pub fn sample(self, n: usize, rng: &mut Stream) -> Vec<f32> {
         match self {
@@ -223,7 +237,7 @@ impl Init {
     /// Initial values of a weight of `shape`, drawn from `rng`.
     pub fn weight(&self, shape: &[usize], default: Dist, rng: &mut Stream) -> Result<Vec<f32>> {
         let n = shape.iter().product();
-        Ok(self.dist(shape, default)?.sample(n, rng))
+        self.dist(shape, default)?.try_sample(n, rng)
     }
 
     /// Initial values of a bias of `n` elements: `default` under

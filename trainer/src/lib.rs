@@ -18,6 +18,7 @@ pub mod diagnose;
 pub mod error;
 pub mod export;
 pub mod fold;
+pub mod footprint;
 pub mod init;
 pub mod inspect;
 pub mod layers;

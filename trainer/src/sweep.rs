@@ -22,7 +22,10 @@
 //! seed = 0
 //! ```
 
+use crate::backend::cpu::Cpu;
+use crate::config::{at_least_one, named, optimizer_kind, positive, ModelSpec};
 use crate::error::{Error, Result};
+use crate::footprint;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -85,6 +88,9 @@ struct GridFile {
     #[serde(default)]
     training: BaseFile,
 }
+
+/// Images in MNIST's training set (what `train_subset` and `val` divide).
+const MNIST_TRAIN: usize = 60_000;
 
 /// Activations a grid may name (TOML layer types of [`crate::config::LayerSpec`]).
 pub const ACTIVATIONS: &[&str] = &["relu", "gelu", "leaky_relu", "tanh", "silu", "sigmoid"];
@@ -179,6 +185,72 @@ impl Grid {
                 "sweep axis `activation`",
                 format!("`{a}` is not one of {}", ACTIVATIONS.join(", ")),
             ));
+        }
+        // The shared settings, checked here rather than by the first run:
+        // a sweep that cannot train fails before it creates anything.
+        let b = &self.base;
+        let name = |k: &str| format!("sweep --{} ([training] {k})", k.replace('_', "-"));
+        at_least_one(&name("epochs"), b.epochs)?;
+        at_least_one(&name("batch_size"), b.batch_size)?;
+        positive(&name("lr"), b.lr)?;
+        optimizer_kind(&b.optimizer).map_err(named(&name("optimizer")))?;
+        let images = match b.train_subset {
+            Some(n) if n == 0 || n > MNIST_TRAIN => {
+                return Err(Error::config(
+                    name("train_subset"),
+                    format!("{n} is not in 1..={MNIST_TRAIN} (MNIST's training set)"),
+                ))
+            }
+            Some(n) => n,
+            None => MNIST_TRAIN,
+        };
+        if b.val >= images {
+            return Err(Error::config(
+                name("val"),
+                format!(
+                    "{} validation images leave none of the {images} training images to train on; \
+                     use fewer (e.g. {})",
+                    b.val,
+                    images / 10
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails when the largest run's model needs more memory than the
+    /// machine has available (`host`: buffers in host memory; see
+    /// [`crate::footprint`]), before the first run starts.
+    pub fn check_memory(&self, host: bool) -> Result<()> {
+        let Some(limit) = footprint::limit(None, host) else {
+            return Ok(());
+        };
+        let slots = optimizer_kind(&self.base.optimizer)?.slots();
+        // The eval batch is 1000 (TrainConfig::mnist_default), so the
+        // largest batch is at least that.
+        let batch = self.base.batch_size.max(1000);
+        for r in self.runs() {
+            let spec = ModelSpec::parse(&r.model_toml(), &r.name())?;
+            let layers = spec.build_layers::<Cpu>()?;
+            let need = footprint::estimate(&layers, &spec.input, batch, slots)?;
+            footprint::check(&need, Some(limit)).map_err(|e| match e {
+                Error::TooLarge {
+                    what,
+                    needed,
+                    detail,
+                    limit,
+                    limit_name,
+                    ..
+                } => Error::TooLarge {
+                    what: format!("sweep run {}: {what}", r.name()),
+                    needed,
+                    detail,
+                    limit,
+                    limit_name,
+                    hint: "use a smaller --hidden or fewer --layers".into(),
+                },
+                other => other,
+            })?;
         }
         Ok(())
     }
@@ -562,6 +634,40 @@ mod tests {
         bad = Grid::chapter();
         bad.dropout = vec![1.0];
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn shared_settings_that_cannot_train_are_refused_before_any_run() {
+        let refused = |edit: &dyn Fn(&mut Base), needle: &str| {
+            let mut g = Grid::chapter();
+            edit(&mut g.base);
+            let e = g.validate().expect_err(needle).to_string();
+            assert!(e.contains(needle), "{e}");
+        };
+        refused(&|b| b.epochs = 0, "--epochs");
+        refused(&|b| b.batch_size = 0, "--batch-size");
+        refused(&|b| b.lr = -1.0, "--lr");
+        refused(&|b| b.optimizer = "adagrad".into(), "--optimizer");
+        refused(&|b| b.train_subset = Some(0), "--train-subset");
+        refused(&|b| b.val = 60_000, "--val");
+        refused(
+            &|b| {
+                b.train_subset = Some(500);
+                b.val = 500;
+            },
+            "--val",
+        );
+        let mut g = Grid::chapter();
+        g.hidden = vec![100_000];
+        let e = g
+            .check_memory(true)
+            .map_or_else(|e| e.to_string(), |_| String::new());
+        // Three layers of width 10^5: 10^10 parameters, about 190 GiB with Adam.
+        if crate::footprint::mem_available().is_some_and(|m| m < 100 << 30) {
+            assert!(e.contains("bytes") && e.contains("h100000"), "{e}");
+        } else {
+            eprintln!("skipped the memory part: no MemAvailable, or over 100 GiB of it");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::backend::{Backend, NormDims};
 use crate::error::{Error, Result};
+use crate::footprint::{product, Footprint};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Mode, Param};
 use crate::philox::Stream;
@@ -165,6 +166,13 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
 
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         V::positions(input, self.features).map(|_| input.to_vec())
+    }
+
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let c = self.features as u64;
+        // Running mean and variance, saved mean and inverse std, and dx scratch.
+        let scratch = product(input)?.checked_mul(max_batch as u64)?;
+        Footprint::new(&[c, c], c.checked_mul(4)?.checked_add(scratch)?)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, _rng: &mut Stream) -> Result<()> {

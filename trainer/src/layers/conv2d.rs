@@ -5,6 +5,7 @@
 
 use crate::backend::{Backend, Conv2dDims};
 use crate::error::{Error, Result};
+use crate::footprint::{product, Footprint};
 use crate::init::{torch_linear_default, Init};
 use crate::layers::linear::not_set_up;
 use crate::layers::{Ctx, ExportOp, Layer, Param};
@@ -221,6 +222,21 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         let d = self.dims(1, input)?;
         Ok(vec![d.c_out, d.oh, d.ow])
+    }
+
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let d = self.dims(max_batch, input).ok()?;
+        let [kh, kw] = self.kernel;
+        let ig = self.in_channels / self.groups.max(1);
+        let weight = product(&[self.out_channels, ig, kh, kw])?;
+        let bias = if self.bias {
+            self.out_channels as u64
+        } else {
+            0
+        };
+        // The CPU backend's column matrix, the largest scratch of the backends.
+        let scratch = crate::backend::cpu::conv2d::scratch_len(&d)? as u64;
+        Footprint::new(&[weight, bias], scratch)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, rng: &mut Stream) -> Result<()> {

@@ -5,6 +5,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::footprint::{product, Footprint};
 use crate::init::{Dist, Init};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Param};
@@ -61,6 +62,11 @@ impl<B: Backend> Layer<B> for Embedding<B> {
             [t] => Ok(vec![t, self.dim]),
             _ => Err(format!("expected [T] token ids per sample, got {input:?}")),
         }
+    }
+
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let idx = (*input.first()? as u64).checked_mul(max_batch as u64)?;
+        Footprint::new(&[product(&[self.num, self.dim])?], idx)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, rng: &mut Stream) -> Result<()> {

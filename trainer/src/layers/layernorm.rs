@@ -4,6 +4,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::footprint::{product, Footprint};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Param};
 use crate::philox::Stream;
@@ -73,6 +74,13 @@ impl<B: Backend> Layer<B> for LayerNorm<B> {
                 self.size
             )),
         }
+    }
+
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let c = self.size as u64;
+        let numel = product(input)?.checked_mul(max_batch as u64)?;
+        let rows = numel / c.max(1);
+        Footprint::new(&[c, c], rows.checked_mul(2)?.checked_add(numel)?)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, _rng: &mut Stream) -> Result<()> {

@@ -3,6 +3,7 @@
 //! the whole batch is one GEMM of `batch * rows_per_sample` rows.
 
 use crate::backend::{Backend, Gemm};
+use crate::footprint::Footprint;
 use crate::layers::gemm_amp as gemm;
 
 use crate::error::{Error, Result};
@@ -84,6 +85,11 @@ impl<B: Backend> Layer<B> for Linear<B> {
                 self.in_features
             )),
         }
+    }
+
+    fn footprint(&self, _input: &[usize], _max_batch: usize) -> Option<Footprint> {
+        let (i, o) = (self.in_features as u64, self.out_features as u64);
+        Footprint::new(&[o.checked_mul(i)?, if self.bias { o } else { 0 }], 0)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], _max_batch: usize, rng: &mut Stream) -> Result<()> {

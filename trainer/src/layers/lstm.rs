@@ -11,6 +11,7 @@
 
 use crate::backend::{Backend, Gemm, LstmStep};
 use crate::error::{Error, Result};
+use crate::footprint::Footprint;
 use crate::init::Dist;
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{gemm_amp, Ctx, ExportOp, Layer, Param};
@@ -160,6 +161,34 @@ impl<B: Backend> Layer<B> for Lstm<B> {
         }
     }
 
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let t = *input.first()? as u64;
+        let (h, n) = (self.hidden_size as u64, max_batch as u64);
+        let h4 = h.checked_mul(4)?;
+        let mut sizes = Vec::new();
+        let nh = n.checked_mul(h)?;
+        let nth = nh.checked_mul(t)?;
+        let nt4h = nth.checked_mul(4)?;
+        let mut state = 0u64;
+        for l in 0..self.num_layers {
+            let i = self.layer_input(l) as u64;
+            sizes.extend([h4.checked_mul(i)?, h4.checked_mul(h)?, h4, h4]);
+            // Saved per layer, as `setup` allocates: gates, c, h per step, and
+            // the output sequence of every layer but the last.
+            let out = if l + 1 == self.num_layers { 0 } else { nth };
+            state = [nt4h, nth, nth, out]
+                .iter()
+                .try_fold(state, |a, &v| a.checked_add(v))?;
+        }
+        // Scratch: rec, dgates, dgates_step, dh, dc, dseq.
+        let dseq = if self.num_layers > 1 { nth } else { 0 };
+        let n4h = nh.checked_mul(4)?;
+        state = [n4h, nt4h, n4h, nh, nh, dseq]
+            .iter()
+            .try_fold(state, |a, &v| a.checked_add(v))?;
+        Footprint::new(&sizes, state)
+    }
+
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, rng: &mut Stream) -> Result<()> {
         self.output_shape(input)
             .map_err(|r| Error::config(self.describe(), r))?;
@@ -177,7 +206,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 ("bias_ih", vec![4 * h]),
                 ("bias_hh", vec![4 * h]),
             ] {
-                let values = dist.sample(shape.iter().product(), rng);
+                let values = dist.try_sample(shape.iter().product(), rng)?;
                 self.params.push(Param::new(b, name, shape, &values)?);
             }
             let last = l + 1 == self.num_layers;

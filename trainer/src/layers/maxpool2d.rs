@@ -4,6 +4,7 @@
 
 use crate::backend::{pool_out_len, Backend, Pool2dDims};
 use crate::error::{Error, Result};
+use crate::footprint::{product, Footprint};
 use crate::layers::linear::not_set_up;
 use crate::layers::{Ctx, ExportOp, Layer};
 use crate::philox::Stream;
@@ -141,6 +142,12 @@ impl<B: Backend> Layer<B> for MaxPool2d<B> {
 
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         pool_dims(&self.window, input).map(|d| vec![d.c, d.oh, d.ow])
+    }
+
+    fn footprint(&self, input: &[usize], max_batch: usize) -> Option<Footprint> {
+        let d = pool_dims(&self.window, input).ok()?;
+        let out = product(&[d.c, d.oh, d.ow, max_batch])?;
+        Footprint::new(&[], out)
     }
 
     fn setup(&mut self, b: &B, input: &[usize], max_batch: usize, _rng: &mut Stream) -> Result<()> {

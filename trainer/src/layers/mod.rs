@@ -8,6 +8,7 @@
 
 use crate::backend::{Backend, Gemm};
 use crate::error::Result;
+use crate::footprint::Footprint;
 use crate::philox::Stream;
 
 /// Train or eval semantics (dropout on/off, batch or running statistics).
@@ -96,6 +97,14 @@ pub trait Layer<B: Backend>: Send {
         dy: &B::Buf,
         dx: Option<&mut B::Buf>,
     ) -> Result<()>;
+    /// Elements [`Layer::setup`] will allocate for `input` and `max_batch`,
+    /// counted before allocating so a model too large for memory is refused
+    /// rather than aborted (see [`crate::footprint`]); `None` when the count
+    /// overflows `u64`. The default, nothing, is right for layers without
+    /// parameters or saved state.
+    fn footprint(&self, _input: &[usize], _max_batch: usize) -> Option<Footprint> {
+        Some(Footprint::default())
+    }
     /// Trainable parameters.
     fn params(&self) -> &[Param<B>] {
         &[]

@@ -6,6 +6,7 @@
 //! only once the file and the data are known to be good.
 
 use crate::backend::Backend;
+use crate::data::mnist::MNIST_CLASSES;
 use crate::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::export::load_model;
@@ -85,7 +86,26 @@ impl EvalSet {
     /// normalization. The file is refused before the data is read.
     pub fn load(o: &EvalOptions) -> Result<EvalSet> {
         let bytes = crate::read::model_file(&o.model_file)?;
-        let (mean, std) = parse(&o.model_file, &bytes)?.normalization();
+        let m = parse(&o.model_file, &bytes)?;
+        // One output per digit, or the accuracy means nothing (and fewer
+        // than 10 fail at the first batch): refused before MNIST loads.
+        let outputs: u64 = m
+            .output_shape()
+            .dims()
+            .iter()
+            .map(|&d| u64::from(d))
+            .product();
+        if outputs != MNIST_CLASSES as u64 {
+            return Err(Error::config(
+                "model output",
+                format!(
+                    "{} gives {outputs} outputs but MNIST has {MNIST_CLASSES} classes. \
+                     HINT: evaluate a model trained on MNIST (`lasagna train --out`)",
+                    o.model_file.display()
+                ),
+            ));
+        }
+        let (mean, std) = m.normalization();
         let dir = resolve_data_dir(o.data.as_deref());
         let data = load_mnist(&dir, Normalization { mean, std })?;
         Ok(EvalSet {

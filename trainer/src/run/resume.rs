@@ -196,6 +196,7 @@ mod tests {
             checkpoint: None,
             resume: None,
             started: Instant::now(),
+            max_memory: None,
         }
     }
 

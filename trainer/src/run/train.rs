@@ -6,12 +6,18 @@
 
 use super::resume::resume_recipe;
 use crate::backend::Backend;
+use crate::backend::Location;
 use crate::checkpoint::{data_crc32, Checkpoint, Recipe};
-use crate::config::{parse_schedule, ModelSpec, PRESETS};
+use crate::config::{
+    label_smoothing, named, non_negative, optimizer_kind, origin_name, parse_schedule, ModelSpec,
+    PRESETS,
+};
+use crate::data::mnist::MNIST_CLASSES;
 use crate::data::{load_mnist, resolve_data_dir, split_validation, Normalization};
 use crate::diagnose::{diagnose, Diagnosis};
 use crate::error::{Error, Result};
 use crate::export::{export_f32, ExportInfo};
+use crate::footprint;
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::train::{evaluate, fit, DeviceData, Progress, RunState, TrainConfig};
@@ -86,6 +92,10 @@ pub struct TrainOptions {
     /// When the run began. `seconds_total` counts from here, so a front end
     /// that starts a device first can include its start-up time.
     pub started: Instant,
+    /// Refuse a model whose parameters, gradients, optimizer state and
+    /// activations need more bytes than this (see [`crate::footprint`]). On
+    /// the CPU, `MemAvailable` of `/proc/meminfo` is a limit as well.
+    pub max_memory: Option<u64>,
 }
 
 /// The run as it is about to start: what a front end shows before the
@@ -218,8 +228,50 @@ fn new_recipe(o: &TrainOptions) -> Result<Recipe> {
     })
 }
 
+/// Forgets a file value that a flag overrides.
+fn clear<T>(v: &mut Option<T>, overridden: bool) {
+    if overridden {
+        *v = None;
+    }
+}
+
+/// Checks every setting where it comes from, so an error names the TOML key
+/// and file (`invalid [optimizer] lr in model.toml`) or the flag (`--lr`).
+fn check_sources(o: &TrainOptions, spec: &ModelSpec) -> Result<()> {
+    // A file value a flag overrides is never used, so it is not checked.
+    let mut file = spec.clone();
+    let (opt, tr) = (&mut file.optimizer, &mut file.training);
+    if o.optimizer.is_some() {
+        opt.kind = None;
+    }
+    clear(&mut opt.lr, o.lr.is_some());
+    clear(&mut opt.weight_decay, o.weight_decay.is_some());
+    clear(&mut opt.momentum, o.momentum.is_some());
+    clear(&mut opt.schedule, o.schedule.is_some());
+    clear(&mut tr.epochs, o.epochs.is_some());
+    clear(&mut tr.batch_size, o.batch_size.is_some());
+    clear(&mut tr.clip_grad_norm, o.clip_grad_norm.is_some());
+    clear(&mut tr.label_smoothing, o.label_smoothing.is_some());
+    clear(&mut tr.early_stopping, o.early_stopping.is_some());
+    file.check_hyperparameters(&origin_name(o.model.as_deref().unwrap_or(DEFAULT_MODEL)))?;
+    if let Some(name) = &o.optimizer {
+        optimizer_kind(name).map_err(named("--optimizer"))?;
+    }
+    for (flag, v) in [
+        ("--weight-decay", o.weight_decay),
+        ("--momentum", o.momentum),
+    ] {
+        v.map_or(Ok(()), |v| non_negative(flag, v))?;
+    }
+    if let Some(v) = o.label_smoothing {
+        label_smoothing("--label-smoothing", v)?;
+    }
+    Ok(())
+}
+
 /// The run's configuration: the model description's defaults, overridden by options.
 fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
+    check_sources(o, spec)?;
     if let Some(name) = &o.optimizer {
         spec.optimizer.kind = Some(name.clone());
     }
@@ -229,7 +281,7 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
     let d = TrainConfig::mnist_default();
     let epochs = o.epochs.or(spec.training.epochs).unwrap_or(d.epochs);
     let schedule = match &o.schedule {
-        Some(s) => parse_schedule(s, epochs)?,
+        Some(s) => parse_schedule(s, epochs).map_err(named("--schedule"))?,
         None => spec.schedule(epochs)?,
     };
     let cfg = TrainConfig {
@@ -240,7 +292,12 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
             .unwrap_or(d.batch_size),
         lr: o.lr.or(spec.optimizer.lr).unwrap_or(d.lr),
         seed: o.seed.unwrap_or(d.seed),
-        optimizer: spec.optimizer()?,
+        // Every value it reads was checked above, by name; what is left is
+        // the one combination rule, Nesterov without momentum.
+        optimizer: spec.optimizer().map_err(named(&format!(
+            "[optimizer] nesterov in {}",
+            origin_name(o.model.as_deref().unwrap_or(DEFAULT_MODEL))
+        )))?,
         schedule,
         loss: spec.loss()?,
         clip_grad_norm: o.clip_grad_norm.or(spec.training.clip_grad_norm),
@@ -279,6 +336,21 @@ pub fn train<B: Backend>(
     };
     let spec = ModelSpec::parse(&recipe.model_toml, &recipe.model)?;
     let (val, subset, seed) = (recipe.val, recipe.subset, recipe.train.seed);
+    // Before the data loads: a model that cannot classify MNIST, or one
+    // that needs more memory than the run may use, is refused now.
+    let layers = spec.build_layers()?;
+    let max_batch = recipe.train.batch_size.max(recipe.train.eval_batch);
+    let need = footprint::estimate(
+        &layers,
+        &spec.input,
+        max_batch,
+        recipe.train.optimizer.slots(),
+    )?;
+    footprint::check(
+        &need,
+        footprint::limit(o.max_memory, b.location() == Location::Host),
+    )?;
+    spec.check_outputs(&layers, MNIST_CLASSES, &origin_name(&recipe.model))?;
 
     let norm = recipe.normalization;
     norm.validate()?;
@@ -318,14 +390,7 @@ pub fn train<B: Backend>(
         ds.sample_shape = spec.input.clone();
     }
 
-    let layers = spec.build_layers()?;
-    let mut model = Model::build(
-        b,
-        layers,
-        &spec.input,
-        cfg.batch_size.max(cfg.eval_batch),
-        cfg.seed,
-    )?;
+    let mut model = Model::build(b, layers, &spec.input, max_batch, cfg.seed)?;
     let mut opt = Optimizer::new(b, cfg.optimizer, &model.param_sizes())?;
     let mut state = RunState::new();
     if let Some((path, _, c)) = &resumed {
@@ -485,6 +550,7 @@ mod tests {
             checkpoint: None,
             resume: None,
             started: Instant::now(),
+            max_memory: None,
         };
         let cfg = match config(&o, &mut spec) {
             Ok(c) => c,

@@ -4,6 +4,7 @@
 use super::Cpu;
 use crate::backend::{need, Location, Memory};
 use crate::error::Result;
+use crate::footprint::{try_copied, try_filled};
 
 impl Memory for Cpu {
     type Buf = Vec<f32>;
@@ -15,14 +16,16 @@ impl Memory for Cpu {
     fn location(&self) -> Location {
         Location::Host
     }
+    // Sizes come from the model description: an allocation the system
+    // refuses is an error, not an abort.
     fn zeros(&self, len: usize) -> Result<Vec<f32>> {
-        Ok(vec![0.0; len])
+        try_filled(len, 0.0, "cpu", "a buffer")
     }
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
-        Ok(host.to_vec())
+        try_copied(host, "cpu", "a buffer")
     }
     fn upload_idx(&self, host: &[u32]) -> Result<Vec<u32>> {
-        Ok(host.to_vec())
+        try_copied(host, "cpu", "an index buffer")
     }
     fn write(&self, dst: &mut Vec<f32>, host: &[f32]) -> Result<()> {
         need(self, "write", host.len(), &[dst.len()])?;
