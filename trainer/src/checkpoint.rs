@@ -112,6 +112,11 @@ fn bad(field: impl Into<String>, value: impl ToString, reason: impl Into<String>
 const HINT_EDITED: &str = "the checkpoint was edited or written by a faulty tool; \
                            use an earlier copy, or start a new run without --resume";
 
+/// [`HINT_EDITED`], when the data may be what differs.
+const HINT_DATA: &str = "--data must hold the MNIST files the run was trained on; otherwise \
+                         the checkpoint was edited or written by a faulty tool; \
+                         use an earlier copy, or start a new run without --resume";
+
 impl Checkpoint {
     /// Captures a run.
     pub fn capture<B: Backend>(
@@ -175,8 +180,7 @@ impl Checkpoint {
                         "the header declares a {total}-byte file but it has {file_len} bytes"
                     ),
                     hint: "the file was cut short or appended to; use an earlier copy, \
-                           or start a new run without --resume"
-                        .into(),
+                           or start a new run without --resume",
                 });
             }
             Some(total) => total,
@@ -201,12 +205,12 @@ impl Checkpoint {
     /// checksum, then the values (finite weights and optimizer state, run
     /// counters that agree with each other). `path` names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
-        let refuse = |b: Bad, hint: &str| Error::BadCheckpoint {
+        let refuse = |b: Bad, hint: &'static str| Error::BadCheckpoint {
             path: path.to_path_buf(),
             field: b.field,
             value: b.value,
             reason: b.reason,
-            hint: hint.to_string(),
+            hint,
         };
         let payload = header::split(bytes).map_err(|(b, hint)| refuse(b, hint))?;
         let c: Checkpoint = serde_json::from_slice(payload).map_err(|e| {
@@ -321,8 +325,7 @@ impl Checkpoint {
                     train.len()
                 ),
                 hint: "point --data at the MNIST files the run used (drop --data for the \
-                       default location)"
-                    .into(),
+                       default location)",
             });
         }
         self.check_steps(path, train.len(), drop_singleton)
@@ -351,9 +354,7 @@ impl Checkpoint {
                 self.state.epochs_done,
                 want.map_or("more than 2^64".into(), |w| w.to_string())
             ),
-            hint: format!(
-                "--data must hold the MNIST files the run was trained on; otherwise {HINT_EDITED}"
-            ),
+            hint: HINT_DATA,
         })
     }
 

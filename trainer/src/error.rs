@@ -86,7 +86,7 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
         /// What to do next.
-        hint: String,
+        hint: &'static str,
     },
     /// An option of a resumed run that contradicts the run in its checkpoint.
     #[error("--resume {path} was trained with {option} {checkpoint}; this command says {given}. HINT: drop {option} to continue the run, or start a new run without --resume")]
@@ -118,9 +118,9 @@ pub enum Error {
         /// Bytes it may use.
         limit: u64,
         /// Where the limit comes from (`--max-memory`, `MemAvailable in /proc/meminfo`).
-        limit_name: String,
+        limit_name: &'static str,
         /// What to change.
-        hint: String,
+        hint: &'static str,
     },
     /// An allocation whose size came from input failed; returned instead of
     /// aborting the process.

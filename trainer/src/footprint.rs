@@ -94,8 +94,8 @@ fn overflow(index: Option<(usize, String)>) -> Error {
         needed: None,
         detail: "the count overflows 64 bits".into(),
         limit: u64::MAX,
-        limit_name: "any 64-bit machine".into(),
-        hint: "make the layers smaller".into(),
+        limit_name: "any 64-bit machine",
+        hint: "make the layers smaller",
     }
 }
 
@@ -174,7 +174,7 @@ pub fn limit(max: Option<u64>, host: bool) -> Option<(u64, &'static str)> {
 }
 
 /// Fails with the bytes `e` needs when they exceed `limit` (see [`limit`]).
-pub fn check(e: &MemoryEstimate, limit: Option<(u64, &str)>) -> Result<()> {
+pub fn check(e: &MemoryEstimate, limit: Option<(u64, &'static str)>) -> Result<()> {
     let Some((limit, name)) = limit else {
         return Ok(());
     };
@@ -187,10 +187,9 @@ pub fn check(e: &MemoryEstimate, limit: Option<(u64, &str)>) -> Result<()> {
         needed,
         detail: e.detail(),
         limit,
-        limit_name: name.to_string(),
+        limit_name: name,
         hint: "use smaller layers (out, hidden, channels) or a smaller --batch-size; \
-               --max-memory BYTES sets the limit"
-            .into(),
+               --max-memory BYTES sets the limit",
     })
 }
 

@@ -247,7 +247,7 @@ impl Grid {
                     detail,
                     limit,
                     limit_name,
-                    hint: "use a smaller --hidden or fewer --layers".into(),
+                    hint: "use a smaller --hidden or fewer --layers",
                 },
                 other => other,
             })?;
