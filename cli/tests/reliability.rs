@@ -12,6 +12,7 @@
 //! and the focused test of each fix.
 
 use lasagna_format::{AlignedModel, Model};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -81,7 +82,14 @@ fn data_dir() -> PathBuf {
 /// What a finished process gave the user, before looking at its files.
 fn classify(o: &Output) -> (Outcome, String) {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    let last = err.lines().last().unwrap_or("").to_string();
+    // The line that says what went wrong (clap follows its own with a
+    // usage line and "For more information, try '--help'").
+    let last = err
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .or(err.lines().last())
+        .unwrap_or("")
+        .to_string();
     if err.contains("panicked") {
         return (Outcome::Panic, last);
     }
@@ -193,6 +201,8 @@ fn snapshot(d: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
                 m.modified().ok(),
             ))
         })
+        // A process killed with `kill -9` leaves its lock sidecar (it
+        // cannot delete it); the next run reuses it, so it is not a loss.
         .filter(|(n, _, _)| !n.ends_with(".lock"))
         .collect();
     v.sort();
@@ -542,12 +552,27 @@ fn input_cases(fx: &Path, cases: &mut Vec<Case>) {
         "input = [28, 28]\n[[layers]]\ntype = \"lstm\"\nhidden = 100000\n[[layers]]\ntype = \"linear\"\nout = 10\n",
     )
     .expect("write toml");
-    // A checkpoint changed by hand, in ways that keep it valid JSON.
+    // A checkpoint changed by hand, in ways that keep it valid JSON, with its
+    // header line rewritten to match (as a careful hand, or a bug in another
+    // tool, would): the values themselves must be refused, not the checksum.
     let ckpt = std::fs::read_to_string(d.join("c.ckpt")).expect("checkpoint");
+    let (_, payload) = ckpt.split_once('\n').expect("checkpoint header line");
+    let reframe = |p: &str| {
+        format!(
+            "LASAGNA-CKPT 2 crc32={:08x} len={}\n{p}",
+            crc32fast::hash(p.as_bytes()),
+            p.len()
+        )
+    };
+    assert_eq!(
+        reframe(payload),
+        ckpt,
+        "the checkpoint header changed its layout"
+    );
     let tamper = |name: &str, from: &str, to: &str| {
-        let changed = ckpt.replacen(from, to, 1);
-        assert_ne!(changed, ckpt, "{from} is not in the checkpoint");
-        std::fs::write(d.join(name), changed).expect("write checkpoint");
+        let changed = payload.replacen(from, to, 1);
+        assert_ne!(changed, payload, "{from} is not in the checkpoint");
+        std::fs::write(d.join(name), reframe(&changed)).expect("write checkpoint");
     };
     tamper("epochs.ckpt", "\"epochs_done\":2", "\"epochs_done\":99");
     let step = ckpt
@@ -568,16 +593,26 @@ fn input_cases(fx: &Path, cases: &mut Vec<Case>) {
         &format!("\"weights\":[[{first}"),
         "\"weights\":[[1e39",
     );
-    tamper(
-        "digit.ckpt",
+    // One digit changed and the header left alone: the checksum's case.
+    let digit = ckpt.replacen(
         &format!("\"weights\":[[{first}"),
         &format!(
             "\"weights\":[[{}",
             first.replacen(|c: char| c.is_ascii_digit() && c != '0', "7", 1)
         ),
+        1,
     );
+    assert_ne!(digit, ckpt);
+    std::fs::write(d.join("digit.ckpt"), digit).expect("write checkpoint");
+    // 5 GB that start like a real model (its header, then holes), so only
+    // the size gives it away; and 5 GB of nothing.
+    let head = std::fs::read(d.join("m.lsn")).expect("model");
     let f = std::fs::File::create(d.join("sparse.lsn")).expect("sparse");
+    (&f).write_all(&head[..64.min(head.len())]).expect("header");
     f.set_len(5_000_000_000).expect("set_len");
+    std::fs::File::create(d.join("zeros.lsn"))
+        .and_then(|f| f.set_len(5_000_000_000))
+        .expect("zeros");
     let mut bomb_dir = d.join("bomb");
     std::fs::create_dir_all(&bomb_dir).expect("bomb dir");
     write_gzip_bomb(&bomb_dir);
@@ -652,22 +687,22 @@ fn input_cases(fx: &Path, cases: &mut Vec<Case>) {
         ),
         (
             "resume epochs_done = 99",
-            "epochs.ckpt",
+            "epochs_done = 99",
             with(&["--resume", "epochs.ckpt"]),
         ),
         (
             "resume step = 1e15",
-            "step.ckpt",
+            "1000000000000000",
             with(&["--resume", "step.ckpt"]),
         ),
         (
             "resume weight 1e39",
-            "inf.ckpt",
+            "weights[0][0] = inf",
             with(&["--resume", "inf.ckpt"]),
         ),
         (
             "resume a changed digit",
-            "digit.ckpt",
+            "CRC-32",
             with(&["--resume", "digit.ckpt"]),
         ),
         (
@@ -694,6 +729,13 @@ fn input_cases(fx: &Path, cases: &mut Vec<Case>) {
             "eval a 5 GB sparse .lsn",
             "5000000000",
             ["eval", "--model-file", "sparse.lsn"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "eval 5 GB of zeros as .lsn",
+            "not a Lasagna model",
+            ["eval", "--model-file", "zeros.lsn"]
                 .map(String::from)
                 .to_vec(),
         ),

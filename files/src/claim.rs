@@ -3,6 +3,7 @@
 use crate::check::{check_distinct, check_writable};
 use crate::error::Result;
 use crate::lock::Lock;
+use crate::write::remove_stale_temps;
 use std::path::Path;
 
 /// A command's outputs, claimed before any work: no two name one file
@@ -10,6 +11,11 @@ use std::path::Path;
 /// is locked against another process ([`Lock::try_exclusive`]) until the
 /// returned locks are dropped. Each output comes with the option that
 /// names it (`--out`), for the messages.
+///
+/// Once an output is locked, the temporary files a killed process left
+/// for it are removed: a command may end without writing an output again
+/// (a resumed run that was already complete), and its litter must not wait
+/// for a write that never comes.
 pub fn claim(outputs: &[(&str, &Path)]) -> Result<Vec<Lock>> {
     check_distinct(outputs)?;
     for (_, p) in outputs {
@@ -17,7 +23,11 @@ pub fn claim(outputs: &[(&str, &Path)]) -> Result<Vec<Lock>> {
     }
     outputs
         .iter()
-        .map(|(_, p)| Lock::try_exclusive(p))
+        .map(|(_, p)| {
+            let lock = Lock::try_exclusive(p)?;
+            remove_stale_temps(p);
+            Ok(lock)
+        })
         .collect()
 }
 
@@ -41,6 +51,23 @@ mod tests {
             !out.exists() && !metrics.exists(),
             "claiming writes no output"
         );
+        drop(locks);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn claiming_an_output_removes_a_dead_processs_temps_without_writing_it() {
+        let d = std::env::temp_dir().join(format!("lasagna-claim-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let out = d.join("c.ckpt");
+        // A pid above the kernel's pid_max (4194304 at most) is never alive.
+        let dead = d.join(".c.ckpt.4999999.3.lasagna-tmp");
+        std::fs::write(&dead, b"partial").unwrap();
+        let locks = claim(&[("--checkpoint", &out)]).unwrap();
+        assert!(!dead.exists(), "the killed run's temp is removed at claim");
+        assert!(!out.exists(), "claiming writes no output");
         drop(locks);
         std::fs::remove_dir_all(&d).ok();
     }

@@ -25,8 +25,11 @@ fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// The lock is taken on a sidecar `.NAME.lock` in the same folder, never
 /// on the file itself: [`crate::write_atomic`] renames a new file over it,
 /// which a lock on the old inode would not stop. The sidecar holds the
-/// owner's pid for the error message, and it is left in place: deleting
-/// it would race with a process that has just opened it.
+/// owner's pid for the error message. On Unix the holder deletes it before
+/// letting go, so no lock files are left beside the outputs; a process that
+/// opened the old sidecar and was waiting on it then finds, once it holds
+/// the lock, that the path no longer names the file it locked, and starts
+/// over (the usual flock + unlink protocol).
 ///
 /// Locks are between processes. Within one process, locking a file that
 /// process already holds succeeds and does nothing.
@@ -71,19 +74,24 @@ impl Lock {
         if held.contains(&key) {
             return Ok(Lock { file: None, key });
         }
-        let mut file = open(&key)?;
-        match FileExt::try_lock(&file) {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                    pid: text.trim().parse().ok(),
-                });
+        let file = loop {
+            let mut file = open(&key)?;
+            match FileExt::try_lock(&file) {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    return Err(Error::Locked {
+                        path: path.to_path_buf(),
+                        pid: text.trim().parse().ok(),
+                    });
+                }
+                Err(TryLockError::Error(source)) => return Err(Error::Lock { path: key, source }),
             }
-            Err(TryLockError::Error(source)) => return Err(Error::Lock { path: key, source }),
-        }
+            if still_named(&file, &key) {
+                break file;
+            }
+        };
         held.push(key.clone());
         drop(held);
         Ok(Lock::stamped(file, key))
@@ -95,11 +103,16 @@ impl Lock {
         if held().contains(&key) {
             return Ok(Lock { file: None, key });
         }
-        let file = open(&key)?;
-        FileExt::lock(&file).map_err(|source| Error::Lock {
-            path: key.clone(),
-            source,
-        })?;
+        let file = loop {
+            let file = open(&key)?;
+            FileExt::lock(&file).map_err(|source| Error::Lock {
+                path: key.clone(),
+                source,
+            })?;
+            if still_named(&file, &key) {
+                break file;
+            }
+        };
         held().push(key.clone());
         Ok(Lock::stamped(file, key))
     }
@@ -117,10 +130,33 @@ impl Lock {
     }
 }
 
+/// Whether `key` still names the file `file` has open: false when the
+/// holder we waited for deleted it (or another process has since made a
+/// new one), in which case our lock guards nothing and must be retaken.
+#[cfg(unix)]
+fn still_named(file: &File, key: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(key)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere the sidecar is never deleted, so the file locked is the one
+/// the path names.
+#[cfg(not(unix))]
+fn still_named(_file: &File, _key: &Path) -> bool {
+    true
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         if let Some(f) = self.file.take() {
             held().retain(|k| k != &self.key);
+            // Deleted while still locked, so whoever opens the path next
+            // makes a new file, and whoever waits on the old one retries.
+            #[cfg(unix)]
+            let _ = std::fs::remove_file(&self.key);
             // Closing the file releases the lock; unlocking first makes
             // it explicit.
             let _ = FileExt::unlock(&f);
@@ -165,6 +201,10 @@ mod tests {
         assert_eq!(pid.trim(), std::process::id().to_string());
         assert!(!p.exists(), "the target itself is never created or locked");
         drop(l);
+        assert!(
+            !d.join(".m.lsn.lock").exists(),
+            "the sidecar is deleted on release"
+        );
         std::fs::remove_dir_all(&d).ok();
     }
 
@@ -186,6 +226,28 @@ mod tests {
         let _ = f.write_all(b"");
         drop(f);
         drop(Lock::exclusive(&p).unwrap());
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A waiter that locked the old sidecar after its holder deleted it
+    /// holds nothing: the next lock is granted on a new file, and the
+    /// waiter's check sees that the path no longer names its file.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_on_a_deleted_sidecar_guards_nothing_and_is_retaken() {
+        let d = dir("stale");
+        let p = d.join("m.lsn");
+        let key = lock_path(&p).unwrap();
+        let held_lock = Lock::try_exclusive(&p).unwrap();
+        // Opened while held, as a waiting process would have.
+        let waiter = open(&key).unwrap();
+        drop(held_lock);
+        FileExt::try_lock(&waiter).unwrap();
+        assert!(!still_named(&waiter, &key), "the path no longer names it");
+        let l = Lock::try_exclusive(&p).unwrap();
+        assert!(still_named(l.file.as_ref().unwrap(), &key));
+        drop(l);
+        drop(waiter);
         std::fs::remove_dir_all(&d).ok();
     }
 }

@@ -118,7 +118,7 @@ fn alive(pid: u32) -> Option<bool> {
 /// Removes `path`'s temporary files whose process is gone, so a `kill -9`
 /// during a write leaves no permanent litter. Best effort: nothing here may
 /// fail the write.
-fn remove_stale_temps(path: &Path) {
+pub(crate) fn remove_stale_temps(path: &Path) {
     let Some(target) = path.file_name().and_then(|n| n.to_str()) else {
         return;
     };

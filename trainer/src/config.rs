@@ -1,9 +1,9 @@
 //! Model descriptions in TOML, so users describe a network without writing
 //! Rust. The presets (`--model mlp`) are such files, embedded in the binary.
 
+use crate::alloc::product;
 use crate::backend::{Act, Backend};
 use crate::error::{Error, Result};
-use crate::footprint::product;
 use crate::init::Init;
 use crate::layers::{
     Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Dropout2d,

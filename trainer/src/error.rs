@@ -107,7 +107,7 @@ pub enum Error {
     Files(#[from] lasagna_files::Error),
     /// The run needs more memory than it may use, found from the model's
     /// sizes before anything is allocated.
-    #[error("{what} needs {} ({detail}), more than the {limit} bytes ({}) that {limit_name} allows. HINT: {hint}", needed.map_or("more than 2^64 bytes".to_string(), |n| format!("{n} bytes = {}", crate::footprint::human(n))), crate::footprint::human(*limit))]
+    #[error("{what} needs {} ({detail}), more than the {limit} bytes ({}) that {limit_name} allows. HINT: {hint}", needed.map_or("more than 2^64 bytes".to_string(), |n| format!("{n} bytes = {}", crate::human_bytes::human(n))), crate::human_bytes::human(*limit))]
     TooLarge {
         /// What needs the memory (`the model`).
         what: String,
@@ -124,7 +124,7 @@ pub enum Error {
     },
     /// An allocation whose size came from input failed; returned instead of
     /// aborting the process.
-    #[error("{backend} backend: cannot allocate {what} of {} ({elements} elements). HINT: make the model or --batch-size smaller, or free memory", crate::footprint::human(*bytes))]
+    #[error("{backend} backend: cannot allocate {what} of {} ({elements} elements). HINT: make the model or --batch-size smaller, or free memory", crate::human_bytes::human(*bytes))]
     Alloc {
         /// Backend name.
         backend: String,

@@ -6,44 +6,14 @@
 //! All counts use checked `u64` arithmetic: a layer of 2^32 outputs must not
 //! wrap around to a small number and pass the check.
 
+use crate::alloc::product;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::human_bytes::human;
 use crate::layers::Layer;
 
 /// Bytes of one buffer element (`f32` values and `u32` indices alike).
 const ELEMENT: u64 = 4;
-
-/// What one layer's `setup` allocates, in elements.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Footprint {
-    /// Trainable values (each also gets a gradient of the same size).
-    pub params: u64,
-    /// Everything else the layer keeps: saved forward state, scratch,
-    /// running statistics, index buffers.
-    pub state: u64,
-    /// The largest single parameter tensor: it is drawn on the host before
-    /// it is uploaded, so it briefly exists twice.
-    pub largest: u64,
-}
-
-impl Footprint {
-    /// A layer with parameter tensors of `sizes` elements and `state` other elements.
-    pub fn new(sizes: &[u64], state: u64) -> Option<Footprint> {
-        let params = sizes.iter().try_fold(0u64, |a, &n| a.checked_add(n))?;
-        Some(Footprint {
-            params,
-            state,
-            largest: sizes.iter().copied().max().unwrap_or(0),
-        })
-    }
-}
-
-/// `a * b * ...` of `usize` sizes as `u64`, or `None` on overflow.
-pub fn product(sizes: &[usize]) -> Option<u64> {
-    sizes
-        .iter()
-        .try_fold(1u64, |a, &n| a.checked_mul(u64::try_from(n).ok()?))
-}
 
 /// A model's memory, in bytes, by purpose.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -243,50 +213,6 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
         ));
     }
     Ok(bytes)
-}
-
-/// `3.1 GiB`, `872.2 KiB`, `512 B`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// A `Vec` of `len` copies of `value`, or [`Error::Alloc`] instead of an
-/// abort when the allocator refuses (sizes that come from input).
-pub fn try_filled<T: Clone>(len: usize, value: T, backend: &str, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| alloc_error::<T>(len, backend, what))?;
-    v.resize(len, value);
-    Ok(v)
-}
-
-/// A `Vec` holding a copy of `host`, or [`Error::Alloc`] instead of an abort.
-pub fn try_copied<T: Clone>(host: &[T], backend: &str, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(host.len())
-        .map_err(|_| alloc_error::<T>(host.len(), backend, what))?;
-    v.extend_from_slice(host);
-    Ok(v)
-}
-
-pub(crate) fn alloc_error<T>(len: usize, backend: &str, what: &str) -> Error {
-    Error::Alloc {
-        backend: backend.to_string(),
-        what: what.to_string(),
-        elements: len,
-        bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
-    }
 }
 
 #[cfg(test)]

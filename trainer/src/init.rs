@@ -158,7 +158,7 @@ impl Dist {
     pub fn try_sample(self, n: usize, rng: &mut Stream) -> Result<Vec<f32>> {
         let mut v = Vec::new();
         v.try_reserve_exact(n)
-            .map_err(|_| crate::footprint::alloc_error::<f32>(n, "host", "initial weights"))?;
+            .map_err(|_| crate::alloc::alloc_error::<f32>(n, "host", "initial weights"))?;
         match self {
             Dist::Uniform(bound) => v.extend((0..n).map(|_| rng.uniform_range(-bound, bound))),
             Dist::Normal(std) => v.extend((0..n).map(|_| rng.normal() * std)),

@@ -9,6 +9,7 @@
 // Op signatures mirror kernel parameter lists (buffers, then dimensions).
 #![allow(clippy::too_many_arguments)]
 
+pub mod alloc;
 pub mod amp;
 pub mod backend;
 pub mod checkpoint;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod fold;
 pub mod footprint;
+pub mod human_bytes;
 pub mod init;
 pub mod inspect;
 pub mod layers;

@@ -6,9 +6,9 @@
 //! statistics towards them; eval mode uses the running statistics. Backward
 //! is the train-mode gradient through the batch statistics.
 
+use crate::alloc::{product, Footprint};
 use crate::backend::{Backend, NormDims};
 use crate::error::{Error, Result};
-use crate::footprint::{product, Footprint};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Mode, Param};
 use crate::philox::Stream;

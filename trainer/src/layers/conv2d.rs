@@ -3,9 +3,9 @@
 //! dilation and groups. The arithmetic is the backend's
 //! [`ConvOps`](crate::backend::ConvOps).
 
+use crate::alloc::{product, Footprint};
 use crate::backend::{Backend, Conv2dDims};
 use crate::error::{Error, Result};
-use crate::footprint::{product, Footprint};
 use crate::init::{torch_linear_default, Init};
 use crate::layers::linear::not_set_up;
 use crate::layers::{Ctx, ExportOp, Layer, Param};

@@ -3,9 +3,9 @@
 //! buffer, then rows of the `[num, dim]` table are gathered into `[T, dim]`.
 //! Token ids are not differentiable, so the input gradient is zero.
 
+use crate::alloc::{product, Footprint};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::footprint::{product, Footprint};
 use crate::init::{Dist, Init};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Param};

@@ -2,9 +2,9 @@
 //! (PyTorch's `nn.LayerNorm(size)`): each row is normalized by its own mean
 //! and biased variance, so train and eval behave the same.
 
+use crate::alloc::{product, Footprint};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::footprint::{product, Footprint};
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{Ctx, ExportOp, Layer, Param};
 use crate::philox::Stream;

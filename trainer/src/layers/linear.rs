@@ -2,8 +2,8 @@
 //! A per-sample input `[..., in]` is `rows_per_sample` rows of `in` values, so
 //! the whole batch is one GEMM of `batch * rows_per_sample` rows.
 
+use crate::alloc::Footprint;
 use crate::backend::{Backend, Gemm};
-use crate::footprint::Footprint;
 use crate::layers::gemm_amp as gemm;
 
 use crate::error::{Error, Result};

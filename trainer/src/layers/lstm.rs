@@ -9,9 +9,9 @@
 //! flowing to `h_{t-1}`), then one GEMM each for `W_ih`'s gradient and the
 //! input gradient over the whole sequence. Nothing is allocated after `setup`.
 
+use crate::alloc::Footprint;
 use crate::backend::{Backend, Gemm, LstmStep};
 use crate::error::{Error, Result};
-use crate::footprint::Footprint;
 use crate::init::Dist;
 use crate::layers::linear::{export_dim, not_set_up};
 use crate::layers::{gemm_amp, Ctx, ExportOp, Layer, Param};

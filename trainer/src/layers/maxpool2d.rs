@@ -2,9 +2,9 @@
 //! `ceil_mode=False`) on per-sample `[C, H, W]`. Forward records each
 //! window's winner so backward routes the gradient to it alone.
 
+use crate::alloc::{product, Footprint};
 use crate::backend::{pool_out_len, Backend, Pool2dDims};
 use crate::error::{Error, Result};
-use crate::footprint::{product, Footprint};
 use crate::layers::linear::not_set_up;
 use crate::layers::{Ctx, ExportOp, Layer};
 use crate::philox::Stream;

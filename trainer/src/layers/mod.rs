@@ -6,9 +6,9 @@
 //! per sample (PyTorch's shape without the batch dimension); buffers hold
 //! `batch * numel(shape)` values, batch-major.
 
+use crate::alloc::Footprint;
 use crate::backend::{Backend, Gemm};
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::philox::Stream;
 
 /// Train or eval semantics (dropout on/off, batch or running statistics).

@@ -14,10 +14,10 @@
 //! [`crate::export::deploy`].
 
 mod eval;
+mod options;
 mod resume;
 mod train;
 
 pub use eval::{inspect, EvalOptions, EvalReport, EvalSet, NostdReport};
-pub use train::{
-    train, Ready, Tested, TrainObserver, TrainOptions, TrainReport, DEFAULT_MODEL, DEFAULT_VAL,
-};
+pub use options::{TrainOptions, DEFAULT_MODEL, DEFAULT_VAL};
+pub use train::{train, Ready, Tested, TrainObserver, TrainReport};

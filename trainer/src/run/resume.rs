@@ -11,7 +11,7 @@
 //! are; the step counter is checked against them), `--device`, and the
 //! output paths.
 
-use super::train::TrainOptions;
+use super::options::TrainOptions;
 use crate::checkpoint::{Checkpoint, Recipe};
 use crate::config::parse_schedule;
 use crate::error::{Error, Result};

@@ -2,9 +2,9 @@
 //! transfers are copies and `sync` has nothing to wait for.
 
 use super::Cpu;
+use crate::alloc::{try_copied, try_filled};
 use crate::backend::{need, Location, Memory};
 use crate::error::Result;
-use crate::footprint::{try_copied, try_filled};
 
 impl Memory for Cpu {
     type Buf = Vec<f32>;
