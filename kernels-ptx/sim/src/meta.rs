@@ -35,6 +35,10 @@ pub(crate) struct InstMeta {
     pub rounding: bool,
     /// Which fence, for the `cp.async` group instructions.
     pub fence: Option<Fence>,
+    /// A morally strong load or store (`.relaxed`, `.acquire`, `.release`,
+    /// `.volatile`): the PTX memory model (ISA section 8) has no data race
+    /// between two such accesses, so the race detector exempts them, like atomics.
+    pub strong: bool,
 }
 
 /// A `mul.f32` whose product an `add.f32`/`sub.f32` may consume fused.
@@ -86,6 +90,7 @@ impl KernelMeta {
                     ftz: has("ftz"),
                     rounding: has("rn") || has("rz") || has("rm") || has("rp"),
                     fence,
+                    strong: has("relaxed") || has("acquire") || has("release") || has("volatile"),
                 }
             })
             .collect();

@@ -92,16 +92,35 @@ impl SimOptions {
             .ok()
             .and_then(|s| parse_seed(&s))
             .unwrap_or(0);
-        let strict = std::env::var(ENV_STRICT)
-            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
-        if strict {
-            SimOptions::strict(seed)
-        } else {
-            SimOptions {
-                seed,
-                ..SimOptions::default()
+        let v = std::env::var(ENV_STRICT).unwrap_or_default();
+        SimOptions::from_list(v.trim(), seed)
+    }
+
+    /// `1`/`true`/`yes`/`on`/`all`: `strict(seed)`; otherwise a comma-separated
+    /// subset of `interleave,race,poison,cpasync,approx,ftz,fma,limits` (for
+    /// bisecting which check a kernel trips); anything else is ignored.
+    pub fn from_list(v: &str, seed: u64) -> Self {
+        if matches!(v, "1" | "true" | "yes" | "on" | "all") {
+            return SimOptions::strict(seed);
+        }
+        let mut o = SimOptions {
+            seed,
+            ..SimOptions::default()
+        };
+        for name in v.split(',').map(str::trim) {
+            match name {
+                "interleave" => o.interleave = true,
+                "race" => o.race_detection = true,
+                "poison" => o.poison = true,
+                "cpasync" => o.deferred_cp_async = true,
+                "approx" => o.approx_error = ApproxError::Max,
+                "ftz" => o.ftz = true,
+                "fma" => o.fma_contraction = true,
+                "limits" => o.limits = true,
+                _ => {}
             }
         }
+        o
     }
 
     /// True when any option changes how a launch runs (not just its seed).
@@ -162,6 +181,14 @@ mod tests {
         assert_eq!(parse_seed("42"), Some(42));
         assert_eq!(parse_seed(" 0x10 "), Some(16));
         assert_eq!(parse_seed("x"), None);
+    }
+
+    #[test]
+    fn a_list_turns_on_only_the_named_checks() {
+        let o = SimOptions::from_list("race, fma", 3);
+        assert!(o.race_detection && o.fma_contraction && !o.interleave && !o.poison);
+        assert_eq!(SimOptions::from_list("all", 3), SimOptions::strict(3));
+        assert!(!SimOptions::from_list("", 3).any());
     }
 
     #[test]

@@ -36,7 +36,8 @@ impl Block<'_> {
         if space == MemSpace::Shared && !write {
             self.check_shared_init(t, off, size)?;
         }
-        if !self.opts.race_detection {
+        let strong = self.meta.insts.get(pc as usize).is_some_and(|m| m.strong);
+        if !self.opts.race_detection || strong {
             return Ok(());
         }
         let found = match space {
