@@ -157,24 +157,20 @@ fn contractions(insts: &[Inst], metas: &[InstMeta]) -> Vec<Option<Contract>> {
             }
         }
     }
-    let mut out = vec![None; insts.len()];
-    for j in 0..insts.len() {
-        let add = is_plain(insts, metas, j, BinOp::Add) || is_plain(insts, metas, j, BinOp::Sub);
-        let (Some(inst), true) = (insts.get(j), add) else {
-            continue;
-        };
-        let Op::Bin { a, b, .. } = inst.op else {
-            continue;
-        };
-        for (which, o) in [(0u8, a), (1u8, b)] {
-            let Operand::Reg(r) = o else { continue };
-            if let Some(c) = product_of(insts, metas, &leader, j, r, inst.guard) {
-                out[j] = Some(Contract { which, ..c });
-                break;
-            }
-        }
-    }
-    out
+    (0..insts.len())
+        .map(|j| {
+            let add =
+                is_plain(insts, metas, j, BinOp::Add) || is_plain(insts, metas, j, BinOp::Sub);
+            let inst = insts.get(j).filter(|_| add)?;
+            let Op::Bin { a, b, .. } = inst.op else {
+                return None;
+            };
+            [(0u8, a), (1u8, b)].into_iter().find_map(|(which, o)| {
+                let Operand::Reg(r) = o else { return None };
+                product_of(insts, metas, &leader, j, r, inst.guard).map(|c| Contract { which, ..c })
+            })
+        })
+        .collect()
 }
 
 fn product_of(
