@@ -72,6 +72,16 @@ step "tests: cargo test (workspace, unit + property + golden + doc tests; includ
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
 cargo test --workspace --locked
 
+step "tests: every kernel test on the strict simulator (warps interleaved, blocks shuffled, race detector,"
+echo "    poisoned registers and shared memory, deferred cp.async, .approx at the ISA bound, FMA contraction,"
+echo "    ptxas resource limits; kernels-ptx/sim/README.md \"Strict mode\"), under two seeds"
+ptx_tests=()
+for f in tests/tests/ptx_*.rs; do ptx_tests+=(--test "$(basename "$f" .rs)"); done
+for seed in 1 2; do
+  LASAGNA_SIM_STRICT=1 LASAGNA_SIM_SEED="$seed" cargo test --locked -p lasagna-ptx-sim
+  LASAGNA_SIM_STRICT=1 LASAGNA_SIM_SEED="$seed" cargo test --locked -p lasagna-tests "${ptx_tests[@]}"
+done
+
 step "tests: the engine with fast-math (its own tests, and MNIST argmax agreement)"
 cargo test --locked -p lasagna-infer --features fast-math
 cargo test --locked -p lasagna-tests --features fast-math --test mnist_engine

@@ -39,6 +39,11 @@ pub mod softmax;
 
 pub use kernel::{Dim3, Kernel, Launch, LaunchError, Module, Param, ParamKind};
 
+/// ptxas's resource report for every kernel (`kernel arch regs smem spS spL`
+/// rows), written by `scripts/ptxas.sh --bless` and checked by it in CI. The
+/// simulator reads it to refuse launches a GPU would refuse.
+pub const PTXAS_SNAPSHOT: &str = include_str!("../ptxas-snapshot.txt");
+
 /// Every module this crate ships, for loading them all at start-up.
 pub const MODULES: &[&Module] = &[
     &activation::MODULE,

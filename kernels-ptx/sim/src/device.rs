@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 
+use crate::check::race::Shadow;
 use crate::error::{Error, Result};
 use crate::exec::{run, Launch};
 use crate::memory::{write_le, Heap};
-use crate::parse::{parse_module, Kernel};
+use crate::meta::KernelMeta;
+use crate::options::{mix, SimOptions};
+use crate::parse::{parse_module_meta, Kernel};
+use crate::resources::{check_launch, parse_ptxas_report, ResourceUsage};
 use crate::stats::LaunchStats;
 pub use lasagna_kernels::device::Device;
 
@@ -26,6 +30,11 @@ pub struct Simulator {
     total: LaunchStats,
     /// Warp steps a single block may take before the launch fails with `Error::StepLimit`.
     pub max_steps_per_block: u64,
+    opts: SimOptions,
+    metas: HashMap<String, KernelMeta>,
+    resources: HashMap<String, ResourceUsage>,
+    gshadow: Shadow,
+    launches: u64,
 }
 
 impl Default for Simulator {
@@ -35,8 +44,15 @@ impl Default for Simulator {
 }
 
 impl Simulator {
-    /// An empty device.
+    /// An empty device with the options of the environment
+    /// (`LASAGNA_SIM_STRICT`, `LASAGNA_SIM_SEED`; see `SimOptions::from_env`) and
+    /// the resource usage of `lasagna_kernels`'s ptxas report.
     pub fn new() -> Self {
+        Self::with_options(SimOptions::from_env())
+    }
+
+    /// An empty device with explicit options (the environment is not read).
+    pub fn with_options(opts: SimOptions) -> Self {
         // 2^32 warp steps is far beyond any test kernel yet finite for a runaway loop.
         Simulator {
             heap: Heap::default(),
@@ -44,7 +60,33 @@ impl Simulator {
             last: LaunchStats::default(),
             total: LaunchStats::default(),
             max_steps_per_block: 1 << 32,
+            opts,
+            metas: HashMap::new(),
+            resources: parse_ptxas_report(lasagna_kernels::PTXAS_SNAPSHOT),
+            gshadow: Shadow::new(0),
+            launches: 0,
         }
+    }
+
+    /// The options launches run with.
+    pub fn options(&self) -> SimOptions {
+        self.opts
+    }
+
+    /// Changes the options for the following launches.
+    pub fn set_options(&mut self, opts: SimOptions) {
+        self.opts = opts;
+    }
+
+    /// Declares ptxas's resource usage of `kernel` (replacing what the bundled
+    /// report said), for the `limits` check.
+    pub fn set_resources(&mut self, kernel: &str, usage: ResourceUsage) {
+        self.resources.insert(kernel.into(), usage);
+    }
+
+    /// The resource usage the `limits` check uses for `kernel`, if known.
+    pub fn resources(&self, kernel: &str) -> Option<ResourceUsage> {
+        self.resources.get(kernel).copied()
     }
 
     /// Counters of the most recent launch.
@@ -168,8 +210,9 @@ impl Device for Simulator {
     }
 
     fn load_module(&mut self, ptx: &str) -> Result<()> {
-        let m = parse_module(ptx)?;
-        for k in m.kernels {
+        let (m, metas) = parse_module_meta(ptx)?;
+        for (k, meta) in m.kernels.into_iter().zip(metas) {
+            self.metas.insert(k.name.clone(), meta);
             self.kernels.insert(k.name.clone(), k);
         }
         Ok(())
@@ -187,6 +230,13 @@ impl Device for Simulator {
             name: kernel.into(),
         })?;
         let params = self.param_block(k, args)?;
+        if self.opts.limits {
+            let threads = block.iter().fold(1u32, |a, &d| a.saturating_mul(d));
+            let usage = self.resources.get(kernel).copied();
+            check_launch(kernel, usage, threads, k.static_shared, shared_bytes)?;
+        }
+        let empty = KernelMeta::default();
+        self.launches += 1;
         let l = Launch {
             kernel: k,
             grid,
@@ -194,8 +244,11 @@ impl Device for Simulator {
             shared_bytes,
             params: &params,
             max_steps: self.max_steps_per_block,
+            opts: self.opts,
+            meta: self.metas.get(kernel).unwrap_or(&empty),
+            seed: mix(self.opts.seed ^ mix(self.launches)),
         };
-        let stats = run(&mut self.heap, &l)?;
+        let stats = run(&mut self.heap, &mut self.gshadow, &l)?;
         self.last = stats;
         self.total += stats;
         Ok(())

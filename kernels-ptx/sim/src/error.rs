@@ -25,6 +25,42 @@ pub struct ThreadPos {
     pub line: u32,
 }
 
+/// One side of a data race (see `Error::Race`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    /// `%ctaid` of the accessing block.
+    pub block: [u32; 3],
+    /// `%tid` of the accessing thread, when the detector kept it (it keeps only
+    /// the block of an earlier global access).
+    pub thread: Option<[u32; 3]>,
+    /// Instruction index in the kernel (the simulator's pc).
+    pub pc: u32,
+    /// 1-based PTX source line.
+    pub line: u32,
+    /// The instruction as written in the PTX source.
+    pub text: String,
+    /// True for a store (or a `cp.async` landing), false for a load.
+    pub write: bool,
+}
+
+/// What a read found uninitialised (see `Error::Uninitialized`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Uninit {
+    /// A register never written by this thread.
+    Register {
+        /// The register as declared, e.g. `%f12`.
+        name: String,
+    },
+    /// Shared-memory bytes no thread of the block has written.
+    Shared {
+        /// Byte offset of the access in the block's shared memory.
+        addr: u64,
+        /// Access size in bytes.
+        size: u32,
+    },
+}
+
 /// Everything that can go wrong while parsing or running PTX.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -131,6 +167,41 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// Two conflicting accesses (at least one a write) to the same address with no
+    /// ordering between them: two warps of a block with no `bar.sync` between
+    /// them (`.shared`), or two blocks of one launch (`.global`, atomics exempt).
+    /// Reported only with `SimOptions::race_detection`.
+    Race {
+        /// Kernel name.
+        kernel: String,
+        /// Memory space of the two accesses.
+        space: Space,
+        /// Byte address (shared offset or global address) of the conflicting word.
+        addr: u64,
+        /// The earlier access, then the one that found the conflict.
+        accesses: Box<[Access; 2]>,
+    },
+    /// A read of a register or shared-memory byte that was never written.
+    /// Reported only with `SimOptions::poison`.
+    Uninitialized {
+        /// Kernel name.
+        kernel: String,
+        /// The reading thread and line.
+        at: ThreadPos,
+        /// The instruction as written in the PTX source.
+        text: String,
+        /// What was read.
+        what: Uninit,
+    },
+    /// A launch the driver would refuse with `CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES`
+    /// (too many registers for the block size, or too much shared memory).
+    /// Checked only with `SimOptions::limits`.
+    OutOfResources {
+        /// Kernel name.
+        kernel: String,
+        /// Which limit, with the numbers.
+        msg: String,
+    },
     /// A thread ran past the instruction budget (probably an infinite loop).
     StepLimit {
         /// Kernel name.
@@ -188,11 +259,46 @@ impl fmt::Display for Error {
                 f,
                 "kernel `{kernel}`: warp-collective instruction (.sync.aligned) run by lanes {active:#010x}, not the whole warp ({at})"
             ),
+            Error::Race { kernel, space, addr, accesses } => {
+                let [a, b] = &**accesses;
+                write!(
+                    f,
+                    "kernel `{kernel}`: data race on {space:?} address {addr:#x} between {a} and {b}"
+                )
+            }
+            Error::Uninitialized { kernel, at, text, what } => {
+                let what = match what {
+                    Uninit::Register { name } => format!("register {name}"),
+                    Uninit::Shared { addr, size } => {
+                        format!("{size} bytes of shared memory at {addr:#x}")
+                    }
+                };
+                write!(
+                    f,
+                    "kernel `{kernel}`: read of uninitialised {what} by `{text}` ({at})"
+                )
+            }
+            Error::OutOfResources { kernel, msg } => write!(
+                f,
+                "kernel `{kernel}` launch refused (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES): {msg}"
+            ),
             Error::BadBuffer { id, msg } => write!(f, "buffer {id}: {msg}"),
             Error::StepLimit { kernel, limit } => {
                 write!(f, "kernel `{kernel}`: a block ran past {limit} warp steps (infinite loop?)")
             }
         }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.block;
+        let kind = if self.write { "write" } else { "read" };
+        write!(f, "{kind} by block ({},{},{})", b[0], b[1], b[2])?;
+        if let Some(t) = self.thread {
+            write!(f, " thread ({},{},{})", t[0], t[1], t[2])?;
+        }
+        write!(f, " at pc {} line {} `{}`", self.pc, self.line, self.text)
     }
 }
 

@@ -1,19 +1,34 @@
-//! The interpreter: one block at a time, warps of 32 lanes, per-lane program
-//! counters with min-pc scheduling (see README "Warp execution").
+//! The interpreter: blocks of warps of 32 lanes, per-lane program counters
+//! with min-pc scheduling (see README "Warp execution"). The strict-mode
+//! scheduling lives in `sched.rs`, the checker hooks in `checks.rs`, the
+//! deferred `cp.async` groups in `cpasync.rs` and the float options in `fp.rs`.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
 
 use crate::alu;
+use crate::check::poison::InitMap;
+use crate::check::race::Shadow;
 use crate::error::{Error, Result, Space, ThreadPos};
 use crate::inst::{Inst, MemSpace, Op, Operand, Sreg};
 use crate::memory::{read_le, Heap};
+use crate::meta::KernelMeta;
+use crate::options::{Rng, SimOptions};
 use crate::parse::Kernel;
 use crate::stats::LaunchStats;
 
+mod checks;
+mod cpasync;
+mod fp;
 mod memops;
+mod sched;
 mod tensor;
 
 const RUN: u8 = 0;
 const BAR: u8 = 1;
 const EXIT: u8 = 2;
+/// `Block::bad_reg` when no uninitialised register was read.
+const NO_BAD: usize = usize::MAX;
 
 /// One launch's configuration.
 pub struct Launch<'a> {
@@ -29,6 +44,12 @@ pub struct Launch<'a> {
     pub params: &'a [u8],
     /// Upper bound on warp steps per block before `Error::StepLimit`.
     pub max_steps: u64,
+    /// Strict-mode switches.
+    pub opts: SimOptions,
+    /// Side information of the kernel's instructions.
+    pub meta: &'a KernelMeta,
+    /// Seed of this launch's random choices (the options' seed mixed with a launch counter).
+    pub seed: u64,
 }
 
 struct Block<'a> {
@@ -49,10 +70,31 @@ struct Block<'a> {
     words: Vec<u64>,
     steps: u64,
     max_steps: u64,
+    opts: SimOptions,
+    meta: &'a KernelMeta,
+    /// Per pc: the instruction takes the strict float path (`fp.rs`).
+    special: Vec<bool>,
+    /// Initialised registers (flat `t * nr + r`) and shared bytes, with `opts.poison`.
+    reg_init: InitMap,
+    shared_init: InitMap,
+    /// First uninitialised register read of the current step (flat index), or `NO_BAD`.
+    bad_reg: Cell<usize>,
+    /// Race shadows: shared (per block, epoch per barrier) and global (per launch).
+    shadow: Shadow,
+    gshadow: &'a mut Shadow,
+    /// Linear index of the running block (x fastest).
+    block_lin: u32,
+    /// pc of the instruction being executed.
+    pc_now: u32,
+    /// Per thread: `cp.async` copies not landed yet, and groups committed so far.
+    pend: Vec<VecDeque<cpasync::Pending>>,
+    groups: Vec<u32>,
+    rng: Rng,
 }
 
-/// Runs a whole grid, block by block, and returns its counters.
-pub fn run(heap: &mut Heap, l: &Launch<'_>) -> Result<LaunchStats> {
+/// Runs a whole grid, block by block, and returns its counters. `gshadow` is
+/// the global-memory race shadow, kept by the caller so it is allocated once.
+pub fn run(heap: &mut Heap, gshadow: &mut Shadow, l: &Launch<'_>) -> Result<LaunchStats> {
     let k = l.kernel;
     let n = l.block.iter().map(|&d| d as u64).product::<u64>();
     let blocks = l.grid.iter().map(|&d| d as u64).product::<u64>();
@@ -92,6 +134,14 @@ pub fn run(heap: &mut Heap, l: &Launch<'_>) -> Result<LaunchStats> {
             ]
         })
         .collect();
+    if l.opts.race_detection {
+        gshadow.reset(heap.raw_mut().len());
+    }
+    let mut shadow = Shadow::new(5);
+    if l.opts.race_detection {
+        shadow.reset(shared_len);
+    }
+    let special = fp::special(k, l.meta, &l.opts);
     let mut b = Block {
         k,
         heap,
@@ -110,35 +160,77 @@ pub fn run(heap: &mut Heap, l: &Launch<'_>) -> Result<LaunchStats> {
         words: Vec::with_capacity(128),
         steps: 0,
         max_steps: l.max_steps,
+        opts: l.opts,
+        meta: l.meta,
+        special,
+        reg_init: InitMap::default(),
+        shared_init: InitMap::default(),
+        bad_reg: Cell::new(NO_BAD),
+        shadow,
+        gshadow,
+        block_lin: 0,
+        pc_now: 0,
+        pend: (0..n).map(|_| VecDeque::new()).collect(),
+        groups: vec![0; n],
+        rng: Rng::new(l.seed),
     };
-    for z in 0..l.grid[2] {
-        for y in 0..l.grid[1] {
-            for x in 0..l.grid[0] {
-                b.ctaid = [x, y, z];
-                b.reset();
-                b.run_block()?;
-            }
-        }
+    let order = sched::block_order(blocks, &l.opts, &mut b.rng);
+    for i in 0..blocks {
+        let lin = order
+            .as_ref()
+            .map_or(Some(i), |o| o.get(i as usize).map(|&x| u64::from(x)));
+        let Some(lin) = lin else { break };
+        let (gx, gy) = (u64::from(l.grid[0]), u64::from(l.grid[1]));
+        b.ctaid = [
+            (lin % gx) as u32,
+            ((lin / gx) % gy) as u32,
+            (lin / (gx * gy)) as u32,
+        ];
+        b.block_lin = lin as u32;
+        b.reset();
+        b.run_block()?;
     }
     Ok(b.stats)
 }
 
 impl Block<'_> {
     fn reset(&mut self) {
-        self.regs.fill(0);
         self.pc.fill(0);
         self.state.fill(RUN);
-        // Shared memory is uninitialised on the GPU; zero it so results never depend on the
-        // previous block.
-        self.shared.fill(0);
         self.steps = 0;
+        // Shared memory is uninitialised on the GPU. By default we zero it (and the
+        // registers) so results never depend on the previous block; with `poison` both
+        // hold a signalling-NaN pattern and a shadow bitmap says what was written.
+        if self.opts.poison {
+            self.regs.fill(crate::check::poison::REG_POISON);
+            let pat = crate::check::poison::SHARED_POISON;
+            for (i, x) in self.shared.iter_mut().enumerate() {
+                *x = pat[i % 4];
+            }
+            self.reg_init.clear(self.regs.len());
+            self.shared_init.clear(self.shared.len());
+        } else {
+            self.regs.fill(0);
+            self.shared.fill(0);
+        }
+        if self.opts.race_detection {
+            self.shadow.next_epoch();
+        }
+        for p in &mut self.pend {
+            p.clear();
+        }
+        self.groups.fill(0);
     }
 
     fn run_block(&mut self) -> Result<()> {
         let nwarps = self.n.div_ceil(32);
         loop {
-            for w in 0..nwarps {
-                self.run_warp(w * 32)?;
+            if self.opts.interleave {
+                self.run_interleaved(nwarps)?;
+            } else {
+                for w in 0..nwarps {
+                    self.run_warp(w * 32)?;
+                }
             }
             let waiting = self.state.iter().filter(|&&s| s == BAR).count();
             let exited = self.state.iter().filter(|&&s| s == EXIT).count();
@@ -156,18 +248,29 @@ impl Block<'_> {
                     line,
                 });
             }
-            // Every thread is parked at a barrier: release it.
+            // Every thread is parked at a barrier: release it. Accesses before it are
+            // ordered with those after it, so the shared race shadow starts afresh.
             for t in 0..self.n {
                 self.state[t] = RUN;
                 self.pc[t] += 1;
+            }
+            if self.opts.race_detection {
+                self.shadow.next_epoch();
             }
         }
     }
 
     /// Runs warp `lo..lo+32` until none of its lanes is runnable.
     fn run_warp(&mut self, lo: usize) -> Result<()> {
+        while self.warp_step(lo)? {}
+        Ok(())
+    }
+
+    /// Executes one instruction of warp `lo..lo+32` (its min-pc lanes); false
+    /// when none of its lanes is runnable.
+    fn warp_step(&mut self, lo: usize) -> Result<bool> {
         let hi = (lo + 32).min(self.n);
-        loop {
+        {
             let mut pc = u32::MAX;
             let mut mask = 0u32;
             for t in lo..hi {
@@ -183,7 +286,7 @@ impl Block<'_> {
                 }
             }
             if mask == 0 {
-                return Ok(());
+                return Ok(false);
             }
             self.steps += 1;
             if self.steps > self.max_steps {
@@ -192,14 +295,19 @@ impl Block<'_> {
                     limit: self.max_steps,
                 });
             }
+            self.pc_now = pc;
             self.step(pc, lo, mask)?;
+            if self.bad_reg.get() != NO_BAD {
+                return Err(self.uninit_reg_error(pc));
+            }
+            Ok(true)
         }
     }
 
     #[inline]
     fn val(&self, t: usize, o: Operand) -> u64 {
         match o {
-            Operand::Reg(r) => self.regs[t * self.nr + r as usize],
+            Operand::Reg(r) => self.reg(t, r),
             Operand::Imm(v) => v,
             Operand::Sreg(s) => u64::from(match s {
                 Sreg::Tid(d) => self.tids[t][d as usize],
@@ -212,9 +320,23 @@ impl Block<'_> {
         }
     }
 
+    /// Register `r` of thread `t`; with `poison`, notes a read of one never written.
+    #[inline]
+    fn reg(&self, t: usize, r: u32) -> u64 {
+        let i = t * self.nr + r as usize;
+        if self.opts.poison && !self.reg_init.get(i) && self.bad_reg.get() == NO_BAD {
+            self.bad_reg.set(i);
+        }
+        self.regs[i]
+    }
+
     #[inline]
     fn set(&mut self, t: usize, r: u32, v: u64) {
-        self.regs[t * self.nr + r as usize] = v;
+        let i = t * self.nr + r as usize;
+        self.regs[i] = v;
+        if self.opts.poison {
+            self.reg_init.set(i);
+        }
     }
 
     fn pos(&self, t: usize, line: u32) -> ThreadPos {
@@ -275,7 +397,7 @@ impl Block<'_> {
         let mut act = mask;
         if let Some((p, neg)) = inst.guard {
             for l in Lanes(mask) {
-                if (self.regs[(lo + l) * self.nr + p as usize] != 0) == neg {
+                if (self.reg(lo + l, p) != 0) == neg {
                     act &= !(1 << l);
                 }
             }
@@ -313,6 +435,8 @@ impl Block<'_> {
                 }
                 return Ok(());
             }
+            _ if self.special.get(pc as usize).copied().unwrap_or(false)
+                && self.fp_op(inst, lo, act) => {}
             _ => self.data_op(inst, lo, act)?,
         }
         for l in Lanes(mask) {
@@ -388,7 +512,7 @@ impl Block<'_> {
                     let (rp, rq) = match comb {
                         None => (r, !r),
                         Some((bop, c, neg)) => {
-                            let c = (self.regs[t * self.nr + c as usize] != 0) != neg;
+                            let c = (self.reg(t, c) != 0) != neg;
                             let f = |x: bool| match bop {
                                 crate::inst::BoolOp::And => x && c,
                                 crate::inst::BoolOp::Or => x || c,
@@ -406,11 +530,7 @@ impl Block<'_> {
             Op::Selp { ty, dst, a, b, p } => {
                 for l in Lanes(act) {
                     let t = lo + l;
-                    let pick = if self.regs[t * self.nr + p as usize] != 0 {
-                        a
-                    } else {
-                        b
-                    };
+                    let pick = if self.reg(t, p) != 0 { a } else { b };
                     let v = alu::canon(ty, self.val(t, pick));
                     self.set(t, dst, v);
                 }
@@ -486,7 +606,8 @@ impl Block<'_> {
                 src,
                 src_size,
             } => self.cp_async(inst, lo, act, size, dst, src, src_size)?,
-            Op::Bra { .. } | Op::Exit | Op::Bar | Op::CpAsyncFence => {}
+            Op::CpAsyncFence => self.fence(lo, act)?,
+            Op::Bra { .. } | Op::Exit | Op::Bar => {}
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alu;
+mod check;
 mod decode;
 mod device;
 mod error;
@@ -10,11 +11,16 @@ mod exec;
 pub mod inst;
 mod lex;
 mod memory;
+mod meta;
+mod options;
 mod parse;
+mod resources;
 mod stats;
 
 pub use device::{Arg, BufId, Device, Simulator};
-pub use error::{Error, Result, Space, ThreadPos};
+pub use error::{Access, Error, Result, Space, ThreadPos, Uninit};
 pub use memory::GLOBAL_BASE;
+pub use options::{ApproxError, SimOptions, ENV_SEED, ENV_STRICT};
 pub use parse::{parse_module, Kernel, Module, Param};
+pub use resources::{parse_ptxas_report, ResourceUsage, MAX_REGS_PER_BLOCK, MAX_SHARED_NO_OPT_IN};
 pub use stats::LaunchStats;

@@ -8,6 +8,7 @@ use crate::decode::{decode, ROp, RawInst, Syms};
 use crate::error::{Error, Result};
 use crate::inst::{Inst, Ty};
 use crate::lex::{lex, parse_int, Tok, TokKind};
+use crate::meta::KernelMeta;
 
 /// A parsed PTX module.
 #[derive(Clone, Debug, Default)]
@@ -193,11 +194,19 @@ impl SharedLayout {
 
 /// Parses a whole PTX module.
 pub fn parse_module(src: &str) -> Result<Module> {
+    parse_module_meta(src).map(|(m, _)| m)
+}
+
+/// Parses a whole PTX module and keeps, per kernel, what strict mode needs
+/// beyond the decoded instructions (source text, modifiers, register names).
+pub(crate) fn parse_module_meta(src: &str) -> Result<(Module, Vec<KernelMeta>)> {
     let mut p = P {
         toks: lex(src)?,
         i: 0,
     };
     let mut m = Module::default();
+    let mut metas = Vec::new();
+    let lines: Vec<&str> = src.lines().collect();
     let mut shared = SharedLayout::default();
     while let Some(t) = p.peek().cloned() {
         let line = p.line();
@@ -237,7 +246,11 @@ pub fn parse_module(src: &str) -> Result<Module> {
                 shared.add(line, n, a, s)?;
             }
             ".file" | ".loc" | ".section" => p.skip_line(line),
-            ".entry" => m.kernels.push(parse_entry(&mut p, shared.clone())?),
+            ".entry" => {
+                let (k, meta) = parse_entry(&mut p, shared.clone(), &lines)?;
+                m.kernels.push(k);
+                metas.push(meta);
+            }
             other => {
                 return perr(
                     line,
@@ -246,10 +259,14 @@ pub fn parse_module(src: &str) -> Result<Module> {
             }
         }
     }
-    Ok(m)
+    Ok((m, metas))
 }
 
-fn parse_entry(p: &mut P, mut shared: SharedLayout) -> Result<Kernel> {
+fn parse_entry(
+    p: &mut P,
+    mut shared: SharedLayout,
+    lines: &[&str],
+) -> Result<(Kernel, KernelMeta)> {
     let name = p.word()?;
     let mut params = Vec::new();
     let mut off = 0u32;
@@ -416,7 +433,8 @@ fn parse_entry(p: &mut P, mut shared: SharedLayout) -> Result<Kernel> {
         class: crate::inst::Class::Control,
         line: end_line,
     });
-    Ok(Kernel {
+    let meta = KernelMeta::new(&raw, &regs, &insts, lines);
+    let k = Kernel {
         name,
         params,
         param_bytes: off,
@@ -424,7 +442,8 @@ fn parse_entry(p: &mut P, mut shared: SharedLayout) -> Result<Kernel> {
         insts,
         static_shared,
         dyn_shared_offset,
-    })
+    };
+    Ok((k, meta))
 }
 
 fn parse_operand(p: &mut P) -> Result<ROp> {

@@ -28,22 +28,24 @@ impl Block<'_> {
             let t = lo + l;
             let a = addr
                 .base
-                .map_or(0, |r| self.regs[t * self.nr + r as usize])
+                .map_or(0, |r| self.reg(t, r))
                 .wrapping_add(addr.off as u64);
             let off = self.locate(t, inst, space, a, size)?;
+            let write = matches!(op, MemOp::St(_));
+            self.check_access(t, space, off, size, write)?;
             if space == MemSpace::Shared {
                 let tag = phase(l, size) << PHASE_SHIFT;
                 self.words
                     .extend(((a / 4)..=((a + u64::from(size) - 1) / 4)).map(|w| tag | w));
             }
-            let mem: &mut [u8] = if space == MemSpace::Global {
-                self.heap.raw_mut()
-            } else {
-                &mut self.shared
-            };
             match op {
                 MemOp::Ld(dst) => {
                     for (k, &d) in dst.iter().enumerate().take(n as usize) {
+                        let mem: &[u8] = if space == MemSpace::Global {
+                            self.heap.raw_mut()
+                        } else {
+                            &self.shared
+                        };
                         let raw = read_le(mem, off + k * es as usize, es).unwrap_or(0);
                         // Signed sub-word loads sign-extend into the destination register.
                         let v = if ty.is_signed() && es < 8 {
@@ -51,7 +53,7 @@ impl Block<'_> {
                         } else {
                             raw
                         };
-                        self.regs[t * self.nr + d as usize] = v;
+                        self.set(t, d, v);
                     }
                 }
                 MemOp::St(src) => {
@@ -63,6 +65,9 @@ impl Block<'_> {
                             &mut self.shared
                         };
                         write_le(mem, off + k * es as usize, es, v);
+                    }
+                    if space == MemSpace::Shared {
+                        self.mark_shared(off, size);
                     }
                 }
             }
@@ -96,9 +101,14 @@ impl Block<'_> {
             let t = lo + l;
             let a = addr
                 .base
-                .map_or(0, |r| self.regs[t * self.nr + r as usize])
+                .map_or(0, |r| self.reg(t, r))
                 .wrapping_add(addr.off as u64);
             let off = self.locate(t, inst, space, a, es)?;
+            // Atomics never race with each other, so only the initialised check applies.
+            if space == MemSpace::Shared {
+                self.check_shared_init(t, off, es)?;
+                self.mark_shared(off, es);
+            }
             let s = self.val(t, src);
             let mem: &mut [u8] = if space == MemSpace::Global {
                 self.heap.raw_mut()
@@ -149,9 +159,14 @@ impl Block<'_> {
         } else {
             (1u32 << (self.n - lo)) - 1
         };
+        // Snapshot every lane's source first (the destination may alias it); only the
+        // lanes actually read count as reads for the uninitialised-register check.
         let mut src = [0u64; 32];
         for (l, v) in src.iter_mut().enumerate().take(self.n - lo) {
-            *v = self.val(lo + l, a);
+            *v = match a {
+                Operand::Reg(r) => self.regs[(lo + l) * self.nr + r as usize],
+                o => self.val(lo + l, o),
+            };
         }
         for l in Lanes(act) {
             let t = lo + l;
@@ -178,6 +193,9 @@ impl Block<'_> {
                 ShflMode::Idx => (min_lane | (bv & !seg), (min_lane | (bv & !seg)) <= max_lane),
             };
             let j = if ok { j as usize } else { l };
+            if let (Operand::Reg(r), true) = (a, j < self.n - lo) {
+                self.reg(lo + j, r);
+            }
             // A source lane past the end of a partial warp reads as 0 (undefined on hardware).
             self.set(t, dst, src.get(j).copied().unwrap_or(0));
             if let Some(p) = pdst {

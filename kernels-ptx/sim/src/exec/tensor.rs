@@ -35,7 +35,7 @@ impl Block<'_> {
 
     fn addr_of(&self, t: usize, a: Addr) -> u64 {
         a.base
-            .map_or(0, |r| self.regs[t * self.nr + r as usize])
+            .map_or(0, |r| self.reg(t, r))
             .wrapping_add(a.off as u64)
     }
 
@@ -65,7 +65,7 @@ impl Block<'_> {
         for l in 0..32 {
             let t = lo + l;
             let (g, tig) = (l >> 2, l & 3);
-            let r = |x: u32| self.regs[t * self.nr + x as usize];
+            let r = |x: u32| self.reg(t, x);
             for i in 0..8 {
                 let row = if i < 2 || (4..6).contains(&i) {
                     g
@@ -124,6 +124,7 @@ impl Block<'_> {
             let t = lo + l;
             let a = self.addr_of(t, addr);
             let off = self.locate(t, inst, MemSpace::Shared, a, 16)?;
+            self.check_access(t, MemSpace::Shared, off, 16, false)?;
             for (e, x) in row.iter_mut().enumerate() {
                 *x = read_le(&self.shared, off + 2 * e, 2).unwrap_or(0) as u16;
             }
@@ -146,9 +147,12 @@ impl Block<'_> {
         Ok(())
     }
 
-    /// `cp.async`: performed at issue (a valid serialisation: the data may land any
-    /// time before the matching `wait_group`, and we pick "immediately"). Reads
-    /// `src_size` bytes (clamped to `size`) and zero-fills the rest of `size`.
+    /// `cp.async`: reads `src_size` bytes (clamped to `size`) at issue and zero-fills
+    /// the rest of `size`. By default the bytes land in shared memory at issue (a
+    /// valid serialisation: the data may land any time before the matching
+    /// `wait_group`); with `deferred_cp_async` they land at that wait (`cpasync.rs`).
+    /// For the race detector the shared write happens at issue and again on landing,
+    /// since the hardware may write at any moment in between.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn cp_async(
         &mut self,
@@ -188,13 +192,20 @@ impl Block<'_> {
                         size: ss,
                     });
                 };
+                self.check_access(t, MemSpace::Global, soff, ss, false)?;
                 let raw = self.heap.raw_mut();
                 for (e, x) in buf.iter_mut().enumerate().take(ss as usize) {
                     *x = read_le(raw, soff + e, 1).unwrap_or(0) as u8;
                 }
             }
-            for (e, &x) in buf.iter().enumerate().take(size as usize) {
-                write_le(&mut self.shared, doff + e, 1, u64::from(x));
+            self.check_access(t, MemSpace::Shared, doff, size, true)?;
+            if self.opts.deferred_cp_async {
+                self.defer(t, doff, size, buf);
+            } else {
+                for (e, &x) in buf.iter().enumerate().take(size as usize) {
+                    write_le(&mut self.shared, doff + e, 1, u64::from(x));
+                }
+                self.mark_shared(doff, size);
             }
             read += u64::from(ss);
             let tag = phase(l, size) << PHASE_SHIFT;
