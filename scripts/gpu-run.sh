@@ -198,8 +198,8 @@ summary_bash() {
     [ "$timed_out" = yes ] && timed_out=true || timed_out=false
     printf '%s\n {"name": "%s", "command": "%s", "status": "%s", "exit_code": %s, "seconds": %s, ' \
       "$sep" "$name" "$(sed "$esc" <<<"$command")" "$status" "${rc:-null}" "${secs:-null}"
-    printf '"timed_out": %s, "limit_s": %s, "stdout": "%s", "reason": "%s"}' \
-      "$timed_out" "${limit:-null}" "$stdout" "$(sed "$esc" <<<"$reason")"
+    printf '"timed_out": %s, "limit_s": %s, "stdout": "%s", "stderr": "%s", "reason": "%s"}' \
+      "$timed_out" "${limit:-null}" "$stdout" "$stderr" "$(sed "$esc" <<<"$reason")"
     sep=","
   done <"$STEPS"
   echo ']}'
