@@ -55,6 +55,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# zig and cargo-zigbuild (PyPI, into .tools/zigbuild): the GPU bundle is
+# linked against glibc 2.28 with them (scripts/gpu-bundle.sh).
+bash scripts/zigbuild.sh ensure
+
 if [ "$(rustc -vV)" != "$before" ]; then
   echo "setup: the compiler changed during setup; this is a bug in scripts/setup.sh." >&2
   echo "before:"$'\n'"$before"$'\n'"after:"$'\n'"$(rustc -vV)" >&2

@@ -95,7 +95,12 @@ echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip;
   cargo test --locked -p lasagna-trainer --features cuda --lib backend::gpu::driver
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity -- --nocapture
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_bench -- --ignored --nocapture
-  # The bundle for GPU machines builds and fits in 64 MiB.
+  # The bundle for GPU machines builds (linked against glibc 2.28 with
+  # cargo-zigbuild), fits in 64 MiB, needs no GLIBC_ symbol newer than 2.28,
+  # and its run.sh, against the stub, runs every step, marks them failed in a
+  # valid summary.json and exits 1.
   bash scripts/gpu-bundle.sh target/gpu-bundle
+  bash scripts/gpu-bundle-check.sh glibc target/gpu-bundle 2.28
+  bash scripts/gpu-bundle-check.sh run target/gpu-bundle stub
   cargo run --locked --quiet -p lasagna-cli --features cuda -- info
 )
