@@ -2,7 +2,9 @@
 //! (like the real driver's `CUDA_*` variables), so a test can set up a
 //! failure for one run of an unmodified binary.
 
-use crate::errors::{Code, Res, INVALID_VALUE, LAUNCH_FAILED};
+use crate::errors::{
+    Code, Res, ILLEGAL_ADDRESS, INVALID_VALUE, LAUNCH_FAILED, LAUNCH_TIMEOUT, MISALIGNED_ADDRESS,
+};
 
 /// Device memory reported when `LASAGNA_SIM_DRIVER_MEM` is unset. The
 /// simulator allocates host memory for what is used, not for the cap.
@@ -15,7 +17,9 @@ pub struct Config {
     pub memory: u64,
     /// `LASAGNA_SIM_DRIVER_DEVICES`: 0 or 1 (0: `cuInit` says no device).
     pub devices: u32,
-    /// `LASAGNA_SIM_DRIVER_INIT_ERROR`: a code `cuInit` returns.
+    /// `LASAGNA_SIM_DRIVER_INIT_ERROR`: a code `cuInit` returns. Any code
+    /// may be given: the trainer calls `cuInit` through its own `int`
+    /// declaration, never through cust.
     pub init_error: Option<Code>,
     /// `LASAGNA_SIM_DRIVER_OOM_AT`: the 1-based `cuMemAlloc` call that fails.
     pub oom_at: Option<u64>,
@@ -75,6 +79,20 @@ impl Config {
                 Some((n, rc)) => (n, code("LASAGNA_SIM_DRIVER_FAULT", rc)?),
                 None => (v.as_str(), LAUNCH_FAILED),
             };
+            // A kernel fault is reported by cuStreamSynchronize and the
+            // copies, which the trainer calls through cust: only codes in
+            // cust_raw 0.11's `CUresult` enum may come back there (anything
+            // else would be undefined behaviour in the caller, not a test).
+            if ![
+                ILLEGAL_ADDRESS,
+                LAUNCH_TIMEOUT,
+                MISALIGNED_ADDRESS,
+                LAUNCH_FAILED,
+            ]
+            .contains(&rc)
+            {
+                return bad("LASAGNA_SIM_DRIVER_FAULT", &v, "kernel[:700|702|716|719]");
+            }
             c.fault = Some((name.trim().to_owned(), rc));
         }
         c.jit_fault = get("LASAGNA_SIM_DRIVER_JIT_FAULT").map(|v| v.trim().to_owned());
@@ -124,6 +142,12 @@ mod tests {
         assert_eq!(c.map(|c| c.fault), Ok(Some(("relu_forward".into(), 700))));
         let c = Config::parse(env(&[("LASAGNA_SIM_DRIVER_FAULT", "relu_forward")]));
         assert_eq!(c.map(|c| c.fault), Ok(Some(("relu_forward".into(), 719))));
+        let c = Config::parse(env(&[("LASAGNA_SIM_DRIVER_FAULT", "relu_forward:46")]));
+        assert_eq!(
+            c,
+            Err(INVALID_VALUE),
+            "46 would reach cust through the sync"
+        );
         let c = Config::parse(env(&[("LASAGNA_SIM_DRIVER_MEM", "1G")]));
         assert_eq!(c, Err(INVALID_VALUE));
     }

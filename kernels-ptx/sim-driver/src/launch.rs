@@ -85,7 +85,17 @@ impl Driver {
                 return Err(INVALID_HANDLE);
             }
         }
-        let dims_ok = shape.grid.iter().chain(&shape.block).all(|&d| d > 0);
+        // The limits cuDeviceGetAttribute reports (sm_80), checked as the
+        // driver does before anything runs: 1 for a shape no GPU takes.
+        let [bx, by, bz] = shape.block.map(u64::from);
+        let dims_ok = shape.grid.iter().chain(&shape.block).all(|&d| d > 0)
+            && bx * by * bz <= 1024
+            && by <= 1024
+            && bz <= 64
+            && shape.grid[0] <= i32::MAX as u32
+            && shape.grid[1] <= 65535
+            && shape.grid[2] <= 65535
+            && shape.shared <= 48 << 10;
         // `extra` (packed parameter buffers) is not used by the trainer.
         if extra || !dims_ok || (params.is_null() && !f.params.is_empty()) {
             return Err(INVALID_VALUE);
