@@ -466,6 +466,16 @@ impl Drop for LoadedModule {
 /// The few driver entry points called directly, declared with `int` results
 /// so that any code a newer driver returns is a value, not undefined
 /// behaviour in a Rust enum. `cust_raw` links libcuda.
+///
+/// The other calls (device queries, primary context, stream, allocations,
+/// copies, synchronize) still go through cust, whose `CUresult` is cust_raw
+/// 0.11's enum: a code it lacks (46 `CUDA_ERROR_DEVICE_UNAVAILABLE`, newer
+/// than it) is undefined behaviour there. The fake driver of CI
+/// (kernels-ptx/sim-driver) returns such codes only from `cuInit`, declared
+/// here; its kernel-fault injection refuses codes outside the enum because
+/// they would come back through `cuStreamSynchronize` and the copies. A real
+/// driver could still return one from a cust call: routing those here too
+/// is what is left of issue 18's "own int-returning FFI".
 #[allow(non_snake_case)]
 mod ffi {
     use std::ffi::c_void;
