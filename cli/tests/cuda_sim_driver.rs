@@ -38,7 +38,10 @@ fn driver() -> Option<PathBuf> {
         "LASAGNA_REQUIRE_SIM_DRIVER is set but {} has no libcuda.so.1",
         dir.display()
     );
-    println!("skipped: no fake driver in {} (run scripts/sim-driver.sh)", dir.display());
+    println!(
+        "skipped: no fake driver in {} (run scripts/sim-driver.sh)",
+        dir.display()
+    );
     None
 }
 
@@ -70,8 +73,20 @@ fn train(env: &[(&str, &str)]) -> Option<Output> {
     lasagna(
         env,
         &[
-            "train", "--device", "cuda", "--model", "mlp", "--epochs", "1", "--train-subset",
-            "64", "--val", "0", "--quiet", "--data", data,
+            "train",
+            "--device",
+            "cuda",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "64",
+            "--val",
+            "0",
+            "--quiet",
+            "--data",
+            data,
         ],
     )
 }
@@ -83,13 +98,19 @@ fn stderr(out: &Output) -> String {
 /// Failed with the CLI's error exit, not a signal or a panic.
 fn failed_cleanly(out: &Output) {
     assert!(!out.status.success());
-    assert!(out.status.code().is_some(), "killed by a signal: {:?}", out.status);
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {:?}",
+        out.status
+    );
     assert!(!stderr(out).contains("panicked"), "{}", stderr(out));
 }
 
 #[test]
 fn info_names_the_simulated_device() {
-    let Some(out) = lasagna(&[], &["info"]) else { return };
+    let Some(out) = lasagna(&[], &["info"]) else {
+        return;
+    };
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Lasagna PTX simulator"), "{text}");
@@ -97,7 +118,9 @@ fn info_names_the_simulated_device() {
 
 #[test]
 fn out_of_memory_says_how_much_was_asked_and_free_with_a_hint() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_MEM", "65536")]) else { return };
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_MEM", "65536")]) else {
+        return;
+    };
     failed_cleanly(&out);
     let err = stderr(&out);
     assert!(err.contains("out of device memory"), "{err}");
@@ -107,9 +130,15 @@ fn out_of_memory_says_how_much_was_asked_and_free_with_a_hint() {
 
 #[test]
 fn out_of_memory_at_the_nth_allocation_is_reported_the_same_way() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_OOM_AT", "5")]) else { return };
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_OOM_AT", "5")]) else {
+        return;
+    };
     failed_cleanly(&out);
-    assert!(stderr(&out).contains("out of device memory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("out of device memory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -127,27 +156,39 @@ fn a_launch_fault_names_the_kernel_under_launch_blocking() {
 
 #[test]
 fn a_deferred_kernel_fault_is_reported_as_sticky_with_the_last_kernel() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_FAULT", "relu_forward:700")]) else { return };
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_FAULT", "relu_forward:700")]) else {
+        return;
+    };
     failed_cleanly(&out);
     let err = stderr(&out);
-    assert!(err.contains("a kernel failed on the GPU (last launched: `"), "{err}");
+    assert!(
+        err.contains("a kernel failed on the GPU (last launched: `"),
+        "{err}"
+    );
     assert!(err.contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{err}");
     assert!(err.contains("compute-sanitizer"), "{err}");
 }
 
 #[test]
 fn a_refused_ptx_module_shows_the_jit_log() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_JIT_FAULT", "relu_forward")]) else { return };
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_JIT_FAULT", "relu_forward")]) else {
+        return;
+    };
     failed_cleanly(&out);
     let err = stderr(&out);
     assert!(err.contains("loading the PTX module"), "{err}");
     assert!(err.contains("CUDA_ERROR_INVALID_PTX"), "{err}");
-    assert!(err.contains("refused by LASAGNA_SIM_DRIVER_JIT_FAULT"), "{err}");
+    assert!(
+        err.contains("refused by LASAGNA_SIM_DRIVER_JIT_FAULT"),
+        "{err}"
+    );
 }
 
 #[test]
 fn no_device_says_so_and_suggests_the_cpu() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_DEVICES", "0")]) else { return };
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_DEVICES", "0")]) else {
+        return;
+    };
     failed_cleanly(&out);
     let err = stderr(&out);
     assert!(err.contains("CUDA_ERROR_NO_DEVICE"), "{err}");
@@ -159,12 +200,28 @@ fn auto_falls_back_to_the_cpu_without_a_device() {
     let data = root().join("data/mnist");
     let env = [("LASAGNA_SIM_DRIVER_DEVICES", "0")];
     let args = [
-        "train", "--device", "auto", "--epochs", "1", "--train-subset", "64", "--val", "0",
-        "--quiet", "--data", data.to_str().expect("utf-8 path"),
+        "train",
+        "--device",
+        "auto",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "64",
+        "--val",
+        "0",
+        "--quiet",
+        "--data",
+        data.to_str().expect("utf-8 path"),
     ];
-    let Some(out) = lasagna(&env, &args) else { return };
+    let Some(out) = lasagna(&env, &args) else {
+        return;
+    };
     assert!(out.status.success());
-    assert!(stderr(&out).contains("device: cpu (auto:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("device: cpu (auto:"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -176,7 +233,9 @@ fn an_error_code_newer_than_cust_knows_is_named_not_undefined() {
     failed_cleanly(&out);
     let err = stderr(&out);
     assert!(err.contains("CUDA_ERROR_DEVICE_UNAVAILABLE"), "{err}");
-    let Some(out) = lasagna(&env, &["info"]) else { return };
+    let Some(out) = lasagna(&env, &["info"]) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CUDA_ERROR_DEVICE_UNAVAILABLE"), "{text}");
 }

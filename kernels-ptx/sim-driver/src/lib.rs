@@ -172,7 +172,7 @@ export! {
             // cuda.h, enum CUdevice_attribute; limits of sm_80 (CUDA C
             // Programming Guide, table "Technical Specifications").
             let v = match attribute {
-                1 | 2 | 3 => 1024,       // max threads per block, block x, y
+                1..=3 => 1024,           // max threads per block, block x, y
                 4 => 64,                 // block z
                 5 => i32::MAX,           // grid x
                 6 | 7 => 65535,          // grid y, z
