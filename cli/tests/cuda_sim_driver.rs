@@ -20,6 +20,7 @@ const KNOBS: &[&str] = &[
     "LASAGNA_SIM_DRIVER_JIT_FAULT",
     "LASAGNA_SIM_DRIVER_DEVICES",
     "LASAGNA_SIM_DRIVER_INIT_ERROR",
+    "LASAGNA_SIM_DRIVER_CTX_ERROR",
     "CUDA_LAUNCH_BLOCKING",
 ];
 
@@ -238,4 +239,20 @@ fn an_error_code_newer_than_cust_knows_is_named_not_undefined() {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CUDA_ERROR_DEVICE_UNAVAILABLE"), "{text}");
+}
+
+#[test]
+fn a_busy_device_at_context_creation_is_named_with_the_call() {
+    // Where a GPU in exclusive-process mode answers 46: the trainer retains
+    // the primary context through its own int FFI, not cust.
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_CTX_ERROR", "46")]) else {
+        return;
+    };
+    failed_cleanly(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cuDevicePrimaryCtxRetain: CUDA_ERROR_DEVICE_UNAVAILABLE"),
+        "{err}"
+    );
+    assert!(err.contains("--device cpu"), "{err}");
 }

@@ -21,6 +21,10 @@ pub struct Config {
     /// may be given: the trainer calls `cuInit` through its own `int`
     /// declaration, never through cust.
     pub init_error: Option<Code>,
+    /// `LASAGNA_SIM_DRIVER_CTX_ERROR`: a code `cuDevicePrimaryCtxRetain`
+    /// returns (where a busy GPU says 46); the trainer calls it through its
+    /// own `int` declaration too.
+    pub ctx_error: Option<Code>,
     /// `LASAGNA_SIM_DRIVER_OOM_AT`: the 1-based `cuMemAlloc` call that fails.
     pub oom_at: Option<u64>,
     /// `LASAGNA_SIM_DRIVER_FAULT=kernel[:code]`: every launch of `kernel`
@@ -40,6 +44,7 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             devices: 1,
             init_error: None,
+            ctx_error: None,
             oom_at: None,
             fault: None,
             jit_fault: None,
@@ -70,6 +75,9 @@ impl Config {
         }
         if let Some(v) = get("LASAGNA_SIM_DRIVER_INIT_ERROR") {
             c.init_error = Some(code("LASAGNA_SIM_DRIVER_INIT_ERROR", &v)?);
+        }
+        if let Some(v) = get("LASAGNA_SIM_DRIVER_CTX_ERROR") {
+            c.ctx_error = Some(code("LASAGNA_SIM_DRIVER_CTX_ERROR", &v)?);
         }
         if let Some(v) = get("LASAGNA_SIM_DRIVER_OOM_AT") {
             c.oom_at = Some(number("LASAGNA_SIM_DRIVER_OOM_AT", &v)?);

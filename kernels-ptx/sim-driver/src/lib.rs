@@ -196,6 +196,9 @@ export! {
     fn cuDevicePrimaryCtxRetain(ctx: *mut CUcontext, dev: CUdevice) {
         with_driver(|d| {
             d.device(dev)?;
+            if let Some(code) = d.config()?.ctx_error {
+                return Err(code);
+            }
             if ctx.is_null() {
                 return Err(INVALID_VALUE);
             }

@@ -93,7 +93,10 @@ pub enum DriverError {
         count: u32,
     },
     /// An allocation did not fit.
-    #[error("out of device memory: asked for {asked} bytes, {free} free of {total}")]
+    #[error(
+        "out of device memory: asked for {asked} bytes, {free} free of {total}. HINT: a \
+         smaller --batch-size or model; `nvidia-smi` shows what else holds the GPU's memory"
+    )]
     OutOfMemory {
         /// The allocation's size in bytes.
         asked: usize,
