@@ -57,7 +57,7 @@ for model in mlp cnn; do
         echo "sim-driver-train: $tag --device $device failed" >&2
         exit 1
       }
-      echo "$(date +%s.%N) - $start" | bc >"$OUT/$tag-$device.seconds"
+      awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }' >"$OUT/$tag-$device.seconds"
     done
     grep -q 'device: cuda:0 (auto' "$OUT/$tag-auto.err" || {
       echo "sim-driver-train: --device auto did not pick the fake driver's device" >&2
