@@ -469,18 +469,12 @@ impl Drop for LoadedModule {
 /// so that any code a newer driver returns is a value, not undefined
 /// behaviour in a Rust enum. `cust_raw` links libcuda.
 ///
-/// Declared here: `cuInit` and the primary context's retain, set-current
-/// and release, where a driver newer than cust_raw 0.11 reports what it
-/// knows and cust's enum does not (46 `CUDA_ERROR_DEVICE_UNAVAILABLE` comes
-/// from context creation on a busy GPU). The other calls (device queries,
-/// stream, allocations, copies, synchronize) still go through cust, whose
-/// `CUresult` is cust_raw 0.11's enum: a code it lacks is undefined
-/// behaviour there. The fake driver of CI (kernels-ptx/sim-driver) returns
-/// such codes only from the calls declared here; its kernel-fault injection
-/// refuses codes outside the enum because they come back through
-/// `cuStreamSynchronize` and the copies. A real driver could still return
-/// one from a cust call: moving those here too is what is left of issue
-/// 18's "own int-returning FFI".
+/// Declared here: `cuInit` and the primary context (where a busy GPU says
+/// 46, newer than cust_raw 0.11's enum). The rest goes through cust, where
+/// a code its enum lacks is undefined behaviour; the fake driver of CI
+/// (kernels-ptx/sim-driver) returns such codes only from the calls declared
+/// here. Moving the rest here too is what is left of issue 18's "own
+/// int-returning FFI".
 #[allow(non_snake_case)]
 mod ffi {
     use std::ffi::c_void;
