@@ -104,3 +104,18 @@ echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip;
   bash scripts/gpu-bundle-check.sh run target/gpu-bundle stub
   cargo run --locked --quiet -p lasagna-cli --features cuda -- info
 )
+
+step "cuda on the simulator: the cuda binary end to end on a fake libcuda.so.1 backed by the PTX simulator"
+echo "    (scripts/sim-driver.sh; kernels-ptx/sim-driver/README.md lists its fault-injection variables)"
+(
+  eval "$(bash scripts/sim-driver.sh)"
+  cargo build --locked -p lasagna-cli --features cuda
+  # The driver functions the binary imports are exactly the fake driver's exports.
+  bash scripts/sim-driver-symbols.sh target/debug/lasagna target/release/liblasagna_sim_driver.so
+  # info; train --device cuda|auto, mlp and cnn, with and without --amp, against --device cpu.
+  bash scripts/sim-driver-train.sh
+  # The driver and parity tests run for real here: a skip is a failure.
+  LASAGNA_REQUIRE_CUDA=1 cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity
+  # What the user reads on out of memory, a kernel fault, a refused PTX, no device, code 46.
+  LASAGNA_REQUIRE_SIM_DRIVER=1 cargo test --locked -p lasagna-cli --features cuda --test cuda_sim_driver
+)

@@ -93,7 +93,10 @@ pub enum DriverError {
         count: u32,
     },
     /// An allocation did not fit.
-    #[error("out of device memory: asked for {asked} bytes, {free} free of {total}")]
+    #[error(
+        "out of device memory: asked for {asked} bytes, {free} free of {total}. HINT: a \
+         smaller --batch-size or model; `nvidia-smi` shows what else holds the GPU's memory"
+    )]
     OutOfMemory {
         /// The allocation's size in bytes.
         asked: usize,
@@ -155,8 +158,9 @@ pub enum DriverError {
     /// from then on, so every later call fails the same way).
     #[error(
         "a kernel failed on the GPU (last launched: `{last_kernel}`): {cause}. HINT: \
-         run under compute-sanitizer to find the faulting access; the GPU context stays \
-         unusable until the process restarts"
+         CUDA_LAUNCH_BLOCKING=1 makes the faulting launch itself report it (the last one \
+         launched may be a later kernel); compute-sanitizer finds the faulting access; the \
+         GPU context stays unusable until the process restarts"
     )]
     Queued {
         /// The most recently launched kernel, or `none`.
