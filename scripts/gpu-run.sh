@@ -36,6 +36,13 @@
 #   RUN_ONLY="info cuda_parity memcheck-*"   run only these steps (globs);
 #                                            the others are "skipped"
 #   RUN_STEP_LIMIT_S=120                     cap every step's time limit
+#   RUN_DATA=DIR                             MNIST from DIR, not the bundle's
+#   RUN_EPOCHS=5                             epochs of each training step
+#   RUN_TRAIN_ARGS="--train-subset 256 --val 64"
+#                                            added to every training step (CI
+#                                            runs run.sh on the simulator's
+#                                            fake libcuda, where a full run
+#                                            would take hours)
 #   PYTHON=python3                           for summary.json and PyTorch
 set -euo pipefail
 OUT="${1:-}"
@@ -53,7 +60,9 @@ if ! command -v timeout >/dev/null 2>&1; then
 fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-export LASAGNA_DATA="$HERE/data/mnist"
+export LASAGNA_DATA="${RUN_DATA:-$HERE/data/mnist}"
+read -ra train_args <<<"${RUN_TRAIN_ARGS:-}"
+epochs="${RUN_EPOCHS:-5}"
 # On the GPU machine a missing device is a failure, not a skip.
 export LASAGNA_REQUIRE_CUDA=1
 
@@ -273,11 +282,13 @@ step cuda_parity 900 cuda_parity.txt "$BIN/cuda_parity" --nocapture --test-threa
 step gemm 900 gemm.jsonl "$BIN/cuda_bench" --ignored --nocapture --test-threads 1
 for m in mlp cnn; do
   step "train-$m" 1800 "train-$m.txt" --metrics "train-$m.json" \
-    "$BIN/lasagna" train --model "$m" --device cuda --epochs 5 --metrics "$OUT/train-$m.json"
+    "$BIN/lasagna" train --model "$m" --device cuda --epochs "$epochs" --metrics "$OUT/train-$m.json" \
+    ${train_args[@]+"${train_args[@]}"}
 done
 # Mixed precision (fp16 tensor-core GEMMs, dynamic loss scaling) vs the f32 run above.
 step train-cnn-amp 1800 train-cnn-amp.txt --metrics train-cnn-amp.json \
-  "$BIN/lasagna" train --model cnn --device cuda --epochs 5 --amp --metrics "$OUT/train-cnn-amp.json"
+  "$BIN/lasagna" train --model cnn --device cuda --epochs "$epochs" --amp --metrics "$OUT/train-cnn-amp.json" \
+  ${train_args[@]+"${train_args[@]}"}
 
 # PyTorch is optional: a driver-only machine skips the peer with one line.
 peer="$HERE/peers/torch_mnist.py"
@@ -288,7 +299,7 @@ elif [ -z "$have_python" ]; then
 elif ! timeout 120 "$PYTHON" -c 'import torch, numpy' >/dev/null 2>&1; then
   skip torch "PyTorch (or numpy) is not installed for $PYTHON"
 else
-  step torch 1800 torch.jsonl "$PYTHON" "$peer" --data "$LASAGNA_DATA" --epochs 5
+  step torch 1800 torch.jsonl "$PYTHON" "$peer" --data "$LASAGNA_DATA" --epochs "$epochs"
 fi
 
 # The parity tests under compute-sanitizer: out-of-bounds and misaligned

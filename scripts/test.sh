@@ -118,4 +118,13 @@ echo "    (scripts/sim-driver.sh; kernels-ptx/sim-driver/README.md lists its fau
   LASAGNA_REQUIRE_CUDA=1 cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity
   # What the user reads on out of memory, a kernel fault, a refused PTX, no device, code 46.
   LASAGNA_REQUIRE_SIM_DRIVER=1 cargo test --locked -p lasagna-cli --features cuda --test cuda_sim_driver
+  # The GPU bundle's run.sh (built in the cuda step above) on the fake driver:
+  # every step it runs must pass. The simulator is an interpreter, so the
+  # training steps take one epoch of a few images (sim-driver-train.sh's data,
+  # test set cut to 32 images); the GEMM bench and compute-sanitizer (which
+  # needs a real GPU) are left out.
+  RUN_ONLY="info cuda_driver cuda_parity train-mlp train-cnn-amp" \
+    RUN_DATA="$PWD/target/sim-driver-data" RUN_EPOCHS=1 \
+    RUN_TRAIN_ARGS="--train-subset 48 --val 16 --batch-size 16" \
+    bash scripts/gpu-bundle-check.sh run target/gpu-bundle passed
 )
