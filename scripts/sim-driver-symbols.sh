@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when the driver functions a `cuda` binary imports differ from what the
-# fake driver (kernels-ptx/sim-driver) exports: a new cust call would make the
+# fake driver (kernels-ptx/sim-driver) exports: a new driver call would make the
 # binary fail to start on it, and a stale export is untested surface.
 #
 #   bash scripts/sim-driver-symbols.sh [binary] [driver]

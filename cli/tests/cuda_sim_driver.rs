@@ -2,7 +2,7 @@
 //! a libcuda.so.1 on the PTX simulator), with its fault injection: what the
 //! user reads when the GPU is out of memory, a kernel faults, the PTX is
 //! refused, there is no device, or the driver answers a code newer than
-//! cust knows; and that none of these crashes the process.
+//! cust knows (from any call); and that none of these crashes the process.
 //!
 //! Needs `eval "$(bash scripts/sim-driver.sh)"` (or just having run it: the
 //! driver is looked up in .tools/sim-driver/lib64). Without it each test
@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 const KNOBS: &[&str] = &[
     "LASAGNA_SIM_DRIVER_MEM",
     "LASAGNA_SIM_DRIVER_OOM_AT",
+    "LASAGNA_SIM_DRIVER_ALLOC_ERROR",
     "LASAGNA_SIM_DRIVER_FAULT",
     "LASAGNA_SIM_DRIVER_JIT_FAULT",
     "LASAGNA_SIM_DRIVER_DEVICES",
@@ -257,4 +258,26 @@ fn a_busy_device_at_context_creation_is_named_with_the_call() {
         "{err}"
     );
     assert!(err.contains("--device cpu"), "{err}");
+}
+
+#[test]
+fn an_unknown_code_from_an_allocation_is_named_with_the_call() {
+    // Past cuInit and the context: every driver call is declared with an int
+    // result (trainer/src/backend/gpu/driver/ffi.rs), so 46 from cuMemAlloc
+    // is named, and a code no driver knows is shown as its number.
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_ALLOC_ERROR", "46")]) else {
+        return;
+    };
+    failed_cleanly(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cuMemAlloc: CUDA_ERROR_DEVICE_UNAVAILABLE"),
+        "{err}"
+    );
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_ALLOC_ERROR", "12345")]) else {
+        return;
+    };
+    failed_cleanly(&out);
+    let err = stderr(&out);
+    assert!(err.contains("cuMemAlloc: CUresult 12345"), "{err}");
 }

@@ -1,8 +1,8 @@
 //! The small device interface the CUDA backend is written against:
 //! allocate, copy in and out, load PTX, launch a named kernel, synchronize.
 //!
-//! Two implementations exist: the driver API through `cust` (trainer feature
-//! `cuda`, on a real GPU) and the PTX simulator (`lasagna-ptx-sim`, in CI),
+//! Two implementations exist: the CUDA driver API (trainer feature `cuda`,
+//! on a real GPU) and the PTX simulator (`lasagna-ptx-sim`, in CI),
 //! so the backend's orchestration — which kernel, which launch shape, the
 //! argument order, buffer sizes, workspace reuse — runs on every change.
 

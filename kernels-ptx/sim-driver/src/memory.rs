@@ -55,13 +55,16 @@ impl Ctx {
 impl Driver {
     /// `cuMemAlloc`: zeroed simulator memory, within the memory cap.
     pub fn alloc(&mut self, bytes: u64) -> Res<u64> {
-        let (memory, oom_at) = {
+        let (memory, oom_at, alloc_error) = {
             let c = self.config()?;
-            (c.memory, c.oom_at)
+            (c.memory, c.oom_at, c.alloc_error)
         };
         self.allocs_made += 1;
         let nth = self.allocs_made;
         let ctx = self.usable()?;
+        if let Some(code) = alloc_error {
+            return Err(code);
+        }
         if bytes == 0 {
             return Err(INVALID_VALUE);
         }

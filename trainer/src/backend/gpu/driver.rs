@@ -1,33 +1,30 @@
 //! [`CudaDevice`]: the [`Device`] interface on a real GPU, through the CUDA
-//! driver API (`cust`, feature `cuda`).
+//! driver API (feature `cuda`).
 //!
-//! `cust` provides the stream, allocations and device queries. The primary
-//! context (`driver/context.rs`), module loading, kernel lookup and launches
-//! call the driver directly
-//! (declared below, in `ffi`, with `int` results), for three reasons: `cust`'s typed
-//! launch takes only typed arguments, its `Function` borrows its `Module` (so
-//! it cannot be cached next to it), and its error enum folds codes it does not
-//! know, such as `CUDA_ERROR_UNSUPPORTED_PTX_VERSION` (222), into
-//! `UnknownError`, which is the one code a PTX/driver mismatch needs.
+//! Every driver call goes through `driver/ffi.rs`: the project's own
+//! declarations with `int` results and thin wrappers. Not cust's, because
+//! cust_raw's `CUresult` is a Rust enum and a code it does not list (46
+//! `CUDA_ERROR_DEVICE_UNAVAILABLE` from a busy GPU, anything newer than its
+//! bindings) would be undefined behaviour; cust's error enum also folds codes
+//! it does not know, such as `CUDA_ERROR_UNSUPPORTED_PTX_VERSION` (222), into
+//! `UnknownError`, and its typed launch takes only typed arguments. cust
+//! stays only for the link to libcuda (see `ffi`).
 //!
 //! Ordering: work goes to one stream created with default flags, so it also
-//! synchronizes with the legacy default stream that `cust`'s blocking copies
+//! synchronizes with the legacy default stream that the blocking copies
 //! use; a copy after a launch sees the launch's writes.
 
-use cust::device::{Device as CuDevice, DeviceAttribute};
-use cust::error::CudaError;
-use cust::memory::{CopyDestination, DeviceBuffer};
-use cust::stream::{Stream, StreamFlags};
 use lasagna_kernels::device::{Arg, Device};
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
-use std::os::raw::c_uint;
 
 mod context;
 mod error;
+mod ffi;
 mod signature;
 use context::PrimaryContext;
 pub use error::{ptx_hint, CudaStatus, DriverError};
+use ffi::{DeviceMem, Failed, Module, Stream};
 
 /// Handle of one [`CudaDevice`] allocation (an index into its buffer table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,8 +40,8 @@ pub struct CudaDevice {
     functions: HashMap<String, ffi::CUfunction>,
     /// Parameter sizes of every entry of the loaded modules.
     params: HashMap<String, Vec<u32>>,
-    modules: Vec<LoadedModule>,
-    buffers: Vec<DeviceBuffer<u8>>,
+    modules: Vec<Module>,
+    buffers: Vec<DeviceMem>,
     last_kernel: String,
     description: String,
     stream: Stream,
@@ -65,10 +62,9 @@ impl CudaDevice {
     pub fn new(ordinal: u32) -> Result<Self, DriverError> {
         let device = open(ordinal)?;
         let description = describe(device)?;
-        let context = PrimaryContext::retain(device.as_raw())?;
+        let context = PrimaryContext::retain(device)?;
         // Default (blocking) flags: see the module documentation on ordering.
-        let stream =
-            Stream::new(StreamFlags::DEFAULT, None).map_err(call("cuStreamCreateWithPriority"))?;
+        let stream = Stream::new()?;
         Ok(CudaDevice {
             functions: HashMap::new(),
             params: HashMap::new(),
@@ -86,7 +82,7 @@ impl CudaDevice {
         self.context.make_current()
     }
 
-    fn buffer(&self, buf: &CudaBuf) -> Result<&DeviceBuffer<u8>, DriverError> {
+    fn buffer(&self, buf: &CudaBuf) -> Result<&DeviceMem, DriverError> {
         self.buffers
             .get(buf.0 as usize)
             .ok_or(DriverError::BadBuffer { buf: *buf })
@@ -110,31 +106,21 @@ impl CudaDevice {
     /// The device address of `buf` plus `offset` bytes.
     fn address(&self, buf: &CudaBuf, offset: u64) -> Result<u64, DriverError> {
         self.fits("launch", buf, offset)?;
-        Ok(self.buffer(buf)?.as_device_ptr().as_raw() + offset)
+        Ok(self.buffer(buf)?.address() + offset)
     }
 
     /// Wraps an error of `call`. A kernel's fault (bad address, trap,
     /// timeout) surfaces at the next call that waits for the stream, and
     /// every call after it fails the same way ("sticky"), so those name the
     /// last kernel launched rather than the call that reported them.
-    fn failed(&self, call: &'static str) -> impl Fn(CudaError) -> DriverError + '_ {
-        move |e| match e {
-            CudaError::IllegalAddress
-            | CudaError::LaunchTimeout
-            | CudaError::AssertError
-            | CudaError::HardwareStackError
-            | CudaError::IllegalInstruction
-            | CudaError::MisalignedAddress
-            | CudaError::InvalidAddressSpace
-            | CudaError::InvalidProgramCounter
-            | CudaError::LaunchFailed => DriverError::Queued {
+    fn failed(&self, e: Failed) -> DriverError {
+        if e.is_kernel_fault() {
+            DriverError::Queued {
                 last_kernel: self.last_kernel.clone(),
-                cause: e.into(),
-            },
-            e => DriverError::Call {
-                call,
-                cause: e.into(),
-            },
+                cause: CudaStatus::new(e.code),
+            }
+        } else {
+            e.into()
         }
     }
 
@@ -179,20 +165,9 @@ impl CudaDevice {
             kernel: kernel.into(),
         })?;
         for m in &self.modules {
-            let mut f: ffi::CUfunction = std::ptr::null_mut();
-            // SAFETY: `m.0` is a loaded module and `name` is NUL-terminated.
-            match unsafe { ffi::cuModuleGetFunction(&mut f, m.0, name.as_ptr()) } {
-                0 => {
-                    self.functions.insert(kernel.to_owned(), f);
-                    return Ok(f);
-                }
-                ffi::CUDA_ERROR_NOT_FOUND => continue,
-                rc => {
-                    return Err(DriverError::Call {
-                        call: "cuModuleGetFunction",
-                        cause: CudaStatus::new(rc),
-                    })
-                }
+            if let Some(f) = m.function(&name)? {
+                self.functions.insert(kernel.to_owned(), f);
+                return Ok(f);
             }
         }
         Err(DriverError::UnknownKernel {
@@ -219,26 +194,24 @@ impl Device for CudaDevice {
 
     fn memory(&mut self) -> Option<(usize, usize)> {
         self.bind().ok()?;
-        cust::memory::mem_get_info().ok()
+        ffi::mem_get_info().ok()
     }
 
     fn alloc(&mut self, bytes: usize) -> Result<CudaBuf, DriverError> {
         self.bind()?;
         let id = u32::try_from(self.buffers.len()).map_err(|_| DriverError::Handles)?;
         // cuMemAlloc + cuMemsetD8: the interface promises zeroed memory.
-        let buf = DeviceBuffer::<u8>::zeroed(bytes).map_err(|e| match e {
-            CudaError::OutOfMemory => {
-                let (free, total) = cust::memory::mem_get_info().unwrap_or((0, 0));
+        let buf = DeviceMem::zeroed(bytes).map_err(|e| {
+            if e.code == ffi::CUDA_ERROR_OUT_OF_MEMORY {
+                let (free, total) = ffi::mem_get_info().unwrap_or((0, 0));
                 DriverError::OutOfMemory {
                     asked: bytes,
                     free,
                     total,
                 }
+            } else {
+                self.failed(e)
             }
-            e => DriverError::Call {
-                call: "cuMemAlloc",
-                cause: e.into(),
-            },
         })?;
         self.buffers.push(buf);
         Ok(CudaBuf(id))
@@ -247,27 +220,24 @@ impl Device for CudaDevice {
     fn upload(&mut self, buf: &CudaBuf, data: &[u8]) -> Result<(), DriverError> {
         self.bind()?;
         self.fits("upload", buf, data.len() as u64)?;
-        let mut dst = self.buffer(buf)?.index(..data.len());
-        dst.copy_from(data).map_err(self.failed("cuMemcpyHtoD"))
+        let dst = self.buffer(buf)?;
+        dst.upload(data).map_err(|e| self.failed(e))
     }
 
     fn download(&mut self, buf: &CudaBuf, out: &mut [u8]) -> Result<(), DriverError> {
         self.bind()?;
         self.fits("download", buf, out.len() as u64)?;
-        self.stream
-            .synchronize()
-            .map_err(self.failed("cuStreamSynchronize"))?;
-        let src = self.buffer(buf)?.index(..out.len());
-        src.copy_to(out).map_err(self.failed("cuMemcpyDtoH"))
+        self.stream.synchronize().map_err(|e| self.failed(e))?;
+        let src = self.buffer(buf)?;
+        src.download(out).map_err(|e| self.failed(e))
     }
 
     fn copy(&mut self, src: &CudaBuf, dst: &CudaBuf, bytes: usize) -> Result<(), DriverError> {
         self.bind()?;
         self.fits("copy", src, bytes as u64)?;
         self.fits("copy", dst, bytes as u64)?;
-        let from = self.buffer(src)?.index(..bytes);
-        let mut to = self.buffer(dst)?.index(..bytes);
-        to.copy_from(&from).map_err(self.failed("cuMemcpyDtoD"))
+        let (from, to) = (self.buffer(src)?, self.buffer(dst)?);
+        from.copy_to(to, bytes).map_err(|e| self.failed(e))
     }
 
     fn load_module(&mut self, ptx: &str) -> Result<(), DriverError> {
@@ -276,29 +246,14 @@ impl Device for CudaDevice {
             offset: e.nul_position(),
         })?;
         let mut log = vec![0u8; 16 << 10];
-        let mut options = [
-            ffi::CU_JIT_ERROR_LOG_BUFFER,
-            ffi::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
-        ];
-        // The driver reads the size option's *value* as an integer.
-        let mut values: [*mut c_void; 2] = [log.as_mut_ptr().cast(), log.len() as *mut c_void];
-        let mut module: ffi::CUmodule = std::ptr::null_mut();
-        // SAFETY: `image` is NUL-terminated PTX; the options name a buffer of
-        // `log.len()` bytes that outlives the call.
-        let rc = unsafe {
-            ffi::cuModuleLoadDataEx(
-                &mut module,
-                image.as_ptr().cast(),
-                options.len() as c_uint,
-                options.as_mut_ptr(),
-                values.as_mut_ptr(),
-            )
+        let rc = match Module::load(&image, &mut log) {
+            Ok(module) => {
+                self.modules.push(module);
+                self.params.extend(signature::entries(ptx));
+                return Ok(());
+            }
+            Err(e) => e.code,
         };
-        if rc == 0 {
-            self.modules.push(LoadedModule(module));
-            self.params.extend(signature::entries(ptx));
-            return Ok(());
-        }
         let log = CStr::from_bytes_until_nul(&log)
             .map(|s| s.to_string_lossy().trim().to_owned())
             .unwrap_or_default();
@@ -370,7 +325,7 @@ impl Device for CudaDevice {
                 block[1],
                 block[2],
                 shared_bytes,
-                self.stream.as_inner().cast(),
+                self.stream.raw(),
                 params.as_mut_ptr(),
                 std::ptr::null_mut(),
             )
@@ -390,9 +345,7 @@ impl Device for CudaDevice {
 
     fn synchronize(&mut self) -> Result<(), DriverError> {
         self.bind()?;
-        self.stream
-            .synchronize()
-            .map_err(self.failed("cuStreamSynchronize"))
+        self.stream.synchronize().map_err(|e| self.failed(e))
     }
 }
 
@@ -403,121 +356,30 @@ pub fn probe() -> Result<String, DriverError> {
 }
 
 /// `cuInit`, then device `ordinal`.
-fn open(ordinal: u32) -> Result<CuDevice, DriverError> {
-    // Raw cuInit: cust maps codes it does not know (CUDA_ERROR_STUB_LIBRARY,
-    // _INSUFFICIENT_DRIVER on new drivers) to UnknownError, losing the reason.
-    // SAFETY: cuInit takes flags only (0 is the only defined value).
-    let rc = unsafe { ffi::cuInit(0) };
-    if rc != 0 {
-        return Err(DriverError::NoDevice {
-            call: "cuInit",
-            cause: CudaStatus::new(rc),
-        });
-    }
-    let count = CuDevice::num_devices().map_err(|e| DriverError::NoDevice {
-        call: "cuDeviceGetCount",
-        cause: e.into(),
-    })?;
+fn open(ordinal: u32) -> Result<ffi::CUdevice, DriverError> {
+    let no_device = |e: Failed| DriverError::NoDevice {
+        call: e.call,
+        cause: CudaStatus::new(e.code),
+    };
+    ffi::init().map_err(no_device)?;
+    let count = ffi::device_count().map_err(no_device)?;
     if ordinal >= count {
         return Err(DriverError::Ordinal { ordinal, count });
     }
-    CuDevice::get_device(ordinal).map_err(call("cuDeviceGet"))
+    Ok(ffi::device(ordinal)?)
 }
 
 /// "NVIDIA H200, 139.8 GiB, sm_90, 132 SMs, driver 12.8".
-fn describe(device: CuDevice) -> Result<String, DriverError> {
-    let name = device.name().map_err(call("cuDeviceGetName"))?;
-    let total = device.total_memory().map_err(call("cuDeviceTotalMem"))?;
-    let attr = |a| {
-        device
-            .get_attribute(a)
-            .map_err(call("cuDeviceGetAttribute"))
-    };
-    let major = attr(DeviceAttribute::ComputeCapabilityMajor)?;
-    let minor = attr(DeviceAttribute::ComputeCapabilityMinor)?;
-    let sms = attr(DeviceAttribute::MultiprocessorCount)?;
-    let driver = cust::CudaApiVersion::get().map_err(call("cuDriverGetVersion"))?;
+fn describe(device: ffi::CUdevice) -> Result<String, DriverError> {
+    let name = ffi::device_name(device)?;
+    let total = ffi::device_total_mem(device)?;
+    let attr = |a| ffi::device_attribute(device, a);
+    let major = attr(ffi::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = attr(ffi::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let sms = attr(ffi::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+    let (driver_major, driver_minor) = ffi::driver_version()?;
     Ok(format!(
-        "{name}, {:.1} GiB, sm_{major}{minor}, {sms} SMs, driver {}.{}",
+        "{name}, {:.1} GiB, sm_{major}{minor}, {sms} SMs, driver {driver_major}.{driver_minor}",
         total as f64 / (1u64 << 30) as f64,
-        driver.major(),
-        driver.minor()
     ))
-}
-
-/// Wraps a `cust` error with the driver call that returned it.
-fn call(call: &'static str) -> impl Fn(CudaError) -> DriverError {
-    move |e| DriverError::Call {
-        call,
-        cause: e.into(),
-    }
-}
-
-/// A loaded module, unloaded on drop.
-struct LoadedModule(ffi::CUmodule);
-
-impl Drop for LoadedModule {
-    fn drop(&mut self) {
-        // SAFETY: loaded by cuModuleLoadDataEx and unloaded only here; the
-        // device's context is current (`CudaDevice::drop`). An error here
-        // (e.g. a context already torn down) leaves nothing to clean up.
-        let _ = unsafe { ffi::cuModuleUnload(self.0) };
-    }
-}
-
-/// The few driver entry points called directly, declared with `int` results
-/// so that any code a newer driver returns is a value, not undefined
-/// behaviour in a Rust enum. `cust_raw` links libcuda.
-///
-/// Declared here: `cuInit` and the primary context (where a busy GPU says
-/// 46, newer than cust_raw 0.11's enum). The rest goes through cust, where
-/// a code its enum lacks is undefined behaviour; the fake driver of CI
-/// (kernels-ptx/sim-driver) returns such codes only from the calls declared
-/// here. Moving the rest here too is what is left of issue 18's "own
-/// int-returning FFI".
-#[allow(non_snake_case)]
-mod ffi {
-    use std::ffi::c_void;
-    use std::os::raw::{c_char, c_int, c_uint};
-
-    pub type CUmodule = *mut c_void;
-    pub type CUfunction = *mut c_void;
-    pub type CUstream = *mut c_void;
-    pub type CUcontext = *mut c_void;
-
-    // cuda.h: CUresult and CUjit_option values.
-    pub const CUDA_ERROR_NOT_FOUND: c_int = 500;
-    pub const CU_JIT_ERROR_LOG_BUFFER: c_int = 5;
-    pub const CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: c_int = 6;
-
-    extern "C" {
-        pub fn cuInit(flags: c_uint) -> c_int;
-        pub fn cuDevicePrimaryCtxRetain(ctx: *mut CUcontext, device: c_int) -> c_int;
-        pub fn cuDevicePrimaryCtxRelease_v2(device: c_int) -> c_int;
-        pub fn cuCtxSetCurrent(ctx: CUcontext) -> c_int;
-        pub fn cuGetErrorName(error: c_int, out: *mut *const c_char) -> c_int;
-        pub fn cuGetErrorString(error: c_int, out: *mut *const c_char) -> c_int;
-        pub fn cuModuleLoadDataEx(
-            module: *mut CUmodule,
-            image: *const c_void,
-            num_options: c_uint,
-            options: *mut c_int,
-            option_values: *mut *mut c_void,
-        ) -> c_int;
-        pub fn cuModuleGetFunction(f: *mut CUfunction, m: CUmodule, name: *const c_char) -> c_int;
-        pub fn cuModuleUnload(m: CUmodule) -> c_int;
-        pub fn cuLaunchKernel(
-            f: CUfunction,
-            grid_x: c_uint,
-            grid_y: c_uint,
-            grid_z: c_uint,
-            block_x: c_uint,
-            block_y: c_uint,
-            block_z: c_uint,
-            shared_bytes: c_uint,
-            stream: CUstream,
-            params: *mut *mut c_void,
-            extra: *mut *mut c_void,
-        ) -> c_int;
-    }
 }

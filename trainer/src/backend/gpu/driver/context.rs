@@ -1,5 +1,5 @@
 //! The device's primary context, retained, made current and released
-//! through the project's own `int`-returning FFI rather than cust: context
+//! through the project's own `int`-returning FFI (`ffi.rs`): context
 //! creation is where a GPU in exclusive-process or prohibited mode answers
 //! `CUDA_ERROR_DEVICE_UNAVAILABLE` (46), a code cust_raw 0.11's `CUresult`
 //! enum lacks, so through cust it would be undefined behaviour.

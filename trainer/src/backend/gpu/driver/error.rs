@@ -1,7 +1,6 @@
 //! [`DriverError`] and the driver status it carries ([`CudaStatus`]).
 
 use super::{ffi, CudaBuf};
-use cust::error::CudaError;
 use std::ffi::CStr;
 use std::fmt;
 use std::os::raw::{c_char, c_int};
@@ -10,7 +9,8 @@ use std::os::raw::{c_char, c_int};
 /// (`CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CudaStatus {
-    /// The `CUresult` value (-1 for an error of `cust`'s own).
+    /// The `CUresult` value, whatever it is: read as an `int`, never as an
+    /// enum (driver/ffi.rs).
     pub code: i32,
     /// `cuGetErrorName`, when the driver knows the code.
     pub name: Option<&'static str>,
@@ -36,24 +36,6 @@ impl CudaStatus {
             code,
             name: lookup(ffi::cuGetErrorName),
             text: lookup(ffi::cuGetErrorString),
-        }
-    }
-}
-
-impl From<CudaError> for CudaStatus {
-    fn from(e: CudaError) -> Self {
-        // cust's discriminants are the CUresult values (`#[repr(u32)]`); its
-        // own codes (100100 and up) are not the driver's.
-        match i32::try_from(e as u32) {
-            Ok(code) if code <= 999 => CudaStatus::new(code),
-            _ => CudaStatus {
-                code: -1,
-                name: Some("cust error"),
-                text: match e {
-                    CudaError::InvalidMemoryAllocation => Some("invalid memory allocation"),
-                    _ => None,
-                },
-            },
         }
     }
 }
