@@ -13,7 +13,7 @@ use lasagna_ptx_sim::{BufId, Simulator};
 
 use crate::config::Config;
 use crate::errors::{Code, Res, INVALID_CONTEXT, INVALID_DEVICE, NOT_INITIALIZED, UNKNOWN};
-use crate::module::{Func, ModuleEntry};
+use crate::handles::{Func, ModuleEntry};
 
 /// Everything behind the lock.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 mod config;
 mod context;
 mod errors;
+mod handles;
 mod launch;
 mod memory;
 mod module;

@@ -5,28 +5,11 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
-use lasagna_ptx_sim::{parse_module, Device, Param};
+use lasagna_ptx_sim::{parse_module, Device};
 
 use crate::context::Driver;
 use crate::errors::{Code, Res, INVALID_HANDLE, INVALID_PTX, INVALID_VALUE, NOT_FOUND};
-
-/// One loaded module: its entries and their parameters.
-#[derive(Debug)]
-pub struct ModuleEntry {
-    /// (entry name, parameters in declaration order).
-    pub entries: Vec<(String, Vec<Param>)>,
-}
-
-/// One `CUfunction`.
-#[derive(Debug)]
-pub struct Func {
-    /// Index of its module in `Ctx::modules`.
-    pub module: usize,
-    /// The `.entry` name (the simulator launches by name).
-    pub name: String,
-    /// Its parameters: `cuLaunchKernel` reads each `void*` with this size.
-    pub params: Vec<Param>,
-}
+use crate::handles::{Func, ModuleEntry};
 
 // cuda.h, enum CUjit_option.
 const CU_JIT_INFO_LOG_BUFFER: c_int = 3;

@@ -256,7 +256,7 @@ fn f64_to_f32(x: f64, rnd: Rnd) -> f32 {
 }
 
 /// The adjacent f32 toward +inf (`up`) or -inf; `f32::next_up` needs Rust 1.86 (MSRV is 1.85).
-fn next_toward(v: f32, up: bool) -> f32 {
+pub(crate) fn next_toward(v: f32, up: bool) -> f32 {
     if v.is_nan() || (v.is_infinite() && (v > 0.0) == up) {
         return v;
     }

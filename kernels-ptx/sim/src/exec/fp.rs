@@ -48,22 +48,9 @@ fn flush(x: f32) -> f32 {
     }
 }
 
-/// The adjacent f32 toward +inf (`up`) or -inf.
-fn step(v: f32, up: bool) -> f32 {
-    if v.is_nan() || (v.is_infinite() && (v > 0.0) == up) {
-        return v;
-    }
-    if v == 0.0 {
-        let tiny = f32::from_bits(1);
-        return if up { tiny } else { -tiny };
-    }
-    let b = v.to_bits();
-    f32::from_bits(if (v > 0.0) == up { b + 1 } else { b - 1 })
-}
-
 fn ulp(v: f32) -> f64 {
     let a = v.abs();
-    f64::from(step(a, true)) - f64::from(a)
+    f64::from(alu::next_toward(a, true)) - f64::from(a)
 }
 
 /// The exact value (in f64) and the allowed absolute error of an approximate op.
@@ -103,7 +90,7 @@ fn perturb(mode: ApproxError, r: f32, exact: f64, err: f64, h: u64) -> f32 {
     let far = |up: bool| {
         let mut v = r;
         for _ in 0..64 {
-            let n = step(v, up);
+            let n = alu::next_toward(v, up);
             if !inside(n) {
                 break;
             }
