@@ -113,7 +113,13 @@ pub const CHUNK_ELEMENTS: usize = 1 << 26;
 /// most `n`. Non-decreasing in `n`, so scratch sized for a batch fits any
 /// smaller one.
 pub fn batch_chunk(n: usize, per_sample: usize) -> usize {
-    (CHUNK_ELEMENTS / per_sample.max(1)).clamp(1, n.max(1))
+    chunk_within(n, per_sample, CHUNK_ELEMENTS)
+}
+
+/// [`batch_chunk`] for a cap of `cap` elements instead of
+/// [`CHUNK_ELEMENTS`] (tests use a small cap to run several chunks).
+pub fn chunk_within(n: usize, per_sample: usize, cap: usize) -> usize {
+    (cap / per_sample.max(1)).clamp(1, n.max(1))
 }
 
 fn grid_stride(
@@ -190,6 +196,7 @@ mod tests {
         assert_eq!(batch_chunk(5, 0), 5);
         assert_eq!(batch_chunk(8, CHUNK_ELEMENTS + 1), 1);
         assert_eq!(batch_chunk(1000, CHUNK_ELEMENTS / 4), 4);
+        assert_eq!(chunk_within(5, 10, 25), 2);
         let mut last = 0;
         for n in 1..50 {
             let c = batch_chunk(n, CHUNK_ELEMENTS / 7);

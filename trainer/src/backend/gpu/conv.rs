@@ -23,7 +23,8 @@
 //! offsets, never copies.
 
 use lasagna_kernels::conv2d::{
-    batch_chunk, col2im_launch, im2col_launch, swap_nc_launch, COL2IM, IM2COL, SWAP_NC,
+    chunk_within, col2im_launch, im2col_launch, swap_nc_launch, CHUNK_ELEMENTS, COL2IM, IM2COL,
+    SWAP_NC,
 };
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::Kernel;
@@ -46,6 +47,12 @@ struct Sizes {
 }
 
 fn sizes(d: &Conv2dDims) -> Sizes {
+    sizes_capped(d, CHUNK_ELEMENTS)
+}
+
+/// [`sizes`] with the chunk chosen for a scratch cap of `cap` elements (the
+/// tests use a small one to run several chunks).
+fn sizes_capped(d: &Conv2dDims, cap: usize) -> Sizes {
     let g = d.groups.max(1);
     let p = d.oh * d.ow;
     let rows = d.col_rows();
@@ -56,7 +63,7 @@ fn sizes(d: &Conv2dDims) -> Sizes {
         cog: d.c_out / g,
         kg: d.c_in / g * d.kh * d.kw,
         rows,
-        chunk: batch_chunk(d.n, (rows + d.c_out) * p),
+        chunk: chunk_within(d.n, (rows + d.c_out) * p, cap),
     }
 }
 
@@ -118,17 +125,18 @@ impl<D: Device + Send + 'static> Gpu<D> {
         self.launch(&SWAP_NC, swap_nc_launch(a * b * p), &args)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_conv(
         &self,
         op: &str,
         d: &Conv2dDims,
+        s: &Sizes,
         x: usize,
         w: usize,
         y: usize,
         scratch: usize,
     ) -> Result<()> {
         d.check()?;
-        let s = sizes(d);
         need(self, &format!("{op} x"), d.n * s.xs, &[x])?;
         need(self, &format!("{op} weight"), s.cog * s.kg * d.groups, &[w])?;
         need(self, &format!("{op} y"), d.n * s.ys, &[y])?;
@@ -139,28 +147,25 @@ impl<D: Device + Send + 'static> Gpu<D> {
             &[scratch],
         )
     }
-}
 
-impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
-    fn conv2d_scratch_len(&self, d: &Conv2dDims) -> usize {
-        sizes(d).scratch(d.c_out)
-    }
-
-    fn conv2d_forward(
+    /// [`ConvOps::conv2d_forward`] in chunks of `s.chunk` samples.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_forward(
         &self,
         d: &Conv2dDims,
-        x: &Self::Buf,
-        weight: &Self::Buf,
-        bias: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-        scratch: &mut Self::Buf,
+        s: &Sizes,
+        x: &GpuBuf<D::Buf>,
+        weight: &GpuBuf<D::Buf>,
+        bias: Option<&GpuBuf<D::Buf>>,
+        y: &mut GpuBuf<D::Buf>,
+        scratch: &mut GpuBuf<D::Buf>,
     ) -> Result<()> {
-        self.check_conv("conv2d_forward", d, x.len, weight.len, y.len, scratch.len)?;
+        let (xl, wl, yl, sl) = (x.len, weight.len, y.len, scratch.len);
+        self.check_conv("conv2d_forward", d, s, xl, wl, yl, sl)?;
         if let Some(b) = bias {
             need(self, "conv2d_forward bias", d.c_out, &[b.len])?;
         }
         let bias = bias.map_or(Arg::U64(0), |b| b.arg());
-        let s = sizes(d);
         for (s0, c) in s.chunks(d.n) {
             let np = c * s.p;
             let yt = s.rows * np;
@@ -182,19 +187,22 @@ impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
         Ok(())
     }
 
-    fn conv2d_backward(
+    /// [`ConvOps::conv2d_backward`] in chunks of `s.chunk` samples.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward(
         &self,
         d: &Conv2dDims,
-        x: &Self::Buf,
-        weight: &Self::Buf,
-        dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
-        dweight: &mut Self::Buf,
-        dbias: Option<&mut Self::Buf>,
-        scratch: &mut Self::Buf,
+        s: &Sizes,
+        x: &GpuBuf<D::Buf>,
+        weight: &GpuBuf<D::Buf>,
+        dy: &GpuBuf<D::Buf>,
+        dx: Option<&mut GpuBuf<D::Buf>>,
+        dweight: &mut GpuBuf<D::Buf>,
+        dbias: Option<&mut GpuBuf<D::Buf>>,
+        scratch: &mut GpuBuf<D::Buf>,
     ) -> Result<()> {
-        self.check_conv("conv2d_backward", d, x.len, weight.len, dy.len, scratch.len)?;
-        let s = sizes(d);
+        let (xl, wl, yl, sl) = (x.len, weight.len, dy.len, scratch.len);
+        self.check_conv("conv2d_backward", d, s, xl, wl, yl, sl)?;
         need(self, "conv2d_backward dweight", weight.len, &[dweight.len])?;
         if let Some(dx) = &dx {
             need(self, "conv2d_backward dx", d.n * s.xs, &[dx.len])?;
@@ -238,6 +246,39 @@ impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
     }
 }
 
+impl<D: Device + Send + 'static> ConvOps for Gpu<D> {
+    fn conv2d_scratch_len(&self, d: &Conv2dDims) -> usize {
+        sizes(d).scratch(d.c_out)
+    }
+
+    fn conv2d_forward(
+        &self,
+        d: &Conv2dDims,
+        x: &Self::Buf,
+        weight: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+        scratch: &mut Self::Buf,
+    ) -> Result<()> {
+        self.conv_forward(d, &sizes(d), x, weight, bias, y, scratch)
+    }
+
+    fn conv2d_backward(
+        &self,
+        d: &Conv2dDims,
+        x: &Self::Buf,
+        weight: &Self::Buf,
+        dy: &Self::Buf,
+        dx: Option<&mut Self::Buf>,
+        dweight: &mut Self::Buf,
+        dbias: Option<&mut Self::Buf>,
+        scratch: &mut Self::Buf,
+    ) -> Result<()> {
+        let s = sizes(d);
+        self.conv_backward(d, &s, x, weight, dy, dx, dweight, dbias, scratch)
+    }
+}
+
 fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, beta: f32) -> Gemm {
     Gemm {
         m,
@@ -247,5 +288,61 @@ fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, beta: f32) -
         trans_b,
         alpha: 1.0,
         beta,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Memory;
+    use crate::philox::Stream;
+    use lasagna_ptx_sim::Simulator;
+
+    /// Chunking is only a loop over samples: a batch split into chunks of 2,
+    /// 2 and 1 samples gives bit for bit the y, dx and dbias of one chunk,
+    /// and dweight up to the rounding of adding it chunk by chunk (beta 1).
+    #[test]
+    fn chunked_batch_matches_one_chunk() -> Result<()> {
+        let d = Conv2dDims::new(5, [4, 7, 6], 6, [3, 3], [1, 2], [1, 1], [1, 1], 2)?;
+        let one = sizes(&d);
+        assert_eq!(one.chunk, 5);
+        let per_sample = (one.rows + d.c_out) * one.p;
+        let three = sizes_capped(&d, 2 * per_sample);
+        assert_eq!(
+            three.chunks(d.n).collect::<Vec<_>>(),
+            [(0, 2), (2, 2), (4, 1)]
+        );
+
+        let mut r = Stream::new(11, 0);
+        let mut random =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| r.uniform_range(-1.0, 1.0)).collect() };
+        let (x, w, b) = (random(d.n * one.xs), random(6 * 2 * 9), random(d.c_out));
+        let dy = random(d.n * one.ys);
+        let g = Gpu::new(Simulator::new(), "sim")?;
+        let run = |s: &Sizes| -> Result<[Vec<f32>; 4]> {
+            let (xb, wb, bb, dyb) = (g.upload(&x)?, g.upload(&w)?, g.upload(&b)?, g.upload(&dy)?);
+            let mut y = g.zeros(dy.len())?;
+            let mut scratch = g.zeros(s.scratch(d.c_out))?;
+            g.conv_forward(&d, s, &xb, &wb, Some(&bb), &mut y, &mut scratch)?;
+            let (mut dx, mut dw, mut db) = (g.zeros(x.len())?, g.zeros(w.len())?, g.zeros(6)?);
+            let (dxr, dwr, dbr) = (Some(&mut dx), &mut dw, Some(&mut db));
+            g.conv_backward(&d, s, &xb, &wb, &dyb, dxr, dwr, dbr, &mut scratch)?;
+            Ok([
+                g.to_vec(&y)?,
+                g.to_vec(&dx)?,
+                g.to_vec(&dw)?,
+                g.to_vec(&db)?,
+            ])
+        };
+        let (a, c) = (run(&one)?, run(&three)?);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for (i, what) in [(0, "y"), (1, "dx"), (3, "dbias")] {
+            assert_eq!(bits(&a[i]), bits(&c[i]), "{what}");
+        }
+        let scale = a[2].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (p, q) in a[2].iter().zip(&c[2]) {
+            assert!((p - q).abs() <= 1e-5 * scale, "dweight {p} vs {q}");
+        }
+        Ok(())
     }
 }
