@@ -1,13 +1,14 @@
-//! `kernels-ptx/ptx/conv2d.ptx` (im2col, col2im) plus `gemm.ptx`, run on the
-//! PTX simulator, against the CPU Conv2d (`trainer/src/backend/cpu/conv2d.rs` through
-//! `Cpu`'s `ConvOps`), on random shapes: channels 1-4 in, 1-5 out, planes
-//! 1-9, kernels 1-3, stride 1-2, padding 0-1, dilation 1-2, groups 1 or c_in.
+//! `kernels-ptx/ptx/conv2d.ptx` (im2col, col2im, swap_nc) plus `gemm.ptx`, run
+//! on the PTX simulator, against the CPU Conv2d (`trainer/src/backend/cpu/conv2d.rs`
+//! through `Cpu`'s `ConvOps`), on random shapes: channels 1-4 in, 1-5 out,
+//! planes 1-9, kernels 1-3, stride 1-2, padding 0-1, dilation 1-2, groups 1
+//! or c_in, batch 1-3.
 //!
-//! The GPU side is the CPU's algorithm step for step, with pointer offsets
-//! for samples and groups: per sample im2col, one gemm per group, the bias as
-//! a rank-1 gemm (`y += bias ones^T`, k = 1, beta = 1); backward `dwt += col
-//! dy^T` (beta 1) over the samples, `dcol = W^T dy`, col2im, and finally
-//! `dweight += dwt^T` as a gemm with an identity.
+//! The GPU side is `trainer/src/backend/gpu/conv.rs`'s batched algorithm
+//! step for step, with pointer offsets for groups: im2col of the whole batch,
+//! one gemm per group into `yt [c_out, n, oh*ow]`, then swap_nc to NCHW with
+//! the bias; backward swap_nc of dy into `dyt [c_out, n, oh*ow]`, `dweight_g
+//! += dyt_g col_g^T` (beta 1, K = n oh ow), `dcol = W^T dyt`, one col2im.
 //!
 //! Tolerance: im2col and col2im are compared bit for bit (a copy; a gather
 //! in the CPU scatter's order from +0). The products are not: the CPU's gemm
@@ -16,9 +17,8 @@
 //! `2 K eps` (as in `ptx_gemm.rs`). We allow `4 eps K` absolute (eps = 2^-24)
 //! with K = kg + 1 for y (the bias is one more term), `cog kh kw` for dx (a
 //! dcol sum, then up to kh kw of them added) and `n oh ow + 1` for dweight
-//! (summed over the batch, onto the old dweight). The bias and the final
-//! `dweight += dwt^T` gemms have one non-zero term per sum, so they add no
-//! error of their own.
+//! (summed over the batch, onto the old dweight). swap_nc is a copy plus the
+//! CPU's one `y + b` rounding, and is also checked bit for bit on its own.
 //! The CPU's im2col/col2im are private; (a) reads them through the public
 //! conv with an identity weight (`c_out = c_in * kh * kw`): its output
 //! channel r is column row r (one v * 1 and zeros, so exact), and its input
@@ -28,7 +28,9 @@
 
 mod ptx_common;
 
-use lasagna_kernels::conv2d::{col2im_launch, im2col_launch, COL2IM, IM2COL, MODULE};
+use lasagna_kernels::conv2d::{
+    col2im_launch, im2col_launch, swap_nc_launch, COL2IM, IM2COL, MODULE, SWAP_NC,
+};
 use lasagna_kernels::gemm::{gemm_launch, GEMM, MODULE as GEMM_MODULE};
 use lasagna_kernels::{Kernel, Launch};
 use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
@@ -100,6 +102,20 @@ impl Gpu {
         assert_eq!(st.atomic, 0, "{}: no atomics", k.name);
         let stores = if im2col { col_len } else { x_len };
         assert_eq!(st.global_store, stores as u64, "{}: one store each", k.name);
+    }
+
+    /// `y [b, a, p] = x [a, b, p] (+ bias[i])`; bias `Arg::U64(0)` for none.
+    fn swap_nc(&mut self, x: Arg, bias: Arg, y: Arg, [a, b, p]: [usize; 3]) {
+        let l = swap_nc_launch(a * b * p).expect("launch rule");
+        let mut args = vec![x, bias, y];
+        args.extend([a, b, p].iter().map(|&v| Arg::U32(v as u32)));
+        let st = self.launch(&SWAP_NC, l, &args);
+        assert_eq!(st.atomic, 0, "swap_nc: no atomics");
+        assert_eq!(
+            st.global_store,
+            (a * b * p) as u64,
+            "swap_nc: one store each"
+        );
     }
 
     /// `C [m, n] = op(A) op(B) + beta C`.
@@ -211,7 +227,6 @@ fn check_conv(d: &Conv2dDims, r: &mut Stream) -> [Worst; 3] {
     let (xl, yl) = (d.x_len().unwrap(), d.y_len().unwrap());
     let wl = d.weight_len().unwrap();
     let p = d.oh * d.ow;
-    let (xs, ys) = (d.c_in * d.h * d.w, d.c_out * p);
     let (cog, kg) = (d.c_out / d.groups, d.c_in / d.groups * d.kh * d.kw);
     let x = random(r, xl);
     let w = random(r, wl);
@@ -238,68 +253,56 @@ fn check_conv(d: &Conv2dDims, r: &mut Stream) -> [Worst; 3] {
     .unwrap();
 
     let mut g = Gpu::new();
+    let np = d.n * p;
     let bx = upload_f32(&mut g.s, &x);
     let bw = upload_f32(&mut g.s, &w);
     let bb = upload_f32(&mut g.s, &bias);
-    let bones = upload_f32(&mut g.s, &vec![1.0; p]);
     let by = filled_f32(&mut g.s, yl, f32::NAN);
-    let bcol = filled_f32(&mut g.s, d.col_rows() * p, f32::NAN);
-    for s in 0..d.n {
-        let (src, dst) = (g.at(bx, s * xs), g.at(bcol, 0));
-        g.cols(&IM2COL, d, 1, src, dst);
-        for gi in 0..d.groups {
-            let yo = s * ys + gi * cog * p;
-            // y_g [cog, p] = W_g [cog, kg] col_g [kg, p], then += bias_g ones^T.
-            let abc = [
-                g.at(bw, gi * cog * kg),
-                g.at(bcol, gi * kg * p),
-                g.at(by, yo),
-            ];
-            g.gemm(abc, [cog, p, kg], 0.0, false, false);
-            let abc = [g.at(bb, gi * cog), g.at(bones, 0), g.at(by, yo)];
-            g.gemm(abc, [cog, p, 1], 1.0, false, false);
-        }
+    let bcol = filled_f32(&mut g.s, d.col_rows() * np, f32::NAN);
+    let byt = filled_f32(&mut g.s, d.c_out * np, f32::NAN);
+    let (src, dst) = (g.at(bx, 0), g.at(bcol, 0));
+    g.cols(&IM2COL, d, d.n, src, dst);
+    for gi in 0..d.groups {
+        // yt_g [cog, n*p] = W_g [cog, kg] col_g [kg, n*p].
+        let abc = [
+            g.at(bw, gi * cog * kg),
+            g.at(bcol, gi * kg * np),
+            g.at(byt, gi * cog * np),
+        ];
+        g.gemm(abc, [cog, np, kg], 0.0, false, false);
     }
+    let (yt, b, yy) = (g.at(byt, 0), g.at(bb, 0), g.at(by, 0));
+    g.swap_nc(yt, b, yy, [d.c_out, d.n, p]);
     let y = download_f32(&mut g.s, by, yl);
 
     let bdy = upload_f32(&mut g.s, &dy);
     let bdx = filled_f32(&mut g.s, xl, f32::NAN);
-    let bdwt = filled_f32(&mut g.s, wl, 0.0);
     let bdw = upload_f32(&mut g.s, &dw0);
-    let beye = upload_f32(&mut g.s, &identity(kg));
-    for s in 0..d.n {
-        let (src, dst) = (g.at(bx, s * xs), g.at(bcol, 0));
-        g.cols(&IM2COL, d, 1, src, dst);
-        for gi in 0..d.groups {
-            // dwt_g [kg, cog] += col_g [kg, p] dy_g^T.
-            let abc = [
-                g.at(bcol, gi * kg * p),
-                g.at(bdy, s * ys + gi * cog * p),
-                g.at(bdwt, gi * kg * cog),
-            ];
-            g.gemm(abc, [kg, cog, p], 1.0, false, true);
-        }
-        for gi in 0..d.groups {
-            // dcol_g [kg, p] = W_g^T dy_g, over col_g.
-            let abc = [
-                g.at(bw, gi * cog * kg),
-                g.at(bdy, s * ys + gi * cog * p),
-                g.at(bcol, gi * kg * p),
-            ];
-            g.gemm(abc, [kg, p, cog], 0.0, true, false);
-        }
-        let (src, dst) = (g.at(bcol, 0), g.at(bdx, s * xs));
-        g.cols(&COL2IM, d, 1, src, dst);
-    }
+    let bdyt = filled_f32(&mut g.s, d.c_out * np, f32::NAN);
+    let (src, dst) = (g.at(bx, 0), g.at(bcol, 0));
+    g.cols(&IM2COL, d, d.n, src, dst);
+    let (src, dst) = (g.at(bdy, 0), g.at(bdyt, 0));
+    g.swap_nc(src, Arg::U64(0), dst, [d.n, d.c_out, p]);
     for gi in 0..d.groups {
-        // dweight_g [cog, kg] += dwt_g^T I.
+        // dweight_g [cog, kg] += dyt_g [cog, n*p] col_g^T.
         let abc = [
-            g.at(bdwt, gi * kg * cog),
-            g.at(beye, 0),
+            g.at(bdyt, gi * cog * np),
+            g.at(bcol, gi * kg * np),
             g.at(bdw, gi * cog * kg),
         ];
-        g.gemm(abc, [cog, kg, kg], 1.0, true, false);
+        g.gemm(abc, [cog, kg, np], 1.0, false, true);
     }
+    for gi in 0..d.groups {
+        // dcol_g [kg, n*p] = W_g^T dyt_g, over col_g.
+        let abc = [
+            g.at(bw, gi * cog * kg),
+            g.at(bdyt, gi * cog * np),
+            g.at(bcol, gi * kg * np),
+        ];
+        g.gemm(abc, [kg, np, cog], 0.0, true, false);
+    }
+    let (src, dst) = (g.at(bcol, 0), g.at(bdx, 0));
+    g.cols(&COL2IM, d, d.n, src, dst);
     let dx = download_f32(&mut g.s, bdx, xl);
     let dw = download_f32(&mut g.s, bdw, wl);
     // 4 eps per unit-bounded product in each sum (see the module comment).
@@ -309,6 +312,35 @@ fn check_conv(d: &Conv2dDims, r: &mut Stream) -> [Worst; 3] {
         compare(&dx_ref, &dx, &dx_ref, tol(cog * d.kh * d.kw), 0.0),
         compare(&dw_ref, &dw, &dw_ref, tol(d.n * p + 1), 0.0),
     ]
+}
+
+/// swap_nc of a random `[a, b, p]`, with and without a bias, against the
+/// host's swap and `y + b`: the elements whose bits differ.
+fn check_swap([a, b, p]: [usize; 3], r: &mut Stream) -> usize {
+    let x = random(r, a * b * p);
+    let bias = random(r, a);
+    let mut g = Gpu::new();
+    let bx = upload_f32(&mut g.s, &x);
+    let bb = upload_f32(&mut g.s, &bias);
+    let mut bad = 0;
+    for with_bias in [false, true] {
+        let by = filled_f32(&mut g.s, x.len(), f32::NAN);
+        let bias_arg = if with_bias { g.at(bb, 0) } else { Arg::U64(0) };
+        let (src, dst) = (g.at(bx, 0), g.at(by, 0));
+        g.swap_nc(src, bias_arg, dst, [a, b, p]);
+        let y = download_f32(&mut g.s, by, x.len());
+        let mut want = vec![0.0f32; x.len()];
+        for i in 0..a {
+            for j in 0..b {
+                for q in 0..p {
+                    let v = x[(i * b + j) * p + q];
+                    want[(j * a + i) * p + q] = if with_bias { v + bias[i] } else { v };
+                }
+            }
+        }
+        bad += bit_mismatches(&y, &want);
+    }
+    bad
 }
 
 /// `(n, [c_in, c_out, h, w], kernel, stride, padding, dilation, grouped)`.
@@ -358,6 +390,8 @@ proptest! {
         let d = d.unwrap();
         let mut r = Stream::new(seed, 0);
         prop_assert_eq!(check_cols(&d, &mut r), (0, 0), "{:?}: im2col, col2im", d);
+        let swap = [d.c_out, d.n, d.oh * d.ow];
+        prop_assert_eq!(check_swap(swap, &mut r), 0, "{:?}: swap_nc", swap);
         for (what, w) in ["y", "dx", "dweight"].iter().zip(check_conv(&d, &mut r)) {
             prop_assert!(w.failures == 0, "{:?}: {} {:?}", d, what, w);
         }
@@ -380,6 +414,11 @@ fn worst_errors_over_fixed_shapes() {
     for sh in cases {
         let d = dims(sh).expect("a valid shape");
         assert_eq!(check_cols(&d, &mut r), (0, 0), "{d:?}: im2col, col2im");
+        assert_eq!(
+            check_swap([d.n, d.c_out, d.oh * d.ow], &mut r),
+            0,
+            "{d:?}: swap_nc"
+        );
         for (i, w) in check_conv(&d, &mut r).iter().enumerate() {
             assert_eq!(w.failures, 0, "{d:?}: output {i}: {w:?}");
             worst[i] = worst[i].max(w.max_abs);
@@ -387,7 +426,7 @@ fn worst_errors_over_fixed_shapes() {
         }
     }
     println!(
-        "ptx conv2d vs cpu: im2col, col2im 0 differing bits; max |diff| y {:e}, dx {:e}, dweight {:e}; max ratio to the bound {:.3}",
+        "ptx conv2d vs cpu: im2col, col2im, swap_nc 0 differing bits; max |diff| y {:e}, dx {:e}, dweight {:e}; max ratio to the bound {:.3}",
         worst[0], worst[1], worst[2], ratio
     );
 }

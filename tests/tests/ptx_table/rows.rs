@@ -596,6 +596,17 @@ fn conv2d(g: &mut Gen) -> Vec<Row> {
             launch: kc::col2im_launch(col_len, x_len).unwrap(),
             args: co,
         },
+        Row {
+            kernel: &kc::SWAP_NC,
+            shape: "yt 64x8x196 + bias -> y 8x64x196".into(),
+            per: ("element", 64 * 8 * 196),
+            launch: kc::swap_nc_launch(64 * 8 * 196).unwrap(),
+            args: {
+                let mut a = vec![g.x(64 * 8 * 196), g.x(64), out(64 * 8 * 196)];
+                a.extend(u32s(&[64, 8, 196]));
+                a
+            },
+        },
     ]
 }
 
