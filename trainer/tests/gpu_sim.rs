@@ -4,7 +4,7 @@
 mod gpu_common;
 
 use gpu_common::{parity, CNN, MLP, RNN, TOKENS};
-use lasagna_ptx_sim::Simulator;
+use lasagna_ptx_sim::{Recording, Simulator};
 use lasagna_trainer::backend::gpu::Gpu;
 use lasagna_trainer::backend::{Location, Memory};
 
@@ -114,65 +114,15 @@ fn fit_on_the_simulated_gpu_matches_the_cpu() {
     assert!(worst <= 2.0 * c.lr * sc.step as f32, "{worst}");
 }
 
-/// The simulator, counting allocations.
-struct Counting {
-    sim: Simulator,
-    allocs: usize,
-}
-
-impl lasagna_kernels::device::Device for Counting {
-    type Buf = <Simulator as lasagna_kernels::device::Device>::Buf;
-    type Error = <Simulator as lasagna_kernels::device::Device>::Error;
-    fn describe(&self) -> String {
-        self.sim.describe()
-    }
-    fn alloc(&mut self, bytes: usize) -> Result<Self::Buf, Self::Error> {
-        self.allocs += 1;
-        self.sim.alloc(bytes)
-    }
-    fn upload(&mut self, buf: &Self::Buf, data: &[u8]) -> Result<(), Self::Error> {
-        self.sim.upload(buf, data)
-    }
-    fn download(&mut self, buf: &Self::Buf, out: &mut [u8]) -> Result<(), Self::Error> {
-        self.sim.download(buf, out)
-    }
-    fn copy(&mut self, src: &Self::Buf, dst: &Self::Buf, bytes: usize) -> Result<(), Self::Error> {
-        self.sim.copy(src, dst, bytes)
-    }
-    fn load_module(&mut self, ptx: &str) -> Result<(), Self::Error> {
-        self.sim.load_module(ptx)
-    }
-    fn launch(
-        &mut self,
-        kernel: &str,
-        grid: [u32; 3],
-        block: [u32; 3],
-        shared_bytes: u32,
-        args: &[lasagna_kernels::device::Arg<Self::Buf>],
-    ) -> Result<(), Self::Error> {
-        self.sim.launch(kernel, grid, block, shared_bytes, args)
-    }
-    fn synchronize(&mut self) -> Result<(), Self::Error> {
-        self.sim.synchronize()
-    }
-}
-
 /// Training steps allocate nothing on the device: a run of 4 steps makes
 /// exactly as many allocations as a run of 1 (all of them when the model,
 /// optimizer and step buffers are built).
 #[test]
 fn training_steps_allocate_nothing_on_the_device() {
     let allocs = |steps: usize| {
-        let g = Gpu::new(
-            Counting {
-                sim: Simulator::new(),
-                allocs: 0,
-            },
-            "counting sim",
-        )
-        .expect("backend");
+        let g = Gpu::new(Recording::new(Simulator::new()), "recording sim").expect("backend");
         gpu_common::train_random(&g, CNN, 4, steps);
-        let n = g.device().expect("device").allocs;
+        let n = g.device().expect("device").transfers().allocs;
         n
     };
     let (one, four) = (allocs(1), allocs(4));

@@ -4,6 +4,7 @@
 
 mod alu;
 mod check;
+pub mod cost;
 mod decode;
 mod device;
 mod error;
@@ -14,6 +15,7 @@ mod memory;
 mod meta;
 mod options;
 mod parse;
+mod recording;
 mod resources;
 mod stats;
 
@@ -22,5 +24,6 @@ pub use error::{Access, Error, Result, Space, ThreadPos, Uninit};
 pub use memory::GLOBAL_BASE;
 pub use options::{ApproxError, SimOptions, ENV_SEED, ENV_STRICT};
 pub use parse::{parse_module, Kernel, Module, Param};
+pub use recording::{LaunchRecord, Recording, Transfers};
 pub use resources::{parse_ptxas_report, ResourceUsage, MAX_REGS_PER_BLOCK, MAX_SHARED_NO_OPT_IN};
 pub use stats::LaunchStats;
