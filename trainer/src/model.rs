@@ -265,11 +265,14 @@ impl<B: Backend> Model<B> {
         }
     }
 
-    /// Zeroes every parameter gradient.
+    /// Zeroes every parameter gradient that backward accumulates into;
+    /// layers that overwrite theirs (`Layer::overwrites_grads`) are skipped.
     pub fn zero_grad(&mut self, b: &B) -> Result<()> {
-        for p in self.params_mut() {
-            let n = p.numel();
-            b.fill(&mut p.grad, 0.0, n)?;
+        for l in self.layers.iter_mut().filter(|l| !l.overwrites_grads()) {
+            for p in l.params_mut() {
+                let n = p.numel();
+                b.fill(&mut p.grad, 0.0, n)?;
+            }
         }
         Ok(())
     }

@@ -145,7 +145,8 @@ impl<B: Backend> Layer<B> for Linear<B> {
         let [w, rest @ ..] = self.params.as_mut_slice() else {
             return Err(not_set_up("Linear"));
         };
-        // dW [o, i] += dy^T [o, rows] * x [rows, i].
+        // dW [o, i] = dy^T [o, rows] * x [rows, i]: overwritten (beta = 0),
+        // since W gets gradient only here (`overwrites_grads`).
         let gw = Gemm {
             m: o,
             n: i,
@@ -153,11 +154,11 @@ impl<B: Backend> Layer<B> for Linear<B> {
             trans_a: true,
             trans_b: false,
             alpha: 1.0,
-            beta: 1.0,
+            beta: 0.0,
         };
         gemm(b, self.amp, &gw, dy, x, &mut w.grad)?;
         if let Some(bias) = rest.first_mut() {
-            b.sum_rows(dy, rows, o, &mut bias.grad, true)?;
+            b.sum_rows(dy, rows, o, &mut bias.grad, false)?;
         }
         if let Some(dx) = dx {
             // dx [rows, i] = dy [rows, o] * W [o, i].
@@ -177,6 +178,10 @@ impl<B: Backend> Layer<B> for Linear<B> {
 
     fn set_amp(&mut self, on: bool) {
         self.amp = on;
+    }
+
+    fn overwrites_grads(&self) -> bool {
+        true
     }
 
     fn params(&self) -> &[Param<B>] {
