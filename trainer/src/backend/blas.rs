@@ -29,6 +29,21 @@ pub struct Gemm {
 pub trait Blas: Memory {
     /// `C = alpha * op(A) op(B) + beta * C` (see [`Gemm`]).
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// `C = alpha * op(A) op(B) + beta * C`, then `C[r, c] += bias[c]`: the
+    /// GEMM and [`Blas::add_bias`] in that order. A backend with a fused
+    /// epilogue (the GPU's `gemm.ptx`) does both in one launch; the default
+    /// is the two calls, so the result is the same either way.
+    fn gemm_bias(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        bias: &Self::Buf,
+        c: &mut Self::Buf,
+    ) -> Result<()> {
+        self.gemm(g, a, b, c)?;
+        self.add_bias(c, bias, g.m, g.n)
+    }
     /// `y[r, c] += bias[c]` for `r < rows`.
     fn add_bias(&self, y: &mut Self::Buf, bias: &Self::Buf, rows: usize, cols: usize)
         -> Result<()>;

@@ -124,9 +124,14 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 0.0,
         };
-        gemm(b, self.amp, &g, x, &w.value, y)?;
-        if let Some(bias) = rest.first() {
-            b.add_bias(y, &bias.value, rows, o)?;
+        match rest.first() {
+            // f32: the bias rides in the GEMM's epilogue (one launch on the GPU).
+            Some(bias) if !self.amp => b.gemm_bias(&g, x, &w.value, &bias.value, y)?,
+            Some(bias) => {
+                gemm(b, self.amp, &g, x, &w.value, y)?;
+                b.add_bias(y, &bias.value, rows, o)?;
+            }
+            None => gemm(b, self.amp, &g, x, &w.value, y)?,
         }
         Ok(())
     }

@@ -14,12 +14,18 @@ use crate::error::Result;
 impl<D: Device + Send + 'static> Gpu<D> {
     /// `C = alpha op(A) op(B) + beta C` on pointer arguments (whole buffers
     /// or offsets into them); the caller has checked the sizes.
-    pub(crate) fn gemm_args(&self, g: &Gemm, [a, b, c]: [A<D>; 3]) -> Result<()> {
+    pub(crate) fn gemm_args(&self, g: &Gemm, abc: [A<D>; 3]) -> Result<()> {
+        self.gemm_epilogue(g, abc, Arg::U64(0))
+    }
+
+    /// [`Gpu::gemm_args`] with `bias` (a pointer, or `Arg::U64(0)` for none)
+    /// added to every row in the kernel's epilogue, after alpha and beta.
+    fn gemm_epilogue(&self, g: &Gemm, [a, b, c]: [A<D>; 3], bias: A<D>) -> Result<()> {
         let args = [
             a,
             b,
             c,
-            Arg::U64(0),
+            bias,
             u32_arg("m", g.m)?,
             u32_arg("n", g.n)?,
             u32_arg("k", g.k)?,
@@ -39,6 +45,20 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         need(self, "gemm B", g.k * g.n, &[b.len])?;
         need(self, "gemm C", g.m * g.n, &[c.len])?;
         self.gemm_args(g, [a.arg(), b.arg(), c.arg()])
+    }
+    fn gemm_bias(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        bias: &Self::Buf,
+        c: &mut Self::Buf,
+    ) -> Result<()> {
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len])?;
+        need(self, "gemm bias", g.n, &[bias.len])?;
+        self.gemm_epilogue(g, [a.arg(), b.arg(), c.arg()], bias.arg())
     }
     fn add_bias(
         &self,
