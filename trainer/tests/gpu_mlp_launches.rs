@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 struct Recording {
     sim: Simulator,
     launches: Vec<(String, u64)>,
+    /// Host-to-device copies (each a host sync for pageable memory).
+    uploads: usize,
 }
 
 impl Device for Recording {
@@ -30,6 +32,7 @@ impl Device for Recording {
         self.sim.alloc(bytes)
     }
     fn upload(&mut self, buf: &Self::Buf, data: &[u8]) -> Result<(), Self::Error> {
+        self.uploads += 1;
         self.sim.upload(buf, data)
     }
     fn download(&mut self, buf: &Self::Buf, out: &mut [u8]) -> Result<(), Self::Error> {
@@ -58,12 +61,14 @@ impl Device for Recording {
     }
 }
 
-/// The launches of one `fit` epoch over `samples` random MNIST-shaped samples.
-fn epoch_launches(samples: usize) -> Vec<(String, u64)> {
+/// The launches and host uploads of one `fit` epoch over `samples` random
+/// MNIST-shaped samples.
+fn epoch_launches(samples: usize) -> (Vec<(String, u64)>, usize) {
     let g = Gpu::new(
         Recording {
             sim: Simulator::new(),
             launches: Vec::new(),
+            uploads: 0,
         },
         "recording sim",
     )
@@ -92,6 +97,7 @@ fn epoch_launches(samples: usize) -> Vec<(String, u64)> {
     let mut opt = Optimizer::new(&g, c.optimizer, &model.param_sizes()).expect("opt");
     let td = DeviceData::upload(&g, &ds).expect("upload");
     g.device().expect("device").launches.clear();
+    g.device().expect("device").uploads = 0;
     fit(
         &g,
         &mut model,
@@ -104,13 +110,15 @@ fn epoch_launches(samples: usize) -> Vec<(String, u64)> {
         &mut |_, _, _| Ok(true),
     )
     .expect("fit");
-    let l = std::mem::take(&mut g.device().expect("device").launches);
-    l
+    let mut d = g.device().expect("device");
+    (std::mem::take(&mut d.launches), d.uploads)
 }
 
 #[test]
 fn mlp_step_launches_per_kernel() {
-    let (one, two) = (epoch_launches(64), epoch_launches(128));
+    let ((one, up1), (two, up2)) = (epoch_launches(64), epoch_launches(128));
+    // The epoch's order is uploaded once per epoch, not per step.
+    assert_eq!(up1, up2, "host uploads per step");
     let count = |l: &[(String, u64)]| {
         let mut m = BTreeMap::<String, (i64, Vec<u64>)>::new();
         for (k, b) in l {

@@ -52,6 +52,44 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         ];
         self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, src.len), &args)
     }
+    fn gather_batch(
+        &self,
+        x: &Self::Buf,
+        y: &Self::Idx,
+        order: &Self::Idx,
+        start: usize,
+        rows: usize,
+        cols: usize,
+        dst_x: &mut Self::Buf,
+        dst_y: &mut Self::Idx,
+    ) -> Result<()> {
+        need(self, "gather_batch order", start + rows, &[order.len])?;
+        need(self, "gather_batch dst_x", rows * cols, &[dst_x.len])?;
+        need(self, "gather_batch dst_y", rows, &[dst_y.len])?;
+        let idx = order.at(start);
+        let src_rows = x.len / cols.max(1);
+        let args = [
+            x.arg(),
+            idx,
+            dst_x.arg(),
+            u64_arg(rows * cols),
+            u32_arg("cols", cols)?,
+            u32_arg("src_rows", src_rows)?,
+        ];
+        self.launch(
+            &kg::GATHER_ROWS,
+            gather_rows_launch(rows, cols, src_rows),
+            &args,
+        )?;
+        let args = [
+            y.arg(),
+            idx,
+            dst_y.arg(),
+            u64_arg(rows),
+            u32_arg("src_len", y.len)?,
+        ];
+        self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, y.len), &args)
+    }
     fn to_index(&self, x: &Self::Buf, dst: &mut Self::Idx, n: usize) -> Result<()> {
         need(self, "to_index", n, &[x.len, dst.len])?;
         to_index(self, x, dst, n)
