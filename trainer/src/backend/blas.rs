@@ -29,21 +29,21 @@ pub struct Gemm {
 pub trait Blas: Memory {
     /// `C = alpha * op(A) op(B) + beta * C` (see [`Gemm`]).
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
-    /// `C = alpha * op(A) op(B) + beta * C`, then `C[r, c] += bias[c]`: the
-    /// GEMM and [`Blas::add_bias`] in that order. A backend with a fused
-    /// epilogue (the GPU's `gemm.ptx`) does both in one launch; the default
-    /// is the two calls, so the result is the same either way.
-    fn gemm_bias(
+    /// `C = alpha * op(A) op(B) + beta * C`, then `C[r, c] += bias[c]` when
+    /// `bias` is given, then `C = max(C, 0)` when `relu`: the GEMM,
+    /// [`Blas::add_bias`] and ReLU in that order, so the result equals the
+    /// separate ops. The GPU does all three in one launch (`gemm.ptx`'s
+    /// epilogue); Linear uses it, with the ReLU of a following ReLU layer
+    /// folded in by the model (`Layer::fuse_relu`).
+    fn gemm_epilogue(
         &self,
         g: &Gemm,
         a: &Self::Buf,
         b: &Self::Buf,
-        bias: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        relu: bool,
         c: &mut Self::Buf,
-    ) -> Result<()> {
-        self.gemm(g, a, b, c)?;
-        self.add_bias(c, bias, g.m, g.n)
-    }
+    ) -> Result<()>;
     /// `y[r, c] += bias[c]` for `r < rows`.
     fn add_bias(&self, y: &mut Self::Buf, bias: &Self::Buf, rows: usize, cols: usize)
         -> Result<()>;

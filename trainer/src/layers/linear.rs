@@ -21,6 +21,9 @@ pub struct Linear<B: Backend> {
     rows_per_sample: usize,
     /// fp16 GEMM inputs (`AmpOps::gemm_f16`) for forward and backward.
     amp: bool,
+    /// The following ReLU layer's ReLU, applied in the forward's epilogue
+    /// (`Layer::fuse_relu`); never together with `amp`.
+    relu: bool,
     /// `weight [out, in]`, then `bias [out]` when enabled; empty before `setup`.
     params: Vec<Param<B>>,
 }
@@ -37,6 +40,7 @@ impl<B: Backend> Linear<B> {
             init,
             rows_per_sample: 0,
             amp: false,
+            relu: false,
             params: Vec::new(),
         }
     }
@@ -124,14 +128,15 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 0.0,
         };
-        match rest.first() {
-            // f32: the bias rides in the GEMM's epilogue (one launch on the GPU).
-            Some(bias) if !self.amp => b.gemm_bias(&g, x, &w.value, &bias.value, y)?,
-            Some(bias) => {
-                gemm(b, self.amp, &g, x, &w.value, y)?;
+        if self.amp {
+            gemm(b, self.amp, &g, x, &w.value, y)?;
+            if let Some(bias) = rest.first() {
                 b.add_bias(y, &bias.value, rows, o)?;
             }
-            None => gemm(b, self.amp, &g, x, &w.value, y)?,
+        } else {
+            // f32: bias (and a fused ReLU) ride in the GEMM's epilogue.
+            let bias = rest.first().map(|p| &p.value);
+            b.gemm_epilogue(&g, x, &w.value, bias, self.relu, y)?;
         }
         Ok(())
     }
@@ -183,6 +188,13 @@ impl<B: Backend> Layer<B> for Linear<B> {
 
     fn set_amp(&mut self, on: bool) {
         self.amp = on;
+        // gemm_f16 has no epilogue: the model re-asks (`fuse_relu`) after this.
+        self.relu &= !on;
+    }
+
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.relu = on && !self.amp;
+        self.relu
     }
 
     fn overwrites_grads(&self) -> bool {

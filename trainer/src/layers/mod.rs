@@ -123,6 +123,19 @@ pub trait Layer<B: Backend>: Send {
     fn overwrites_grads(&self) -> bool {
         false
     }
+    /// Asks the layer to apply ReLU to its own output (`on`), for a ReLU
+    /// layer that follows it, or to stop (`!on`); returns whether it does
+    /// now. The model then skips that ReLU's forward (its output is this
+    /// layer's buffer) but still runs its backward, which reads the
+    /// post-ReLU values: `relu'(x) = relu'(relu(x))`. Linear accepts when not
+    /// under AMP (the ReLU rides in the GEMM epilogue); the default refuses.
+    fn fuse_relu(&mut self, _on: bool) -> bool {
+        false
+    }
+    /// True for the ReLU activation (what [`Layer::fuse_relu`] can absorb).
+    fn is_relu(&self) -> bool {
+        false
+    }
     /// Non-trainable state saved in checkpoints (BatchNorm running statistics).
     fn buffers(&self) -> Vec<(&'static str, &B::Buf)> {
         Vec::new()
