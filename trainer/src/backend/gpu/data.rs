@@ -2,7 +2,9 @@
 //! uploaded once, and each step gathers its rows by a shuffled index list.
 
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch};
+use lasagna_kernels::gather::{
+    self as kg, gather_batch_launch, gather_idx_launch, gather_rows_launch,
+};
 use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
 
 use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
@@ -68,19 +70,24 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         need(self, "gather_batch dst_y", rows, &[dst_y.len])?;
         let idx = order.at(start);
         let src_rows = x.len / cols.max(1);
-        let args = [
-            x.arg(),
-            idx,
-            dst_x.arg(),
-            u64_arg(rows * cols),
-            u32_arg("cols", cols)?,
-            u32_arg("src_rows", src_rows)?,
-        ];
-        self.launch(
-            &kg::GATHER_ROWS,
-            gather_rows_launch(rows, cols, src_rows),
-            &args,
-        )?;
+        if cols > 0 {
+            // Samples and labels in one launch.
+            let args = [
+                x.arg(),
+                idx,
+                dst_x.arg(),
+                u64_arg(rows * cols),
+                u32_arg("cols", cols)?,
+                u32_arg("src_rows", src_rows)?,
+                y.arg(),
+                dst_y.arg(),
+                u32_arg("labels_len", y.len)?,
+            ];
+            let launch = gather_batch_launch(rows, cols, src_rows, y.len);
+            return self.launch(&kg::GATHER_BATCH, launch, &args);
+        }
+        // Empty samples: gather_batch writes labels per sample element, so
+        // the labels take gather_idx (rows of nothing need no launch).
         let args = [
             y.arg(),
             idx,
