@@ -45,6 +45,24 @@ pub static GATHER_IDX: Kernel = Kernel {
     ],
 };
 
+/// [`GATHER_ROWS`] and [`GATHER_IDX`] in one launch: also
+/// `dst_labels[r] = labels[idx[r]]` (needs `cols > 0`).
+pub static GATHER_BATCH: Kernel = Kernel {
+    name: "gather_batch",
+    module: &MODULE,
+    params: &[
+        p("src", PtrF32),
+        p("idx", PtrU32),
+        p("dst", PtrF32),
+        p("n", U64),
+        p("cols", U32),
+        p("src_rows", U32),
+        p("labels", PtrU32),
+        p("dst_labels", PtrU32),
+        p("labels_len", U32),
+    ],
+};
+
 /// `dst[i] = x[i] as u32` when `x[i]` is an integer in `[0, 2^24)`; any other
 /// value writes 0 and sets `flag[0] = 1` (the caller zeroes `flag` first).
 pub static TO_INDEX: Kernel = Kernel {
@@ -59,7 +77,7 @@ pub static TO_INDEX: Kernel = Kernel {
 };
 
 /// Every kernel of the module.
-pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX, &TO_INDEX];
+pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX, &GATHER_BATCH, &TO_INDEX];
 
 /// Threads per block (a memory-bound copy, as `embedding`).
 pub const BLOCK: u32 = 256;
@@ -88,6 +106,18 @@ pub fn gather_rows_launch(
 pub fn gather_idx_launch(rows: usize, src_len: usize) -> Result<Launch, LaunchError> {
     at_most("gather_idx", "src_len", src_len, u32::MAX as usize)?;
     Ok(launch_for(rows))
+}
+
+/// The launch of `gather_batch`: `gather_rows`'s, with the labels' source
+/// length checked as `gather_idx` does.
+pub fn gather_batch_launch(
+    rows: usize,
+    cols: usize,
+    src_rows: usize,
+    labels_len: usize,
+) -> Result<Launch, LaunchError> {
+    at_most("gather_batch", "labels_len", labels_len, u32::MAX as usize)?;
+    gather_rows_launch(rows, cols, src_rows)
 }
 
 /// The launch of `to_index` over `n` values.

@@ -46,6 +46,18 @@ pub const STATIC_SHARED_BYTES: u32 = 16_384;
 const MAX_DIM: usize = (u32::MAX as usize) - TILE;
 
 /// The launch for a product with C of `m x n` and inner dimension `k`.
+///
+/// One block per 64 x 64 tile of C, so a product runs
+/// `ceil(m / 64) * ceil(n / 64)` blocks and K is walked by one block. For the
+/// `mlp` preset at batch 64 that is far below one wave of 132 SMs (H100):
+/// fc1 forward (64 x 256, k 784) 4 blocks; fc2 forward (64 x 64) 1; fc3
+/// forward (64 x 10) 1; dW3 (10 x 64) 1; dx3 (64 x 64) 1; dW2 (64 x 256) 4;
+/// dx2 (64 x 256) 4; dW1 (256 x 784, k 64) 52. These shapes cannot reach 132
+/// blocks by tiling C alone: with M = 64 even 16 x 16 tiles give 4 x 16 =
+/// 64 blocks for fc1. Filling the GPU needs split-K over the long K (fc1's
+/// 784) with a deterministic second pass that sums the partial tiles in a
+/// fixed order (no atomics), at the cost of one more launch per product;
+/// that is not implemented yet (issue 19).
 pub fn gemm_launch(m: usize, n: usize, k: usize) -> Result<Launch, LaunchError> {
     tile_launch("gemm", [m, n, k], TILE, BLOCK, MAX_DIM)
 }

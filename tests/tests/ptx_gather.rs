@@ -8,7 +8,9 @@
 
 mod ptx_common;
 
-use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch, to_index_launch};
+use lasagna_kernels::gather::{
+    self as kg, gather_batch_launch, gather_idx_launch, gather_rows_launch, to_index_launch,
+};
 use lasagna_ptx_sim::{Arg, Simulator};
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::DataOps;
@@ -74,7 +76,39 @@ fn run(
         ((rows + ok) as u64, rows as u64, 0),
         "gather_idx, {rows} rows"
     );
-    (batch, download_u32(sim, bl, rows))
+    let labels = download_u32(sim, bl, rows);
+
+    // gather_batch: both in one launch, the same bits, each index read once
+    // per element as gather_rows and not again for the label.
+    if cols > 0 {
+        let bd2 = filled_f32(sim, n, 1.5);
+        let bl2 = upload_u32(sim, &vec![7; rows]);
+        let l = gather_batch_launch(rows, cols, src_rows, y.len()).unwrap();
+        let args = [
+            Arg::Ptr(bx),
+            Arg::Ptr(bi),
+            Arg::Ptr(bd2),
+            Arg::U64(n as u64),
+            Arg::U32(cols as u32),
+            Arg::U32(src_rows as u32),
+            Arg::Ptr(by),
+            Arg::Ptr(bl2),
+            Arg::U32(y.len() as u32),
+        ];
+        let st = launch(sim, &kg::GATHER_BATCH, l, &args);
+        assert_eq!(
+            (st.global_load, st.global_store, st.atomic),
+            (
+                n as u64 + (ok_rows * cols + ok) as u64,
+                (n + rows) as u64,
+                0
+            ),
+            "gather_batch, {rows} x {cols}"
+        );
+        assert_eq!(download_u32(sim, bd2, n), batch, "gather_batch rows");
+        assert_eq!(download_u32(sim, bl2, rows), labels, "gather_batch labels");
+    }
+    (batch, labels)
 }
 
 fn cpu(x: &[f32], y: &[u32], idx: &[u32], cols: usize) -> (Vec<u32>, Vec<u32>) {

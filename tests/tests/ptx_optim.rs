@@ -13,7 +13,7 @@
 
 mod ptx_common;
 
-use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
+use lasagna_kernels::optim::{self as ko, adam_multi_launch, optim_launch, AdamScalars};
 use lasagna_ptx_sim::{Arg, BufId, Device, Simulator};
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{AdamStep, OptimOps, SgdStep};
@@ -173,6 +173,134 @@ fn adam_case(h0: AdamStep, p0: &[f32], steps: usize, seed: u32) -> Result<(), Te
     Ok(())
 }
 
+/// `steps` steps of `adam_step_multi` over tensors of `lens` elements in one
+/// launch each, against the CPU's per-tensor `adam_step`: bit-identical, and
+/// every element read 4 times and written 3 times (no slot touches another's
+/// memory, blocks past a short tensor's end do nothing).
+fn adam_multi_case(
+    h0: AdamStep,
+    lens: &[usize],
+    steps: usize,
+    seed: u32,
+) -> Result<(), TestCaseError> {
+    let mut sim = sim_with(&ko::MODULE);
+    let mut host = Vec::new();
+    let mut dev = Vec::new();
+    for (j, &n) in lens.iter().enumerate() {
+        let p0: Vec<f32> = (0..n)
+            .map(|i| ((i * 7 + j * 13) as f32 * 0.011).sin())
+            .collect();
+        let z = vec![0.0f32; n];
+        dev.push([&p0, &z, &z, &z].map(|v| upload_f32(&mut sim, v)));
+        host.push((p0, z.clone(), z));
+    }
+    let total: u64 = lens.iter().map(|&n| n as u64).sum();
+    for t in 0..steps {
+        let h = AdamStep {
+            step: t as u64 + 1,
+            ..h0
+        };
+        let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
+        let mut args = vec![
+            Arg::F32(h.beta1),
+            Arg::F32(h.beta2),
+            Arg::F32(s.step_size),
+            Arg::F32(s.bc2_sqrt),
+            Arg::F32(h.eps),
+            Arg::F32(h.weight_decay),
+            Arg::F32(s.decay),
+            Arg::U32(h.decoupled as u32),
+            Arg::U32(lens.len() as u32),
+        ];
+        let mut gs = Vec::new();
+        for (j, (&n, d)) in lens.iter().zip(&dev).enumerate() {
+            let g = grads(n, t + 1, seed ^ j as u32).pop().unwrap_or_default();
+            write(&mut sim, &d[1], &g);
+            args.extend([
+                Arg::Ptr(d[0]),
+                Arg::Ptr(d[1]),
+                Arg::Ptr(d[2]),
+                Arg::Ptr(d[3]),
+                Arg::U64(n as u64),
+            ]);
+            gs.push(g);
+        }
+        for _ in lens.len()..ko::MULTI_SLOTS {
+            args.extend([
+                Arg::U64(0),
+                Arg::U64(0),
+                Arg::U64(0),
+                Arg::U64(0),
+                Arg::U64(0),
+            ]);
+        }
+        let st = launch(
+            &mut sim,
+            &ko::ADAM_STEP_MULTI,
+            adam_multi_launch(lens).unwrap(),
+            &args,
+        );
+        prop_assert_eq!(
+            (st.global_load, st.global_store),
+            (4 * total, 3 * total),
+            "step {}",
+            t
+        );
+        for (((&n, d), (p, m, v)), g) in lens.iter().zip(&dev).zip(&mut host).zip(&gs) {
+            Cpu.adam_step(&h, p, g, m, v, n).unwrap();
+            same_bits(
+                &format!("multi {h:?} n {n} param"),
+                &download_f32(&mut sim, d[0], n),
+                p,
+            )?;
+            same_bits(
+                &format!("multi {h:?} n {n} m"),
+                &download_f32(&mut sim, d[2], n),
+                m,
+            )?;
+            same_bits(
+                &format!("multi {h:?} n {n} v"),
+                &download_f32(&mut sim, d[3], n),
+                v,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn adam_step_multi_is_bit_identical_to_one_adam_step_per_tensor() {
+    let h = AdamStep {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: false,
+        step: 1,
+    };
+    // The MLP's shapes scaled down, a tensor of one element, 8 slots full.
+    adam_multi_case(h, &[1000, 10, 300, 1, 257], 3, 5).unwrap_or_else(|e| panic!("{e}"));
+    let h = AdamStep {
+        weight_decay: 0.01,
+        decoupled: true,
+        ..h
+    };
+    adam_multi_case(h, &[3, 600, 1, 255, 256, 2, 70, 9], 2, 9).unwrap_or_else(|e| panic!("{e}"));
+    let h = AdamStep {
+        weight_decay: 0.1,
+        decoupled: false,
+        ..h
+    };
+    adam_multi_case(h, &[513], 2, 3).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn more_tensors_than_slots_is_an_error_not_a_bad_launch() {
+    assert!(adam_multi_launch(&[1; ko::MULTI_SLOTS]).is_ok());
+    assert!(adam_multi_launch(&[1; ko::MULTI_SLOTS + 1]).is_err());
+}
+
 fn params() -> impl Strategy<Value = Vec<f32>> {
     prop_oneof![
         prop::sample::select(vec![1usize, 3, 255, 256, 257]),
@@ -255,7 +383,7 @@ fn default_configurations_stay_bit_identical_over_forty_steps() {
 fn every_optim_entry_is_tested() {
     for k in ko::ALL {
         assert!(
-            ["sgd_step", "adam_step"].contains(&k.name),
+            ["sgd_step", "adam_step", "adam_step_multi"].contains(&k.name),
             "{} untested",
             k.name
         );

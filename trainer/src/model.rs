@@ -21,6 +21,8 @@ pub struct Model<B: Backend> {
     /// `source[v]`: which buffer holds value `v` (0 = the input buffer,
     /// `i + 1` = `acts[i]`); reshape-only layers share their input's buffer.
     source: Vec<usize>,
+    /// Per layer: a ReLU applied by the layer before it (see `fuse_relus`).
+    fused: Vec<bool>,
     grads: [B::Buf; 2],
     max_batch: usize,
     mode: Mode,
@@ -71,28 +73,49 @@ impl<B: Backend> Model<B> {
             l.setup(b, &shapes[i], max_batch, &mut rng)?;
         }
         let widest = shapes.iter().map(|s| numel(s)).max().unwrap_or(0) * max_batch;
-        let mut source = vec![0usize];
         let mut acts = Vec::with_capacity(layers.len());
         for (i, l) in layers.iter().enumerate() {
-            if l.reshapes_only() {
-                source.push(source[i]);
-                acts.push(b.zeros(0)?);
+            // A fused ReLU keeps its buffer: under AMP it runs on its own.
+            let len = if l.reshapes_only() {
+                0
             } else {
-                source.push(i + 1);
-                acts.push(b.zeros(numel(&shapes[i + 1]) * max_batch)?);
-            }
+                numel(&shapes[i + 1]) * max_batch
+            };
+            acts.push(b.zeros(len)?);
         }
-        Ok(Model {
+        let mut m = Model {
             input: b.zeros(numel(&shapes[0]) * max_batch)?,
             acts,
-            source,
+            source: Vec::new(),
+            fused: vec![false; layers.len()],
             grads: [b.zeros(widest)?, b.zeros(widest)?],
             layers,
             shapes,
             max_batch,
             mode: Mode::Train,
             warnings,
-        })
+        };
+        m.fuse_relus();
+        Ok(m)
+    }
+
+    /// Folds every ReLU layer into the layer before it where that layer
+    /// accepts (`Layer::fuse_relu`: Linear outside AMP), saving the ReLU's
+    /// forward launch, and recomputes which buffer holds each value.
+    fn fuse_relus(&mut self) {
+        for i in 0..self.layers.len() {
+            let candidate =
+                i > 0 && self.layers[i].is_relu() && !self.layers[i - 1].reshapes_only();
+            self.fused[i] = candidate && self.layers[i - 1].fuse_relu(true);
+        }
+        // Value v lives in acts[source[v] - 1] (or the input for 0): a layer
+        // that only reshapes, or a fused ReLU, passes its input's buffer on.
+        self.source = vec![0usize];
+        for i in 0..self.layers.len() {
+            let passes = self.layers[i].reshapes_only() || self.fused[i];
+            let v = if passes { self.source[i] } else { i + 1 };
+            self.source.push(v);
+        }
     }
 
     /// Build-time warnings (e.g. Dropout on the output).
@@ -188,7 +211,8 @@ impl<B: Backend> Model<B> {
     pub fn forward(&mut self, b: &B, batch: usize, seed: u64, step: u64) -> Result<&B::Buf> {
         self.check_batch(batch)?;
         for i in 0..self.layers.len() {
-            if self.layers[i].reshapes_only() {
+            // A fused ReLU was applied by the layer before it.
+            if self.layers[i].reshapes_only() || self.fused[i] {
                 continue;
             }
             let ctx = self.ctx(batch, seed, step, i);
@@ -263,13 +287,17 @@ impl<B: Backend> Model<B> {
         for l in &mut self.layers {
             l.set_amp(on);
         }
+        self.fuse_relus();
     }
 
-    /// Zeroes every parameter gradient.
+    /// Zeroes every parameter gradient that backward accumulates into;
+    /// layers that overwrite theirs (`Layer::overwrites_grads`) are skipped.
     pub fn zero_grad(&mut self, b: &B) -> Result<()> {
-        for p in self.params_mut() {
-            let n = p.numel();
-            b.fill(&mut p.grad, 0.0, n)?;
+        for l in self.layers.iter_mut().filter(|l| !l.overwrites_grads()) {
+            for p in l.params_mut() {
+                let n = p.numel();
+                b.fill(&mut p.grad, 0.0, n)?;
+            }
         }
         Ok(())
     }
@@ -388,6 +416,37 @@ mod tests {
             &[4],
         )?;
         assert!(!m.has_batchnorm() && m.warnings().is_empty());
+        Ok(())
+    }
+
+    /// A ReLU folded into the Linear before it (forward skipped, backward
+    /// on the post-ReLU values) trains exactly like an unfused one: the same
+    /// net with LeakyReLU(0), which is never fused, gives equal logits and
+    /// gradients (equal as numbers: LeakyReLU(0) writes -0.0 where ReLU writes 0).
+    #[test]
+    fn a_fused_relu_gives_the_unfused_logits_and_gradients() -> Result<()> {
+        use crate::backend::Act;
+        use crate::layers::Activation;
+        let run = |act: Act, amp: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+            let mut m = build(
+                vec![linear(5, 4), Box::new(Activation::new(act)), linear(4, 3)],
+                &[5],
+            )?;
+            m.set_amp(amp);
+            assert_eq!(m.fused[1], act == Act::Relu && !amp);
+            let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.7).sin()).collect();
+            m.input_mut()[..20].copy_from_slice(&x);
+            let y = m.forward(&Cpu, 4, 1, 0)?.clone();
+            m.zero_grad(&Cpu)?;
+            let dy: Vec<f32> = (0..12).map(|i| (i as f32 * 0.3).cos()).collect();
+            m.backward(&Cpu, 4, 1, 0, &dy)?;
+            let g = m.params_mut().iter().map(|p| p.grad.clone()).collect();
+            Ok((y[..12].to_vec(), g))
+        };
+        let want = run(Act::LeakyRelu(0.0), false)?;
+        assert_eq!(run(Act::Relu, false)?, want);
+        // Under AMP (gemm_f16, no epilogue) the ReLU runs on its own again.
+        run(Act::Relu, true)?;
         Ok(())
     }
 }

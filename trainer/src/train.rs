@@ -318,6 +318,7 @@ pub fn fit<B: Backend>(
     let outputs: usize = model.output_shape().iter().product();
     let batch = cfg.batch_size.min(model.max_batch());
     let mut bufs = StepBuffers::new(b, batch, outputs)?;
+    let mut order_dev = b.upload_idx(&vec![0; train.len])?;
     for w in model.warnings().to_vec() {
         progress.warn(&w);
     }
@@ -350,11 +351,21 @@ pub fn fit<B: Backend>(
         let mut seen = 0usize;
         let mut host_stats = [0.0f32; 2];
         let skipped_before = state.scaler.skipped_steps;
+        // The whole epoch's order in one upload; each step gathers its batch
+        // at an offset into it (no host copy, hence no host sync, per step).
+        b.write_idx(&mut order_dev, &order)?;
         for (k, r) in batches.iter().enumerate() {
             let n = r.len();
-            b.write_idx(&mut bufs.idx, &order[r.clone()])?;
-            b.gather_rows(&train.x, &bufs.idx, n, train.sample, model.input_mut())?;
-            b.gather_idx(&train.y, &bufs.idx, n, &mut bufs.targets)?;
+            b.gather_batch(
+                &train.x,
+                &train.y,
+                &order_dev,
+                r.start,
+                n,
+                train.sample,
+                model.input_mut(),
+                &mut bufs.targets,
+            )?;
             model.zero_grad(b)?;
             let logits = model.forward(b, n, cfg.seed, state.step)?;
             if state.step == 0 {

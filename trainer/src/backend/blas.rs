@@ -29,6 +29,21 @@ pub struct Gemm {
 pub trait Blas: Memory {
     /// `C = alpha * op(A) op(B) + beta * C` (see [`Gemm`]).
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// `C = alpha * op(A) op(B) + beta * C`, then `C[r, c] += bias[c]` when
+    /// `bias` is given, then `C = max(C, 0)` when `relu`: the GEMM,
+    /// [`Blas::add_bias`] and ReLU in that order, so the result equals the
+    /// separate ops. The GPU does all three in one launch (`gemm.ptx`'s
+    /// epilogue); Linear uses it, with the ReLU of a following ReLU layer
+    /// folded in by the model (`Layer::fuse_relu`).
+    fn gemm_epilogue(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        relu: bool,
+        c: &mut Self::Buf,
+    ) -> Result<()>;
     /// `y[r, c] += bias[c]` for `r < rows`.
     fn add_bias(&self, y: &mut Self::Buf, bias: &Self::Buf, rows: usize, cols: usize)
         -> Result<()>;

@@ -40,6 +40,20 @@ pub struct AdamStep {
     pub step: u64,
 }
 
+/// One tensor of a multi-tensor Adam step ([`OptimOps::adam_step_many`]).
+pub struct AdamTensor<'a, B> {
+    /// Values, updated in place.
+    pub param: &'a mut B,
+    /// Gradient.
+    pub grad: &'a B,
+    /// First moment.
+    pub m: &'a mut B,
+    /// Second moment.
+    pub v: &'a mut B,
+    /// Elements.
+    pub n: usize,
+}
+
 /// Optimizer updates and the reductions gradient clipping needs.
 pub trait OptimOps: Memory {
     /// One SGD update of `param[..n]` from `grad[..n]` with momentum buffer `mom`.
@@ -61,6 +75,18 @@ pub trait OptimOps: Memory {
         v: &mut Self::Buf,
         n: usize,
     ) -> Result<()>;
+    /// [`OptimOps::adam_step`] on every tensor, with the same results; a
+    /// backend that can (the GPU) updates several tensors per launch.
+    fn adam_step_many(
+        &self,
+        h: &AdamStep,
+        tensors: &mut [AdamTensor<'_, Self::Buf>],
+    ) -> Result<()> {
+        for t in tensors.iter_mut() {
+            self.adam_step(h, t.param, t.grad, t.m, t.v, t.n)?;
+        }
+        Ok(())
+    }
     /// `out[0] += sum(x[..n]^2)`.
     fn sum_squares(&self, x: &Self::Buf, n: usize, out: &mut Self::Buf) -> Result<()>;
     /// `x[..n] *= min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` (PyTorch's clip_grad_norm_).

@@ -89,6 +89,10 @@ impl<B: Backend> Layer<B> for Activation {
         }
     }
 
+    fn is_relu(&self) -> bool {
+        self.act == Act::Relu
+    }
+
     fn export(&self, _b: &B) -> Result<Vec<ExportOp>> {
         let op = match self.act {
             Act::Relu => Op::Relu,

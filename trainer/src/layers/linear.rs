@@ -21,6 +21,9 @@ pub struct Linear<B: Backend> {
     rows_per_sample: usize,
     /// fp16 GEMM inputs (`AmpOps::gemm_f16`) for forward and backward.
     amp: bool,
+    /// The following ReLU layer's ReLU, applied in the forward's epilogue
+    /// (`Layer::fuse_relu`); never together with `amp`.
+    relu: bool,
     /// `weight [out, in]`, then `bias [out]` when enabled; empty before `setup`.
     params: Vec<Param<B>>,
 }
@@ -37,6 +40,7 @@ impl<B: Backend> Linear<B> {
             init,
             rows_per_sample: 0,
             amp: false,
+            relu: false,
             params: Vec::new(),
         }
     }
@@ -124,9 +128,15 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 0.0,
         };
-        gemm(b, self.amp, &g, x, &w.value, y)?;
-        if let Some(bias) = rest.first() {
-            b.add_bias(y, &bias.value, rows, o)?;
+        if self.amp {
+            gemm(b, self.amp, &g, x, &w.value, y)?;
+            if let Some(bias) = rest.first() {
+                b.add_bias(y, &bias.value, rows, o)?;
+            }
+        } else {
+            // f32: bias (and a fused ReLU) ride in the GEMM's epilogue.
+            let bias = rest.first().map(|p| &p.value);
+            b.gemm_epilogue(&g, x, &w.value, bias, self.relu, y)?;
         }
         Ok(())
     }
@@ -145,7 +155,8 @@ impl<B: Backend> Layer<B> for Linear<B> {
         let [w, rest @ ..] = self.params.as_mut_slice() else {
             return Err(not_set_up("Linear"));
         };
-        // dW [o, i] += dy^T [o, rows] * x [rows, i].
+        // dW [o, i] = dy^T [o, rows] * x [rows, i]: overwritten (beta = 0),
+        // since W gets gradient only here (`overwrites_grads`).
         let gw = Gemm {
             m: o,
             n: i,
@@ -153,11 +164,11 @@ impl<B: Backend> Layer<B> for Linear<B> {
             trans_a: true,
             trans_b: false,
             alpha: 1.0,
-            beta: 1.0,
+            beta: 0.0,
         };
         gemm(b, self.amp, &gw, dy, x, &mut w.grad)?;
         if let Some(bias) = rest.first_mut() {
-            b.sum_rows(dy, rows, o, &mut bias.grad, true)?;
+            b.sum_rows(dy, rows, o, &mut bias.grad, false)?;
         }
         if let Some(dx) = dx {
             // dx [rows, i] = dy [rows, o] * W [o, i].
@@ -177,6 +188,17 @@ impl<B: Backend> Layer<B> for Linear<B> {
 
     fn set_amp(&mut self, on: bool) {
         self.amp = on;
+        // gemm_f16 has no epilogue: the model re-asks (`fuse_relu`) after this.
+        self.relu &= !on;
+    }
+
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.relu = on && !self.amp;
+        self.relu
+    }
+
+    fn overwrites_grads(&self) -> bool {
+        true
     }
 
     fn params(&self) -> &[Param<B>] {

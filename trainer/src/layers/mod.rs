@@ -43,7 +43,9 @@ pub struct Param<B: Backend> {
     pub shape: Vec<usize>,
     /// Values.
     pub value: B::Buf,
-    /// Gradient, accumulated by backward, zeroed by the model before each step.
+    /// Gradient: written by backward (overwritten when the layer's
+    /// [`Layer::overwrites_grads`], else accumulated onto the zeros the
+    /// model writes before each step).
     pub grad: B::Buf,
 }
 
@@ -112,6 +114,27 @@ pub trait Layer<B: Backend>: Send {
     /// Trainable parameters, mutable (optimizers, checkpoint loading).
     fn params_mut(&mut self) -> &mut [Param<B>] {
         &mut []
+    }
+    /// True when backward overwrites every parameter gradient (GEMMs with
+    /// beta = 0) instead of accumulating: `Model::zero_grad` then skips the
+    /// layer, saving one fill launch per parameter per step. Right for a
+    /// layer whose parameters get gradient from one place only, once per
+    /// backward (Linear); the default, false, is always correct.
+    fn overwrites_grads(&self) -> bool {
+        false
+    }
+    /// Asks the layer to apply ReLU to its own output (`on`), for a ReLU
+    /// layer that follows it, or to stop (`!on`); returns whether it does
+    /// now. The model then skips that ReLU's forward (its output is this
+    /// layer's buffer) but still runs its backward, which reads the
+    /// post-ReLU values: `relu'(x) = relu'(relu(x))`. Linear accepts when not
+    /// under AMP (the ReLU rides in the GEMM epilogue); the default refuses.
+    fn fuse_relu(&mut self, _on: bool) -> bool {
+        false
+    }
+    /// True for the ReLU activation (what [`Layer::fuse_relu`] can absorb).
+    fn is_relu(&self) -> bool {
+        false
     }
     /// Non-trainable state saved in checkpoints (BatchNorm running statistics).
     fn buffers(&self) -> Vec<(&'static str, &B::Buf)> {

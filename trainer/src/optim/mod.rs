@@ -16,7 +16,7 @@ pub use schedule::Schedule;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{AdamStep, Backend, SgdStep};
+use crate::backend::{AdamStep, AdamTensor, Backend, SgdStep};
 use crate::error::{Error, Result};
 use crate::layers::Param;
 
@@ -137,12 +137,24 @@ impl<B: Backend> Optimizer<B> {
                     decoupled: matches!(self.cfg, OptimConfig::AdamW { .. }),
                     step: self.step + 1,
                 };
-                for (p, mv) in params.iter_mut().zip(self.state.chunks_exact_mut(2)) {
-                    let p = &mut **p;
-                    let n = p.numel();
-                    let (m, v) = mv.split_at_mut(1);
-                    b.adam_step(&h, &mut p.value, &p.grad, &mut m[0], &mut v[0], n)?;
-                }
+                // All tensors in one call: one launch per step on the GPU.
+                let mut tensors: Vec<AdamTensor<'_, B::Buf>> = params
+                    .iter_mut()
+                    .zip(self.state.chunks_exact_mut(2))
+                    .filter_map(|(p, mv)| {
+                        let p = &mut **p;
+                        let n = p.numel();
+                        let [m, v] = mv else { return None };
+                        Some(AdamTensor {
+                            param: &mut p.value,
+                            grad: &p.grad,
+                            m,
+                            v,
+                            n,
+                        })
+                    })
+                    .collect();
+                b.adam_step_many(&h, &mut tensors)?;
             }
         }
         self.step += 1;

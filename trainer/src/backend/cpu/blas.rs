@@ -13,6 +13,25 @@ impl Blas for Cpu {
         gemm::gemm(g, a, b, c);
         Ok(())
     }
+    fn gemm_epilogue(
+        &self,
+        g: &Gemm,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        relu: bool,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.gemm(g, a, b, c)?;
+        if let Some(bias) = bias {
+            self.add_bias(c, bias, g.m, g.n)?;
+        }
+        if relu {
+            // The ReLU layer's own loop (cpu/activation.rs), in place.
+            c[..g.m * g.n].iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        Ok(())
+    }
     fn add_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>, rows: usize, cols: usize) -> Result<()> {
         need(self, "add_bias", rows * cols, &[y.len()])?;
         need(self, "add_bias bias", cols, &[bias.len()])?;

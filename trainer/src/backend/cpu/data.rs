@@ -46,6 +46,24 @@ impl DataOps for Cpu {
         }
         Ok(())
     }
+    fn gather_batch(
+        &self,
+        x: &Vec<f32>,
+        y: &Vec<u32>,
+        order: &Vec<u32>,
+        start: usize,
+        rows: usize,
+        cols: usize,
+        dst_x: &mut Vec<f32>,
+        dst_y: &mut Vec<u32>,
+    ) -> Result<()> {
+        need(self, "gather_batch order", start + rows, &[order.len()])?;
+        // The same two gathers on a copy of the batch's indices (the CPU
+        // reference stays the composition of gather_rows and gather_idx).
+        let idx = order[start..start + rows].to_vec();
+        self.gather_rows(x, &idx, rows, cols, dst_x)?;
+        self.gather_idx(y, &idx, rows, dst_y)
+    }
     fn to_index(&self, x: &Vec<f32>, dst: &mut Vec<u32>, n: usize) -> Result<()> {
         need(self, "to_index", n, &[x.len(), dst.len()])?;
         for (d, &v) in dst[..n].iter_mut().zip(&x[..n]) {

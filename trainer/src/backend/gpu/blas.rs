@@ -14,12 +14,19 @@ use crate::error::Result;
 impl<D: Device + Send + 'static> Gpu<D> {
     /// `C = alpha op(A) op(B) + beta C` on pointer arguments (whole buffers
     /// or offsets into them); the caller has checked the sizes.
-    pub(crate) fn gemm_args(&self, g: &Gemm, [a, b, c]: [A<D>; 3]) -> Result<()> {
+    pub(crate) fn gemm_args(&self, g: &Gemm, abc: [A<D>; 3]) -> Result<()> {
+        self.gemm_fused(g, abc, Arg::U64(0), false)
+    }
+
+    /// [`Gpu::gemm_args`] with `bias` (a pointer, or `Arg::U64(0)` for none)
+    /// added to every row in the kernel's epilogue, after alpha and beta,
+    /// then ReLU when `relu`.
+    fn gemm_fused(&self, g: &Gemm, [a, b, c]: [A<D>; 3], bias: A<D>, relu: bool) -> Result<()> {
         let args = [
             a,
             b,
             c,
-            Arg::U64(0),
+            bias,
             u32_arg("m", g.m)?,
             u32_arg("n", g.n)?,
             u32_arg("k", g.k)?,
@@ -27,7 +34,7 @@ impl<D: Device + Send + 'static> Gpu<D> {
             Arg::F32(g.beta),
             Arg::U32(g.trans_a.into()),
             Arg::U32(g.trans_b.into()),
-            Arg::U32(0),
+            Arg::U32(relu.into()),
         ];
         self.launch(&GEMM, gemm_launch(g.m, g.n, g.k), &args)
     }
@@ -39,6 +46,27 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
         need(self, "gemm B", g.k * g.n, &[b.len])?;
         need(self, "gemm C", g.m * g.n, &[c.len])?;
         self.gemm_args(g, [a.arg(), b.arg(), c.arg()])
+    }
+    fn gemm_epilogue(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        relu: bool,
+        c: &mut Self::Buf,
+    ) -> Result<()> {
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len])?;
+        let bias = match bias {
+            Some(bias) => {
+                need(self, "gemm bias", g.n, &[bias.len])?;
+                bias.arg()
+            }
+            None => Arg::U64(0),
+        };
+        self.gemm_fused(g, [a.arg(), b.arg(), c.arg()], bias, relu)
     }
     fn add_bias(
         &self,

@@ -2,7 +2,9 @@
 //! uploaded once, and each step gathers its rows by a shuffled index list.
 
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_kernels::gather::{self as kg, gather_idx_launch, gather_rows_launch};
+use lasagna_kernels::gather::{
+    self as kg, gather_batch_launch, gather_idx_launch, gather_rows_launch,
+};
 use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
 
 use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
@@ -51,6 +53,49 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
             u32_arg("src_len", src.len)?,
         ];
         self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, src.len), &args)
+    }
+    fn gather_batch(
+        &self,
+        x: &Self::Buf,
+        y: &Self::Idx,
+        order: &Self::Idx,
+        start: usize,
+        rows: usize,
+        cols: usize,
+        dst_x: &mut Self::Buf,
+        dst_y: &mut Self::Idx,
+    ) -> Result<()> {
+        need(self, "gather_batch order", start + rows, &[order.len])?;
+        need(self, "gather_batch dst_x", rows * cols, &[dst_x.len])?;
+        need(self, "gather_batch dst_y", rows, &[dst_y.len])?;
+        let idx = order.at(start);
+        let src_rows = x.len / cols.max(1);
+        if cols > 0 {
+            // Samples and labels in one launch.
+            let args = [
+                x.arg(),
+                idx,
+                dst_x.arg(),
+                u64_arg(rows * cols),
+                u32_arg("cols", cols)?,
+                u32_arg("src_rows", src_rows)?,
+                y.arg(),
+                dst_y.arg(),
+                u32_arg("labels_len", y.len)?,
+            ];
+            let launch = gather_batch_launch(rows, cols, src_rows, y.len);
+            return self.launch(&kg::GATHER_BATCH, launch, &args);
+        }
+        // Empty samples: gather_batch writes labels per sample element, so
+        // the labels take gather_idx (rows of nothing need no launch).
+        let args = [
+            y.arg(),
+            idx,
+            dst_y.arg(),
+            u64_arg(rows),
+            u32_arg("src_len", y.len)?,
+        ];
+        self.launch(&kg::GATHER_IDX, gather_idx_launch(rows, y.len), &args)
     }
     fn to_index(&self, x: &Self::Buf, dst: &mut Self::Idx, n: usize) -> Result<()> {
         need(self, "to_index", n, &[x.len, dst.len])?;

@@ -246,4 +246,8 @@ impl<B: Copy> GpuIdx<B> {
     pub(crate) fn arg(&self) -> Arg<B> {
         Arg::Ptr(self.id)
     }
+    /// A pointer `elems` indices into the buffer.
+    pub(crate) fn at(&self, elems: usize) -> Arg<B> {
+        Arg::PtrAt(self.id, 4 * elems as u64)
+    }
 }

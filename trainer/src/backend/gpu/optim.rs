@@ -4,11 +4,11 @@
 
 use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_kernels::optim::{self as ko, optim_launch, AdamScalars};
+use lasagna_kernels::optim::{self as ko, adam_multi_launch, optim_launch, AdamScalars};
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
 
 use super::{u64_arg, Gpu};
-use crate::backend::{need, AdamStep, OptimOps, SgdStep};
+use crate::backend::{need, AdamStep, AdamTensor, OptimOps, SgdStep};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
@@ -69,6 +69,58 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
             Arg::U32(h.decoupled.into()),
         ];
         self.launch(&ko::ADAM_STEP, optim_launch(n), &args)
+    }
+    /// `adam_step_multi`: up to `MULTI_SLOTS` tensors per launch (one launch
+    /// per step for the MLP presets), the same loop as `adam_step`, so the
+    /// results are bit-identical to the per-tensor path and to the CPU.
+    fn adam_step_many(
+        &self,
+        h: &AdamStep,
+        tensors: &mut [AdamTensor<'_, Self::Buf>],
+    ) -> Result<()> {
+        let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
+        for chunk in tensors.chunks(ko::MULTI_SLOTS) {
+            let mut args = vec![
+                Arg::F32(h.beta1),
+                Arg::F32(h.beta2),
+                Arg::F32(s.step_size),
+                Arg::F32(s.bc2_sqrt),
+                Arg::F32(h.eps),
+                Arg::F32(h.weight_decay),
+                Arg::F32(s.decay),
+                Arg::U32(h.decoupled.into()),
+                // chunks() of MULTI_SLOTS (8): the count always fits.
+                Arg::U32(chunk.len() as u32),
+            ];
+            let mut lens = Vec::with_capacity(chunk.len());
+            for t in chunk {
+                need(
+                    self,
+                    "adam_step",
+                    t.n,
+                    &[t.param.len, t.grad.len, t.m.len, t.v.len],
+                )?;
+                args.extend([
+                    t.param.arg(),
+                    t.grad.arg(),
+                    t.m.arg(),
+                    t.v.arg(),
+                    u64_arg(t.n),
+                ]);
+                lens.push(t.n);
+            }
+            for _ in chunk.len()..ko::MULTI_SLOTS {
+                args.extend([
+                    Arg::U64(0),
+                    Arg::U64(0),
+                    Arg::U64(0),
+                    Arg::U64(0),
+                    Arg::U64(0),
+                ]);
+            }
+            self.launch(&ko::ADAM_STEP_MULTI, adam_multi_launch(&lens), &args)?;
+        }
+        Ok(())
     }
     fn sum_squares(&self, x: &Self::Buf, n: usize, out: &mut Self::Buf) -> Result<()> {
         need(self, "sum_squares", n, &[x.len])?;
