@@ -53,21 +53,10 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
     ) -> Result<()> {
         need(self, "adam_step", n, &[param.len, grad.len, m.len, v.len])?;
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
-        let args = [
-            param.arg(),
-            grad.arg(),
-            m.arg(),
-            v.arg(),
-            u64_arg(n),
-            Arg::F32(h.beta1),
-            Arg::F32(h.beta2),
-            Arg::F32(s.step_size),
-            Arg::F32(s.bc2_sqrt),
-            Arg::F32(h.eps),
-            Arg::F32(h.weight_decay),
-            Arg::F32(s.decay),
-            Arg::U32(h.decoupled.into()),
-        ];
+        let args = [param.arg(), grad.arg(), m.arg(), v.arg(), u64_arg(n)]
+            .into_iter()
+            .chain(adam_scalar_args(h, &s))
+            .collect::<Vec<_>>();
         self.launch(&ko::ADAM_STEP, optim_launch(n), &args)
     }
     /// `adam_step_multi`: up to `MULTI_SLOTS` tensors per launch (one launch
@@ -80,18 +69,9 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
     ) -> Result<()> {
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
         for chunk in tensors.chunks(ko::MULTI_SLOTS) {
-            let mut args = vec![
-                Arg::F32(h.beta1),
-                Arg::F32(h.beta2),
-                Arg::F32(s.step_size),
-                Arg::F32(s.bc2_sqrt),
-                Arg::F32(h.eps),
-                Arg::F32(h.weight_decay),
-                Arg::F32(s.decay),
-                Arg::U32(h.decoupled.into()),
-                // chunks() of MULTI_SLOTS (8): the count always fits.
-                Arg::U32(chunk.len() as u32),
-            ];
+            let mut args = adam_scalar_args(h, &s).to_vec();
+            // chunks() of MULTI_SLOTS (8): the count always fits.
+            args.push(Arg::U32(chunk.len() as u32));
             let mut lens = Vec::with_capacity(chunk.len());
             for t in chunk {
                 need(
@@ -140,4 +120,20 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         let args = [x.arg(), sumsq.arg(), u64_arg(n), Arg::F32(max_norm)];
         self.launch(&CLIP_BY_NORM, clip_launch(n), &args)
     }
+}
+
+/// The scalar parameters `adam_step` and `adam_step_multi` share, in the
+/// order both kernels declare them (after the tensors in `adam_step`, first
+/// in `adam_step_multi`).
+fn adam_scalar_args<B>(h: &AdamStep, s: &AdamScalars) -> [Arg<B>; 8] {
+    [
+        Arg::F32(h.beta1),
+        Arg::F32(h.beta2),
+        Arg::F32(s.step_size),
+        Arg::F32(s.bc2_sqrt),
+        Arg::F32(h.eps),
+        Arg::F32(h.weight_decay),
+        Arg::F32(s.decay),
+        Arg::U32(h.decoupled.into()),
+    ]
 }
