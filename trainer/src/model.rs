@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::layers::{Ctx, ExportOp, Layer, Mode, Param};
+use crate::layers::{Absorb, Ctx, ExportOp, Layer, Mode, Param};
 use crate::philox::Stream;
 
 /// Philox offset of the weight-initialization stream (other streams use
@@ -23,6 +23,14 @@ pub struct Model<B: Backend> {
     source: Vec<usize>,
     /// Per layer: a ReLU applied by the layer before it (see `fuse_relus`).
     fused: Vec<bool>,
+    /// Per layer: what of the layers before it its backward does
+    /// (`Layer::absorb_backward`), in train mode.
+    absorbs: Vec<Option<Absorb>>,
+    /// Per layer: its backward is done by a later layer (train mode).
+    absorbed: Vec<bool>,
+    /// Whether the layers in `absorbs` were last told to absorb (train) or
+    /// not (eval, where Dropout is the identity and its backward a copy).
+    absorbing: bool,
     grads: [B::Buf; 2],
     max_batch: usize,
     mode: Mode,
@@ -88,6 +96,9 @@ impl<B: Backend> Model<B> {
             acts,
             source: Vec::new(),
             fused: vec![false; layers.len()],
+            absorbs: vec![None; layers.len()],
+            absorbed: vec![false; layers.len()],
+            absorbing: false,
             grads: [b.zeros(widest)?, b.zeros(widest)?],
             layers,
             shapes,
@@ -116,6 +127,57 @@ impl<B: Backend> Model<B> {
             let v = if passes { self.source[i] } else { i + 1 };
             self.source.push(v);
         }
+        self.plan_absorption();
+    }
+
+    /// Offers every layer the backward of the ReLU (or ReLU and Dropout)
+    /// right before it (`Layer::absorb_backward`) and records which layers'
+    /// backward the model then skips in train mode.
+    fn plan_absorption(&mut self) {
+        let n = self.layers.len();
+        self.absorbs = vec![None; n];
+        self.absorbed = vec![false; n];
+        for i in 1..n {
+            let relu_at = |j: usize| self.layers[j].is_relu();
+            let what = match self.layers[i - 1].dropout_scale() {
+                Some(scale) if i >= 2 && relu_at(i - 2) => Some((Absorb::ReluDropout { scale }, 2)),
+                Some(_) => None,
+                None if relu_at(i - 1) => Some((Absorb::Relu, 1)),
+                None => None,
+            };
+            // A layer already absorbed by the one after it cannot absorb in turn:
+            // its own backward would not run.
+            let Some((what, count)) = what else {
+                self.layers[i].absorb_backward(None);
+                continue;
+            };
+            if self.absorbed[i - count..i].iter().any(|&a| a)
+                || self.absorbs[i - count..i].iter().any(Option::is_some)
+            {
+                self.layers[i].absorb_backward(None);
+                continue;
+            }
+            if self.layers[i].absorb_backward(Some(what)) {
+                self.absorbs[i] = Some(what);
+                for a in &mut self.absorbed[i - count..i] {
+                    *a = true;
+                }
+            }
+        }
+        self.absorbing = true;
+    }
+
+    /// Tells the absorbing layers to absorb (train) or not (eval), when that changed.
+    fn set_absorbing(&mut self, on: bool) {
+        if self.absorbing == on {
+            return;
+        }
+        for (l, what) in self.layers.iter_mut().zip(&self.absorbs) {
+            if what.is_some() {
+                l.absorb_backward(if on { *what } else { None });
+            }
+        }
+        self.absorbing = on;
     }
 
     /// Build-time warnings (e.g. Dropout on the output).
@@ -245,6 +307,8 @@ impl<B: Backend> Model<B> {
         dlogits: &B::Buf,
     ) -> Result<()> {
         self.check_batch(batch)?;
+        let train = self.mode == Mode::Train;
+        self.set_absorbing(train);
         let n = self.layers.len();
         // Layers before the first one with parameters need no input gradient:
         // skipping it saves the largest GEMM of a first Linear layer.
@@ -258,6 +322,10 @@ impl<B: Backend> Model<B> {
         for i in (first_trainable.min(n.saturating_sub(1))..n).rev() {
             if self.layers[i].reshapes_only() {
                 // Same elements, same order: the gradient passes through unchanged.
+                continue;
+            }
+            if train && self.absorbed[i] {
+                // The layer after it already applied this layer's backward.
                 continue;
             }
             let ctx = self.ctx(batch, seed, step, i);

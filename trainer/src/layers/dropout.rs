@@ -47,6 +47,10 @@ impl<B: Backend> Layer<B> for Dropout {
         true
     }
 
+    fn dropout_scale(&self) -> Option<f32> {
+        Some(1.0 / (1.0 - self.p))
+    }
+
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
@@ -141,6 +145,10 @@ impl<B: Backend> Layer<B> for Dropout2d {
 
     fn is_dropout(&self) -> bool {
         true
+    }
+
+    fn dropout_scale(&self) -> Option<f32> {
+        Some(1.0 / (1.0 - self.p))
     }
 
     fn describe(&self) -> String {

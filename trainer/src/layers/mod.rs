@@ -66,6 +66,26 @@ impl<B: Backend> Param<B> {
     }
 }
 
+/// Backward work of the layers right before a layer that the layer can do
+/// in its own input gradient's epilogue (see [`Layer::absorb_backward`]).
+/// Both forms read the layer's own input `x`, which is positive exactly
+/// where the gradient passes: a ReLU's output is positive where its input
+/// was, and inverted dropout's output `relu(z) * scale` (scale = 1 / (1 - p)
+/// >= 1, so it never rounds to 0) is positive where the ReLU passed and the
+/// mask kept the element.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Absorb {
+    /// A ReLU: `dx = x > 0 ? dx : 0`.
+    Relu,
+    /// A ReLU, then Dropout or Dropout2d in train mode:
+    /// `dx = x > 0 ? dx * scale : 0`, the dropout's backward (`dy * scale`
+    /// where kept) and the ReLU's in one, with the same single rounding.
+    ReluDropout {
+        /// `1 / (1 - p)`.
+        scale: f32,
+    },
+}
+
 /// One exported format op with its tensors as host `f32` values, in the
 /// order `lasagna_format::Op::tensor_spec` lists them.
 pub type ExportOp = (lasagna_format::Op, Vec<Vec<f32>>);
@@ -131,6 +151,19 @@ pub trait Layer<B: Backend>: Send {
     /// under AMP (the ReLU rides in the GEMM epilogue); the default refuses.
     fn fuse_relu(&mut self, _on: bool) -> bool {
         false
+    }
+    /// Asks the layer to apply the backward of the layers right before it
+    /// (`what`, see [`Absorb`]) to its input gradient, or to stop (`None`);
+    /// returns whether it does now. The model then skips those layers'
+    /// backward: one launch (ReLU) or two (ReLU and Dropout) fewer per step.
+    /// The model asks only in train mode; the default refuses.
+    fn absorb_backward(&mut self, _what: Option<Absorb>) -> bool {
+        false
+    }
+    /// `1 / (1 - p)` for Dropout and Dropout2d (what a kept element is
+    /// multiplied by), `None` for every other layer.
+    fn dropout_scale(&self) -> Option<f32> {
+        None
     }
     /// True for the ReLU activation (what [`Layer::fuse_relu`] can absorb).
     fn is_relu(&self) -> bool {
