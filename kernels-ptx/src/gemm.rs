@@ -1,8 +1,10 @@
-//! f32 matrix product with an optional bias + ReLU epilogue (`ptx/gemm.ptx`;
-//! contract `Gemm` / `Blas::gemm` in `trainer/src/backend/blas.rs`, CPU
-//! reference `trainer/src/backend/cpu/gemm.rs`).
+//! f32 matrix product with an optional bias + ReLU + mask epilogue, row sums
+//! of op(A) and split-K (`ptx/gemm.ptx`; contract `Gemm` / `Blas::gemm` in
+//! `trainer/src/backend/blas.rs`, CPU reference `trainer/src/backend/cpu/blas.rs`).
 
-use crate::kernel::{p, tile_launch, Kernel, Launch, LaunchError, Module};
+use crate::kernel::{
+    at_most, blocks_for, p, tile_launch, Dim3, Kernel, Launch, LaunchError, Module,
+};
 use crate::ParamKind::{OptPtrF32, PtrF32, F32, U32};
 
 /// The PTX module.
@@ -12,7 +14,10 @@ pub static MODULE: Module = Module {
 };
 
 /// `C = alpha op(A) op(B) + beta C`, then `+ bias[col]` when `bias != 0`,
-/// then `max(., 0)` when `relu == 1`. C is not read when `beta == 0`.
+/// then `max(., 0)` when `relu == 1`, then `aux > 0 ? v * aux_scale : 0`
+/// when `aux != 0`; `sums[r] = alpha * sum_k op(A)[r, k] + beta * sums[r]`
+/// when `sums != 0`. C is not read when `beta == 0`. `k_split`, `ws` and
+/// `sem` come from [`gemm_plan`].
 pub static GEMM: Kernel = Kernel {
     name: "gemm",
     module: &MODULE,
@@ -29,6 +34,12 @@ pub static GEMM: Kernel = Kernel {
         p("trans_a", U32),
         p("trans_b", U32),
         p("relu", U32),
+        p("aux", OptPtrF32),
+        p("aux_scale", F32),
+        p("sums", OptPtrF32),
+        p("k_split", U32),
+        p("ws", OptPtrF32),
+        p("sem", OptPtrF32),
     ],
 };
 
@@ -39,27 +50,112 @@ pub static ALL: &[&Kernel] = &[&GEMM];
 pub const TILE: usize = 64;
 /// Threads per block: each computes an 8 x 8 sub-tile of the 64 x 64 tile.
 pub const BLOCK: u32 = 64;
-/// Static shared memory of the kernel (A/B tiles, then the staged C tile).
+/// Static shared memory of the kernel's tile buffer (A/B tiles, then the
+/// staged C tile); the split-K flag word adds 4 bytes.
 pub const STATIC_SHARED_BYTES: u32 = 16_384;
+/// K values per K-step of the kernel's loop: a split holds whole K-steps.
+pub const K_STEP: usize = 8;
+/// The SMs a product should fill: H100 SXM's 132 (the H200 has the same
+/// die). A product with fewer tiles is split along K until it has this many
+/// blocks, or until every split is a single K-step.
+pub const TARGET_BLOCKS: usize = 132;
 /// Indices are 32-bit in the kernel (`row * ld + col` is formed in 64 bits,
 /// but m, n, k themselves are u32 and the tile loops add 64 to them).
 const MAX_DIM: usize = (u32::MAX as usize) - TILE;
+/// CUDA's limit on the grid's z extent.
+const MAX_GRID_Z: usize = 65_535;
 
-/// The launch for a product with C of `m x n` and inner dimension `k`.
-///
-/// One block per 64 x 64 tile of C, so a product runs
-/// `ceil(m / 64) * ceil(n / 64)` blocks and K is walked by one block. For the
-/// `mlp` preset at batch 64 that is far below one wave of 132 SMs (H100):
-/// fc1 forward (64 x 256, k 784) 4 blocks; fc2 forward (64 x 64) 1; fc3
-/// forward (64 x 10) 1; dW3 (10 x 64) 1; dx3 (64 x 64) 1; dW2 (64 x 256) 4;
-/// dx2 (64 x 256) 4; dW1 (256 x 784, k 64) 52. These shapes cannot reach 132
-/// blocks by tiling C alone: with M = 64 even 16 x 16 tiles give 4 x 16 =
-/// 64 blocks for fc1. Filling the GPU needs split-K over the long K (fc1's
-/// 784) with a deterministic second pass that sums the partial tiles in a
-/// fixed order (no atomics), at the cost of one more launch per product;
-/// that is not implemented yet (issue 19).
+/// The launch for a product with C of `m x n` and inner dimension `k`,
+/// without split-K or row sums: one block per 64 x 64 tile of C, K walked
+/// by one block.
 pub fn gemm_launch(m: usize, n: usize, k: usize) -> Result<Launch, LaunchError> {
     tile_launch("gemm", [m, n, k], TILE, BLOCK, MAX_DIM)
+}
+
+/// How one product is launched: the grid, the K values per split and the
+/// workspace the splits need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmPlan {
+    /// Grid `(column tiles, row tiles, splits)` and block.
+    pub launch: Launch,
+    /// Tiles of C (with the ones column when row sums are asked for).
+    pub tiles: usize,
+    /// Splits of K (1: no split, `ws` and `sem` are not used).
+    pub splits: usize,
+    /// K values per split (the kernel's `k_split`; `k` or more without split).
+    pub k_split: usize,
+    /// `f32` elements of partial tiles the splits write (`tiles * splits *
+    /// 4096`, 0 without split).
+    pub workspace: usize,
+}
+
+impl GemmPlan {
+    /// Blocks of the launch.
+    pub fn blocks(&self) -> usize {
+        self.tiles * self.splits
+    }
+
+    /// Why the launch has fewer than [`TARGET_BLOCKS`] blocks, or `None`
+    /// when it has at least that many. A product runs short only when C
+    /// has too few tiles and K too few K-steps to split further: every
+    /// split is then one K-step.
+    pub fn under_a_wave(&self, k: usize) -> Option<String> {
+        (self.blocks() < TARGET_BLOCKS).then(|| {
+            format!(
+                "C has {} tile(s) of 64 x 64 and K = {k} has {} K-step(s) of 8: at most {} blocks",
+                self.tiles,
+                k.div_ceil(K_STEP).max(1),
+                self.tiles * k.div_ceil(K_STEP).max(1)
+            )
+        })
+    }
+}
+
+/// The launch rule of [`GEMM`]: C of `m x n` (plus the ones column when
+/// `row_sums`), inner dimension `k`.
+///
+/// A product of fewer than [`TARGET_BLOCKS`] tiles is split along K into
+/// `ceil(TARGET_BLOCKS / tiles)` splits of whole K-steps (fewer when K is
+/// short), so a skinny product still runs a wave on an H100: the `mlp`
+/// preset's fc1 forward (64 x 256, k 784) becomes 4 tiles x 33 splits of 24
+/// K values; the `cnn` preset's conv1 weight gradient (16 x 10 with the bias
+/// column, k 50,176) 1 tile x 134 splits of 376. The last block of each tile
+/// sums the partials in split order (deterministic); a split costs one
+/// partial tile of traffic, which is why K is not split further than a wave.
+pub fn gemm_plan(m: usize, n: usize, k: usize, row_sums: bool) -> Result<GemmPlan, LaunchError> {
+    let nv = n + usize::from(row_sums);
+    at_most("gemm", "n", nv, MAX_DIM)?;
+    let mut launch = tile_launch("gemm", [m, nv, k], TILE, BLOCK, MAX_DIM)?;
+    let tiles = blocks_for(m, TILE) * blocks_for(nv, TILE);
+    let steps = k.div_ceil(K_STEP);
+    let want = TARGET_BLOCKS.div_ceil(tiles).min(steps).min(MAX_GRID_Z);
+    let (splits, k_split) = if want <= 1 {
+        (1, k.max(1))
+    } else {
+        // Whole K-steps per split; one fewer when rounding up left the
+        // splits short of `want` (the count is recomputed, so no split is empty).
+        let mut per = steps.div_ceil(want);
+        if per > 1 && steps.div_ceil(per) < want {
+            per -= 1;
+        }
+        (steps.div_ceil(per), per * K_STEP)
+    };
+    let splits = splits.max(1);
+    launch.grid = Dim3 {
+        z: splits as u32,
+        ..launch.grid
+    };
+    Ok(GemmPlan {
+        launch,
+        tiles,
+        splits,
+        k_split,
+        workspace: if splits > 1 {
+            tiles * splits * TILE * TILE
+        } else {
+            0
+        },
+    })
 }
 
 #[cfg(test)]
@@ -87,6 +183,52 @@ mod tests {
                 assert!((l.grid.x as usize - 1) * TILE < n.max(1));
                 assert!((l.grid.y as usize - 1) * TILE < m.max(1));
                 assert_eq!(l.block.count() * 64, (TILE * TILE) as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn skinny_products_are_split_along_k_into_a_wave_of_whole_k_steps() {
+        // mlp fc1 forward: 4 tiles, 98 K-steps -> 33 splits of 24.
+        let p = gemm_plan(64, 256, 784, false).unwrap();
+        assert_eq!((p.tiles, p.splits, p.k_split, p.blocks()), (4, 33, 24, 132));
+        assert_eq!(p.launch.grid.z, 33);
+        assert_eq!(p.workspace, 4 * 33 * 4096);
+        assert!(p.under_a_wave(784).is_none());
+        // cnn conv1 weight gradient with its bias column: 1 tile, 132 splits.
+        let p = gemm_plan(16, 9, 50_176, true).unwrap();
+        assert_eq!(
+            (p.tiles, p.splits, p.k_split, p.blocks()),
+            (1, 134, 376, 134)
+        );
+        // A product with enough tiles is not split.
+        let p = gemm_plan(1024, 1024, 1024, false).unwrap();
+        assert_eq!((p.splits, p.workspace, p.launch.grid.z), (1, 0, 1));
+        // Too little K to fill: every split is one K-step, and the rule says why.
+        let p = gemm_plan(64, 10, 64, false).unwrap();
+        assert_eq!((p.splits, p.k_split), (8, 8));
+        let why = p.under_a_wave(64).unwrap();
+        assert!(
+            why.contains("1 tile(s)") && why.contains("8 K-step(s)"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn splits_cover_k_exactly_with_no_empty_split() {
+        for (m, n) in [(1usize, 1usize), (64, 10), (10, 64), (200, 300)] {
+            for k in [0usize, 1, 7, 8, 9, 63, 64, 65, 784, 1000, 50_176] {
+                for sums in [false, true] {
+                    let p = gemm_plan(m, n, k, sums).unwrap();
+                    assert!(p.k_split.is_multiple_of(K_STEP) || p.splits == 1, "{m} {n} {k}");
+                    assert!(p.splits * p.k_split >= k, "{m} {n} {k}: K not covered");
+                    assert!(
+                        p.splits == 1 || (p.splits - 1) * p.k_split < k,
+                        "{m} {n} {k}: empty split"
+                    );
+                    let cols = n + usize::from(sums);
+                    assert!(p.launch.grid.x as usize * TILE >= cols);
+                }
             }
         }
     }

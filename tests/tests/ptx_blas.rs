@@ -226,11 +226,8 @@ fn cpu_sum_rows(
     let input = vec![0.0; rows * h * w];
     let weight = vec![0.0; cols];
     let mut dweight = vec![0.0; cols];
-    let mut dbias = if accumulate {
-        init.to_vec()
-    } else {
-        vec![0.0; cols]
-    };
+    // conv2d_backward overwrites the bias gradient: `init` is added after.
+    let mut dbias = vec![f32::NAN; cols];
     let mut scratch = vec![0.0; Cpu.conv2d_scratch_len(&d)];
     Cpu.conv2d_backward(
         &d,
@@ -243,6 +240,9 @@ fn cpu_sum_rows(
         &mut scratch,
     )
     .unwrap();
+    if accumulate {
+        dbias.iter_mut().zip(init).for_each(|(d, i)| *d += i);
+    }
     (dbias, rows as f64 + 1.0)
 }
 

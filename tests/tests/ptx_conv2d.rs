@@ -134,6 +134,13 @@ impl Gpu {
             Arg::U32(ta.into()),
             Arg::U32(tb.into()),
             Arg::U32(0),
+            // No mask, no row sums, no split (k_split = k): the plain product.
+            Arg::U64(0),
+            Arg::F32(1.0),
+            Arg::U64(0),
+            Arg::U32(k.max(1) as u32),
+            Arg::U64(0),
+            Arg::U64(0),
         ];
         self.launch(&GEMM, l, &args);
     }
@@ -221,8 +228,8 @@ fn check_cols(d: &Conv2dDims, r: &mut Stream) -> (usize, usize) {
     (bit_mismatches(&col, &col_ref), bit_mismatches(&dx, &dx_ref))
 }
 
-/// (b) and (c): forward y (with bias), backward dx and dweight (accumulated
-/// onto a non-zero one), GPU vs CPU, within the module's tolerance.
+/// (b) and (c): forward y (with bias), backward dx and dweight (overwriting
+/// a non-zero one, as `ConvOps::conv2d_backward` does), GPU vs CPU, within the module's tolerance.
 fn check_conv(d: &Conv2dDims, r: &mut Stream) -> [Worst; 3] {
     let (xl, yl) = (d.x_len().unwrap(), d.y_len().unwrap());
     let wl = d.weight_len().unwrap();
@@ -284,13 +291,13 @@ fn check_conv(d: &Conv2dDims, r: &mut Stream) -> [Worst; 3] {
     let (src, dst) = (g.at(bdy, 0), g.at(bdyt, 0));
     g.swap_nc(src, Arg::U64(0), dst, [d.n, d.c_out, p]);
     for gi in 0..d.groups {
-        // dweight_g [cog, kg] += dyt_g [cog, n*p] col_g^T.
+        // dweight_g [cog, kg] = dyt_g [cog, n*p] col_g^T (beta 0 overwrites dw0).
         let abc = [
             g.at(bdyt, gi * cog * np),
             g.at(bcol, gi * kg * np),
             g.at(bdw, gi * cog * kg),
         ];
-        g.gemm(abc, [cog, kg, np], 1.0, false, true);
+        g.gemm(abc, [cog, kg, np], 0.0, false, true);
     }
     for gi in 0..d.groups {
         // dcol_g [kg, n*p] = W_g^T dyt_g, over col_g.

@@ -1,7 +1,9 @@
 //! Property: `kernels-ptx/ptx/gemm.ptx`, run in the PTX simulator, equals the
-//! CPU reference `Blas::gemm` (plus bias and ReLU) for any shape, all four
-//! transpose combinations, both load paths (128-bit and scalar), any
-//! alpha/beta, and never reads C when beta is 0. A second test checks the
+//! CPU reference `Blas::gemm` (plus bias, ReLU and the backward mask of
+//! `Blas::gemm_masked`, and the row sums of `Blas::gemm_row_sums`) for any
+//! shape, all four transpose combinations, both load paths (128-bit and
+//! scalar), any alpha/beta, with and without split-K (whose arrival counters
+//! must be left at zero), and never reads C when beta is 0. A second test checks the
 //! kernel's napkin math from the simulator's counters, and an ignored one
 //! prints the table for `docs/kernels.md`.
 //!
@@ -11,7 +13,7 @@
 //! `|gpu - cpu| <= 4 eps K |alpha| max|a| max|b| + 4 eps (|beta C| + |bias|)`
 //! (eps = 2^-24 ~ 6e-8), i.e. ~2.4e-7 K for unit inputs: within 1e-5 K.
 
-use lasagna_kernels::gemm::{gemm_launch, GEMM, MODULE};
+use lasagna_kernels::gemm::{gemm_launch, gemm_plan, GEMM, MODULE};
 use lasagna_ptx_sim::{Arg, BufId, Device, LaunchStats, Simulator};
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{Blas, Gemm, Memory};
@@ -33,8 +35,24 @@ struct Case {
     /// Place A and B 4 bytes past a 16-byte boundary, forcing scalar loads
     /// even when the leading dimensions are multiples of 4.
     misalign: bool,
+    /// Split K as the launch rule `gemm_plan` says (else one block per tile).
+    split: bool,
+    /// Also compute the row sums of op(A).
+    sums: bool,
+    /// Apply the backward mask (`aux > 0 ? v * 2 : 0`).
+    mask: bool,
     seed: u64,
 }
+
+/// What the kernel wrote: C, the row sums (when asked) and the launch counters.
+struct Out {
+    c: Vec<f32>,
+    sums: Vec<f32>,
+    stats: LaunchStats,
+}
+
+/// The mask's scale (a dropout of p = 0.5 after a ReLU).
+const MASK_SCALE: f32 = 2.0;
 
 fn random(r: &mut Stream, len: usize) -> Vec<f32> {
     (0..len)
@@ -65,7 +83,9 @@ fn run_ptx(
     b: &[f32],
     c0: &[f32],
     bias: Option<&[f32]>,
-) -> (Vec<f32>, LaunchStats) {
+    aux: Option<&[f32]>,
+    sums0: &[f32],
+) -> Out {
     let mut s = Simulator::new();
     s.load_module(MODULE.ptx).expect("gemm.ptx parses");
     let pad = usize::from(t.misalign);
@@ -81,7 +101,35 @@ fn run_ptx(
         }
         None => 0,
     };
-    let l = gemm_launch(t.m, t.n, t.k).expect("launch rule");
+    let mut opt = |v: Option<&[f32]>| match v {
+        Some(v) => {
+            let id = upload(&mut s, v, 0);
+            addr(&s, id, 0)
+        }
+        None => 0,
+    };
+    let paux = opt(aux);
+    let bsums = upload(&mut s, sums0, 0);
+    let psums = if t.sums { addr(&s, bsums, 0) } else { 0 };
+    let plan = gemm_plan(t.m, t.n, t.k, t.sums).expect("launch rule");
+    let (l, k_split, splits) = if t.split {
+        (plan.launch, plan.k_split, plan.splits)
+    } else {
+        assert!(!t.sums, "row sums need the ones column of gemm_plan's grid");
+        (
+            gemm_launch(t.m, t.n, t.k).expect("launch rule"),
+            t.k.max(1),
+            1,
+        )
+    };
+    let (pws, sem) = if splits > 1 {
+        let ws = s.alloc(plan.workspace * 4).expect("alloc ws");
+        let sem = s.alloc(plan.tiles * 4).expect("alloc sem");
+        (addr(&s, ws, 0), Some(sem))
+    } else {
+        (0, None)
+    };
+    let psem = sem.map_or(0, |b| addr(&s, b, 0));
     let args = [
         Arg::U64(pa),
         Arg::U64(pb),
@@ -95,6 +143,12 @@ fn run_ptx(
         Arg::U32(t.trans_a.into()),
         Arg::U32(t.trans_b.into()),
         Arg::U32(t.relu.into()),
+        Arg::U64(paux),
+        Arg::F32(MASK_SCALE),
+        Arg::U64(psums),
+        Arg::U32(k_split as u32),
+        Arg::U64(pws),
+        Arg::U64(psem),
     ];
     assert_eq!(args.len(), GEMM.params.len());
     s.launch(
@@ -106,7 +160,19 @@ fn run_ptx(
     )
     .expect("launch");
     s.synchronize().expect("sync");
-    (download(&mut s, bc, t.m * t.n), s.last_stats())
+    if let Some(sem) = sem {
+        let mut left = vec![0u8; plan.tiles * 4];
+        s.download(&sem, &mut left).expect("download sem");
+        assert!(
+            left.iter().all(|&b| b == 0),
+            "{t:?}: arrival counters left non-zero"
+        );
+    }
+    Out {
+        c: download(&mut s, bc, t.m * t.n),
+        sums: download(&mut s, bsums, t.m),
+        stats: s.last_stats(),
+    }
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -126,7 +192,10 @@ fn check(t: &Case) -> Result<f64, String> {
     } else {
         c_in.clone()
     };
-    let (got, _) = run_ptx(t, &a, &b, &c_dev, bias.as_deref());
+    let aux = t.mask.then(|| random(&mut r, t.m * t.n));
+    let sums_in = random(&mut r, t.m);
+    let out = run_ptx(t, &a, &b, &c_dev, bias.as_deref(), aux.as_deref(), &sums_in);
+    let got = out.c;
 
     let g = Gemm {
         m: t.m,
@@ -149,13 +218,36 @@ fn check(t: &Case) -> Result<f64, String> {
         if t.relu {
             *w = w.max(0.0);
         }
+        if let Some(aux) = &aux {
+            *w = if aux[i] > 0.0 { *w * MASK_SCALE } else { 0.0 };
+        }
+    }
+    if t.sums {
+        let mut ds = cpu.upload(&sums_in).unwrap();
+        let mut scratch = cpu.upload(&c_in).unwrap();
+        cpu.gemm_row_sums(&g, &da, &db, &mut scratch, &mut ds)
+            .unwrap();
+        let want_sums = cpu.to_vec(&ds).unwrap();
+        let eps = f32::EPSILON as f64 / 2.0;
+        let tol = 4.0
+            * eps
+            * (t.k as f64 * t.alpha.abs() as f64 * max_abs(&a) as f64
+                + t.beta.abs() as f64 * max_abs(&sums_in) as f64)
+            + f64::from(f32::MIN_POSITIVE);
+        for (r, (&x, &y)) in out.sums.iter().zip(&want_sums).enumerate() {
+            let d = (x as f64 - y as f64).abs();
+            if d.is_nan() || d > tol {
+                return Err(format!("{t:?}: sums[{r}] = {x}, want {y} (tol {tol:.3e})"));
+            }
+        }
     }
 
     let eps = f32::EPSILON as f64 / 2.0;
     let prod = t.k as f64 * t.alpha.abs() as f64 * max_abs(&a) as f64 * max_abs(&b) as f64;
     let rest =
         t.beta.abs() as f64 * max_abs(&c_in) as f64 + bias.as_deref().map_or(0.0, max_abs) as f64;
-    let tol = 4.0 * eps * (prod + rest) + f64::from(f32::MIN_POSITIVE);
+    let scale = if t.mask { f64::from(MASK_SCALE) } else { 1.0 };
+    let tol = 4.0 * eps * (prod + rest) * scale + f64::from(f32::MIN_POSITIVE);
     let mut worst = (0.0f64, 0usize);
     for (i, (&x, &y)) in got.iter().zip(&want).enumerate() {
         let d = (x as f64 - y as f64).abs();
@@ -195,10 +287,18 @@ fn case() -> impl Strategy<Value = Case> {
         prop::sample::select(vec![1.0f32, -0.5, 2.0]),
         prop::sample::select(vec![0.0f32, 1.0, -0.75]),
         (any::<bool>(), any::<bool>(), prop::bool::weighted(0.25)),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
         any::<u64>(),
     )
         .prop_map(
-            |((m, n, k, trans_a, trans_b), alpha, beta, (bias, relu, misalign), seed)| Case {
+            |(
+                (m, n, k, trans_a, trans_b),
+                alpha,
+                beta,
+                (bias, relu, misalign),
+                (split, sums, mask),
+                seed,
+            )| Case {
                 m,
                 n,
                 k,
@@ -209,6 +309,9 @@ fn case() -> impl Strategy<Value = Case> {
                 bias,
                 relu,
                 misalign,
+                split: split || sums,
+                sums,
+                mask,
                 seed,
             },
         )
@@ -250,6 +353,9 @@ fn ptx_gemm_matches_cpu_on_every_transpose_and_load_path() {
                         bias: i % 2 == 1,
                         relu: i % 3 == 0,
                         misalign,
+                        split: i % 2 == 0,
+                        sums: i == 2,
+                        mask: i == 4,
                         seed: i as u64,
                     };
                     worst = worst.max(check(&t).unwrap_or_else(|e| panic!("{e}")));
@@ -274,11 +380,14 @@ fn perf_stats(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Lau
         bias: false,
         relu: false,
         misalign: false,
+        split: false,
+        sums: false,
+        mask: false,
         seed: 1,
     };
     let mut r = Stream::new(1, 7);
     let (a, b) = (random(&mut r, m * k), random(&mut r, k * n));
-    run_ptx(&t, &a, &b, &vec![0.0; m * n], None).1
+    run_ptx(&t, &a, &b, &vec![0.0; m * n], None, None, &vec![0.0; m]).stats
 }
 
 /// The napkin math of `gemm.ptx` at one shape, from the simulator's counters.
@@ -384,4 +493,45 @@ fn print_kernel_table() {
             );
         }
     }
+}
+
+/// The presets' skinny products, split as the launch rule says, with the
+/// bias gradient as row sums and the absorbed ReLU/dropout mask: equal to the
+/// CPU reference, whichever block of a tile arrives last (the simulator runs
+/// blocks in a shuffled order under `LASAGNA_SIM_STRICT=1` in CI).
+#[test]
+fn ptx_gemm_split_k_with_row_sums_and_mask_matches_cpu_at_the_presets_shapes() {
+    // (m, n, k, trans_a, trans_b, sums, mask): mlp fc1 forward, dW2 with
+    // db2, dx2 with the ReLU+dropout mask; cnn conv3's weight gradient with
+    // its bias (NT), a long-K product.
+    let shapes = [
+        (64, 256, 784, false, true, false, false),
+        (64, 256, 64, true, false, true, false),
+        (64, 256, 64, false, false, false, true),
+        (64, 288, 392, false, true, true, false),
+        (16, 9, 3000, false, true, true, false),
+    ];
+    let mut worst = 0.0f64;
+    for (i, &(m, n, k, ta, tb, sums, mask)) in shapes.iter().enumerate() {
+        let plan = gemm_plan(m, n, k, sums).expect("plan");
+        assert!(plan.splits > 1, "{m}x{n}x{k} is not split");
+        let t = Case {
+            m,
+            n,
+            k,
+            trans_a: ta,
+            trans_b: tb,
+            alpha: 1.0,
+            beta: 0.0,
+            bias: false,
+            relu: false,
+            misalign: false,
+            split: true,
+            sums,
+            mask,
+            seed: 100 + i as u64,
+        };
+        worst = worst.max(check(&t).unwrap_or_else(|e| panic!("{e}")));
+    }
+    println!("worst |diff| / tolerance: {worst:.3e}");
 }

@@ -231,6 +231,7 @@ mod tests {
                 static_shared: 0,
             }),
             stats,
+            scalars: Vec::new(),
         }
     }
 

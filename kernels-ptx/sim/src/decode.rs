@@ -589,6 +589,18 @@ pub fn decode(r: &RawInst, s: &Syms<'_>) -> Result<Inst> {
                 Class::Atomic,
             )
         }
+        "fence" | "membar" => {
+            let ok = if base == "fence" {
+                only(&["sc"]) && (has("acq_rel") || has("sc"))
+            } else {
+                only(&["gl"]) || rest.is_empty()
+            };
+            if !ok {
+                return d.unknown();
+            }
+            d.nops(0)?;
+            (Op::Fence, Class::Other)
+        }
         "ret" | "exit" => {
             if !rest.is_empty() {
                 return d.unknown();

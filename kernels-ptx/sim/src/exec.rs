@@ -607,7 +607,7 @@ impl Block<'_> {
                 src_size,
             } => self.cp_async(inst, lo, act, size, dst, src, src_size)?,
             Op::CpAsyncFence => self.fence(lo, act)?,
-            Op::Bra { .. } | Op::Exit | Op::Bar => {}
+            Op::Bra { .. } | Op::Exit | Op::Bar | Op::Fence => {}
         }
         Ok(())
     }

@@ -326,6 +326,10 @@ pub enum Op {
         src: Operand,
     },
     Exit,
+    /// `fence.{sc,acq_rel}.{cta,gpu,sys}` / `membar.{cta,gl,sys}`: orders a
+    /// thread's memory accesses; a no-op for an interpreter that runs blocks
+    /// one after another and makes every store visible at once.
+    Fence,
     /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 d, a, b, c` (exec/tensor.rs).
     Mma {
         d: [u32; 4],

@@ -130,7 +130,9 @@ fn defs(op: &Op) -> Vec<u32> {
         Op::Shfl { dst, pdst, .. } => [Some(dst), pdst].into_iter().flatten().collect(),
         Op::Mma { d, .. } => d.to_vec(),
         Op::LdMatrix { num, dst, .. } => dst.iter().take(num as usize).copied().collect(),
-        Op::Bra { .. } | Op::Bar | Op::St { .. } | Op::Exit | Op::CpAsync { .. } => vec![],
+        Op::Bra { .. } | Op::Bar | Op::St { .. } | Op::Exit | Op::Fence | Op::CpAsync { .. } => {
+            vec![]
+        }
         Op::CpAsyncFence => vec![],
     }
 }

@@ -25,6 +25,9 @@ pub struct LaunchRecord {
     pub resources: Option<ResourceUsage>,
     /// The simulator's counters for this launch.
     pub stats: LaunchStats,
+    /// The scalar arguments in parameter order (`None` for a buffer), so a
+    /// test can ask the launch rule why a launch has the shape it has.
+    pub scalars: Vec<Option<u64>>,
 }
 
 impl LaunchRecord {
@@ -175,6 +178,16 @@ impl Device for Recording {
             static_shared: self.sim.kernel(kernel).map_or(0, |k| k.static_shared),
             resources: self.sim.resources(kernel),
             stats: self.sim.last_stats(),
+            scalars: args
+                .iter()
+                .map(|a| match *a {
+                    Arg::Ptr(_) | Arg::PtrAt(..) => None,
+                    Arg::U32(v) => Some(u64::from(v)),
+                    Arg::I32(v) => Some(v as u32 as u64),
+                    Arg::F32(v) => Some(u64::from(v.to_bits())),
+                    Arg::U64(v) => Some(v),
+                })
+                .collect(),
         });
         Ok(())
     }

@@ -133,6 +133,13 @@ fn gemm(g: &mut Gen) -> Vec<Row> {
                 U32(0),
                 U32(tb.into()),
                 U32(fused.into()),
+                // No mask, no row sums, no split (k_split = k).
+                Null,
+                F32(1.0),
+                Null,
+                U32(k as u32),
+                Null,
+                Null,
             ],
         })
         .collect()

@@ -44,6 +44,33 @@ pub trait Blas: Memory {
         relu: bool,
         c: &mut Self::Buf,
     ) -> Result<()>;
+    /// `C = alpha * op(A) op(B) + beta * C`, then `C = mask > 0 ? C * scale
+    /// : 0` with `mask` shaped like C: a layer's input gradient with the
+    /// backward of the ReLU (scale 1) or ReLU and Dropout (scale `1 / (1 -
+    /// p)`) before it folded in (`Layer::absorb_backward`), equal to the
+    /// GEMM followed by those layers' own backward.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_masked(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        mask: &Self::Buf,
+        scale: f32,
+        c: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `C = alpha * op(A) op(B) + beta * C` and `sums[r] = alpha * sum_k
+    /// op(A)[r, k] + beta * sums[r]` for `r < m`: a layer's weight and bias
+    /// gradients from one product (the GPU computes the sums as a column of
+    /// ones appended to op(B), in the same launch).
+    fn gemm_row_sums(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+        sums: &mut Self::Buf,
+    ) -> Result<()>;
     /// `y[r, c] += bias[c]` for `r < rows`.
     fn add_bias(&self, y: &mut Self::Buf, bias: &Self::Buf, rows: usize, cols: usize)
         -> Result<()>;

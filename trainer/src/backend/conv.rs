@@ -213,8 +213,9 @@ pub trait ConvOps: Memory {
         scratch: &mut Self::Buf,
     ) -> Result<()>;
 
-    /// Given `dy`, accumulates `dweight` and `dbias` (when given) and, when
-    /// `dx` is given, overwrites it with the input gradient. `x` is the
+    /// Given `dy`, overwrites `dweight` and `dbias` (when given) with the
+    /// weight and bias gradients and, when `dx` is given, `dx` with the input
+    /// gradient (so the layer's gradients need no zero fill each step). `x` is the
     /// forward's input; `scratch` as in forward (nothing of forward's is kept).
     fn conv2d_backward(
         &self,

@@ -326,6 +326,11 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         self.amp = on;
     }
 
+    fn overwrites_grads(&self) -> bool {
+        // `ConvOps::conv2d_backward` overwrites the weight and bias gradients.
+        true
+    }
+
     fn params(&self) -> &[Param<B>] {
         &self.params
     }

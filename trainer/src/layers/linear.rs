@@ -8,7 +8,7 @@ use crate::layers::gemm_amp as gemm;
 
 use crate::error::{Error, Result};
 use crate::init::{torch_linear_default, Init};
-use crate::layers::{Ctx, ExportOp, Layer, Param};
+use crate::layers::{Absorb, Ctx, ExportOp, Layer, Param};
 use crate::philox::Stream;
 use lasagna_format::Op;
 
@@ -24,6 +24,9 @@ pub struct Linear<B: Backend> {
     /// The following ReLU layer's ReLU, applied in the forward's epilogue
     /// (`Layer::fuse_relu`); never together with `amp`.
     relu: bool,
+    /// The backward of the ReLU (and Dropout) before this layer, applied to
+    /// dx in the GEMM's epilogue (`Layer::absorb_backward`); never under AMP.
+    absorb: Option<Absorb>,
     /// `weight [out, in]`, then `bias [out]` when enabled; empty before `setup`.
     params: Vec<Param<B>>,
 }
@@ -41,6 +44,7 @@ impl<B: Backend> Linear<B> {
             rows_per_sample: 0,
             amp: false,
             relu: false,
+            absorb: None,
             params: Vec::new(),
         }
     }
@@ -166,9 +170,14 @@ impl<B: Backend> Layer<B> for Linear<B> {
             alpha: 1.0,
             beta: 0.0,
         };
-        gemm(b, self.amp, &gw, dy, x, &mut w.grad)?;
-        if let Some(bias) = rest.first_mut() {
-            b.sum_rows(dy, rows, o, &mut bias.grad, false)?;
+        match rest.first_mut() {
+            // f32: the bias gradient (dy's column sums) rides in the same GEMM.
+            Some(bias) if !self.amp => b.gemm_row_sums(&gw, dy, x, &mut w.grad, &mut bias.grad)?,
+            Some(bias) => {
+                gemm(b, self.amp, &gw, dy, x, &mut w.grad)?;
+                b.sum_rows(dy, rows, o, &mut bias.grad, false)?;
+            }
+            None => gemm(b, self.amp, &gw, dy, x, &mut w.grad)?,
         }
         if let Some(dx) = dx {
             // dx [rows, i] = dy [rows, o] * W [o, i].
@@ -181,15 +190,31 @@ impl<B: Backend> Layer<B> for Linear<B> {
                 alpha: 1.0,
                 beta: 0.0,
             };
-            gemm(b, self.amp, &gx, dy, &w.value, dx)?;
+            match self.absorb {
+                // x is the absorbed layers' output: positive where they pass.
+                Some(Absorb::Relu) => b.gemm_masked(&gx, dy, &w.value, x, 1.0, dx)?,
+                Some(Absorb::ReluDropout { scale }) => {
+                    b.gemm_masked(&gx, dy, &w.value, x, scale, dx)?
+                }
+                None => gemm(b, self.amp, &gx, dy, &w.value, dx)?,
+            }
         }
         Ok(())
     }
 
     fn set_amp(&mut self, on: bool) {
         self.amp = on;
-        // gemm_f16 has no epilogue: the model re-asks (`fuse_relu`) after this.
+        // gemm_f16 has no epilogue: the model re-asks (`fuse_relu`,
+        // `absorb_backward`) after this.
         self.relu &= !on;
+        if on {
+            self.absorb = None;
+        }
+    }
+
+    fn absorb_backward(&mut self, what: Option<Absorb>) -> bool {
+        self.absorb = what.filter(|_| !self.amp);
+        self.absorb.is_some()
     }
 
     fn fuse_relu(&mut self, on: bool) -> bool {

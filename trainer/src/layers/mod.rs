@@ -70,9 +70,9 @@ impl<B: Backend> Param<B> {
 /// in its own input gradient's epilogue (see [`Layer::absorb_backward`]).
 /// Both forms read the layer's own input `x`, which is positive exactly
 /// where the gradient passes: a ReLU's output is positive where its input
-/// was, and inverted dropout's output `relu(z) * scale` (scale = 1 / (1 - p)
-/// >= 1, so it never rounds to 0) is positive where the ReLU passed and the
-/// mask kept the element.
+/// was, and inverted dropout's output `relu(z) * scale` (the scale 1 / (1 - p)
+/// is at least 1, so it never rounds to 0) is positive where the ReLU passed
+/// and the mask kept the element.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Absorb {
     /// A ReLU: `dx = x > 0 ? dx : 0`.

@@ -32,6 +32,53 @@ impl Blas for Cpu {
         }
         Ok(())
     }
+    fn gemm_masked(
+        &self,
+        g: &Gemm,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        mask: &Vec<f32>,
+        scale: f32,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        need(self, "gemm mask", g.m * g.n, &[mask.len()])?;
+        self.gemm(g, a, b, c)?;
+        // The dropout backward's `dy * scale` where kept, then the ReLU's
+        // `x > 0 ? dy : 0`, in one pass (the mask is positive exactly where both pass).
+        for (v, &x) in c[..g.m * g.n].iter_mut().zip(mask) {
+            *v = if x > 0.0 { *v * scale } else { 0.0 };
+        }
+        Ok(())
+    }
+    fn gemm_row_sums(
+        &self,
+        g: &Gemm,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+        sums: &mut Vec<f32>,
+    ) -> Result<()> {
+        need(self, "gemm sums", g.m, &[sums.len()])?;
+        need(self, "gemm A", g.m * g.k, &[a.len()])?;
+        self.gemm(g, a, b, c)?;
+        // Row r of op(A) summed in k order (for a Linear's dW = dy^T x that is
+        // column r of dy, summed over the batch as `sum_rows` does).
+        let mut acc = vec![0.0f32; g.m];
+        for kk in 0..g.k {
+            for (r, s) in acc.iter_mut().enumerate() {
+                *s += if g.trans_a {
+                    a[kk * g.m + r]
+                } else {
+                    a[r * g.k + kk]
+                };
+            }
+        }
+        for (s, v) in sums[..g.m].iter_mut().zip(acc) {
+            let v = g.alpha * v;
+            *s = if g.beta == 0.0 { v } else { g.beta * *s + v };
+        }
+        Ok(())
+    }
     fn add_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>, rows: usize, cols: usize) -> Result<()> {
         need(self, "add_bias", rows * cols, &[y.len()])?;
         need(self, "add_bias bias", cols, &[bias.len()])?;

@@ -150,10 +150,13 @@ pub fn backward(
 ) {
     let (xs, ys, cs) = sample_sizes(d);
     let p = d.oh * d.ow;
-    if let (Some(db), true) = (dbias, ys > 0) {
-        for dyn_ in dy.chunks_exact(ys) {
-            for (db, row) in db.iter_mut().zip(dyn_.chunks_exact(p)) {
-                *db += sum(row);
+    if let Some(db) = dbias {
+        db.fill(0.0);
+        if ys > 0 {
+            for dyn_ in dy.chunks_exact(ys) {
+                for (db, row) in db.iter_mut().zip(dyn_.chunks_exact(p)) {
+                    *db += sum(row);
+                }
             }
         }
     }
@@ -186,7 +189,7 @@ pub fn backward(
                 .for_each(|(a, b)| *a += b);
         }
     }
-    // dweight_g [cog, kg] += dwt_g^T.
+    // dweight_g [cog, kg] = dwt_g^T.
     let (cog, kg) = group_sizes(d);
     for (dw, dwt) in dweight
         .chunks_exact_mut(cog * kg)
@@ -194,7 +197,7 @@ pub fn backward(
     {
         for (o, row) in dw.chunks_exact_mut(kg).enumerate() {
             for (k, v) in row.iter_mut().enumerate() {
-                *v += dwt[k * cog + o];
+                *v = dwt[k * cog + o];
             }
         }
     }

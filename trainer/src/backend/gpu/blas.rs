@@ -5,7 +5,7 @@
 
 use lasagna_kernels::blas::{self as kb, add_bias_launch, blas_launch, sum_rows_launch};
 use lasagna_kernels::device::{Arg, Device};
-use lasagna_kernels::gemm::{gemm_launch, GEMM};
+use lasagna_kernels::gemm::{gemm_plan, GEMM};
 
 use super::{u32_arg, u64_arg, Gpu, GpuBuf, A};
 use crate::backend::{need, Blas, Gemm};
@@ -15,18 +15,26 @@ impl<D: Device + Send + 'static> Gpu<D> {
     /// `C = alpha op(A) op(B) + beta C` on pointer arguments (whole buffers
     /// or offsets into them); the caller has checked the sizes.
     pub(crate) fn gemm_args(&self, g: &Gemm, abc: [A<D>; 3]) -> Result<()> {
-        self.gemm_fused(g, abc, Arg::U64(0), false)
+        self.gemm_fused(g, abc, Epilogue::default())
     }
 
-    /// [`Gpu::gemm_args`] with `bias` (a pointer, or `Arg::U64(0)` for none)
-    /// added to every row in the kernel's epilogue, after alpha and beta,
-    /// then ReLU when `relu`.
-    fn gemm_fused(&self, g: &Gemm, [a, b, c]: [A<D>; 3], bias: A<D>, relu: bool) -> Result<()> {
+    /// [`Gpu::gemm_args`] with the epilogue `e` (pointers, or `Arg::U64(0)`
+    /// for none; see `gemm.ptx`), split along K by the launch rule
+    /// (`gemm_plan`) when the product alone would not fill the GPU.
+    pub(crate) fn gemm_fused(&self, g: &Gemm, [a, b, c]: [A<D>; 3], e: Epilogue<D>) -> Result<()> {
+        let row_sums = !matches!(e.sums, Arg::U64(0));
+        let plan = gemm_plan(g.m, g.n, g.k, row_sums).map_err(|err| self.fail("gemm", err))?;
+        let (ws, sem) = if plan.splits > 1 {
+            let [ws, sem] = self.gemm_workspace(plan.workspace, plan.tiles)?;
+            (Arg::Ptr(ws), Arg::Ptr(sem))
+        } else {
+            (Arg::U64(0), Arg::U64(0))
+        };
         let args = [
             a,
             b,
             c,
-            bias,
+            e.bias,
             u32_arg("m", g.m)?,
             u32_arg("n", g.n)?,
             u32_arg("k", g.k)?,
@@ -34,9 +42,41 @@ impl<D: Device + Send + 'static> Gpu<D> {
             Arg::F32(g.beta),
             Arg::U32(g.trans_a.into()),
             Arg::U32(g.trans_b.into()),
-            Arg::U32(relu.into()),
+            Arg::U32(e.relu.into()),
+            e.mask,
+            Arg::F32(e.scale),
+            e.sums,
+            u32_arg("k_split", plan.k_split)?,
+            ws,
+            sem,
         ];
-        self.launch(&GEMM, gemm_launch(g.m, g.n, g.k), &args)
+        self.launch(&GEMM, Ok(plan.launch), &args)
+    }
+}
+
+/// What `gemm.ptx`'s epilogue does besides `alpha AB + beta C` (see its header).
+pub(crate) struct Epilogue<D: Device> {
+    /// `+ bias[col]`.
+    pub bias: A<D>,
+    /// Then `max(., 0)`.
+    pub relu: bool,
+    /// Then `mask > 0 ? v * scale : 0`.
+    pub mask: A<D>,
+    /// The mask's scale.
+    pub scale: f32,
+    /// `sums[r] = alpha * sum_k op(A)[r, k] + beta * sums[r]`.
+    pub sums: A<D>,
+}
+
+impl<D: Device> Default for Epilogue<D> {
+    fn default() -> Self {
+        Epilogue {
+            bias: Arg::U64(0),
+            relu: false,
+            mask: Arg::U64(0),
+            scale: 1.0,
+            sums: Arg::U64(0),
+        }
     }
 }
 
@@ -66,7 +106,49 @@ impl<D: Device + Send + 'static> Blas for Gpu<D> {
             }
             None => Arg::U64(0),
         };
-        self.gemm_fused(g, [a.arg(), b.arg(), c.arg()], bias, relu)
+        let e = Epilogue {
+            bias,
+            relu,
+            ..Epilogue::default()
+        };
+        self.gemm_fused(g, [a.arg(), b.arg(), c.arg()], e)
+    }
+    fn gemm_masked(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        mask: &Self::Buf,
+        scale: f32,
+        c: &mut Self::Buf,
+    ) -> Result<()> {
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len, mask.len])?;
+        let e = Epilogue {
+            mask: mask.arg(),
+            scale,
+            ..Epilogue::default()
+        };
+        self.gemm_fused(g, [a.arg(), b.arg(), c.arg()], e)
+    }
+    fn gemm_row_sums(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+        sums: &mut Self::Buf,
+    ) -> Result<()> {
+        need(self, "gemm A", g.m * g.k, &[a.len])?;
+        need(self, "gemm B", g.k * g.n, &[b.len])?;
+        need(self, "gemm C", g.m * g.n, &[c.len])?;
+        need(self, "gemm sums", g.m, &[sums.len])?;
+        let e = Epilogue {
+            sums: sums.arg(),
+            ..Epilogue::default()
+        };
+        self.gemm_fused(g, [a.arg(), b.arg(), c.arg()], e)
     }
     fn add_bias(
         &self,

@@ -3,10 +3,10 @@
 //! `yt_g [cog, n*oh*ow] = W_g col_g`, then one `swap_nc` that turns `yt [c_out,
 //! n, oh*ow]` into NCHW `y` and adds the bias. Backward: `im2col` again (nothing
 //! of forward's is kept), `swap_nc` of `dy` into `dyt [c_out, n, oh*ow]`,
-//! `dW_g += dyt_g col_g^T` (an NT GEMM with K = n*oh*ow; beta 1 because
-//! `ConvOps` accumulates the weight gradient), `dcol_g = W_g^T dyt_g` over the
-//! columns and one `col2im`; the bias gradient is one `sum_rows` of `dy`.
-//! So a conv is 3 launches forward and at most 6 backward with one group,
+//! `dW_g = dyt_g col_g^T` (an NT GEMM with K = n*oh*ow, split along K by the
+//! launch rule; the bias gradient, the row sums of `dyt_g`, rides in the same
+//! launch), `dcol_g = W_g^T dyt_g` over the columns and one `col2im`.
+//! So a conv is 3 launches forward and at most 5 backward with one group,
 //! where the per-sample version made `2 + n` and `1 + 3n`.
 //!
 //! Why batched columns rather than the CPU's per-sample ones: on the GPU a
@@ -29,6 +29,7 @@ use lasagna_kernels::conv2d::{
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::Kernel;
 
+use super::blas::Epilogue;
 use super::{u32_arg, Gpu, GpuBuf, A};
 use crate::backend::{need, Conv2dDims, ConvOps, Gemm};
 use crate::error::Result;
@@ -204,6 +205,10 @@ impl<D: Device + Send + 'static> Gpu<D> {
         let (xl, wl, yl, sl) = (x.len, weight.len, dy.len, scratch.len);
         self.check_conv("conv2d_backward", d, s, xl, wl, yl, sl)?;
         need(self, "conv2d_backward dweight", weight.len, &[dweight.len])?;
+        if let Some(db) = &dbias {
+            need(self, "conv2d_backward dbias", d.c_out, &[db.len])?;
+        }
+        let dbias: Option<&GpuBuf<D::Buf>> = dbias.map(|b| &*b);
         if let Some(dx) = &dx {
             need(self, "conv2d_backward dx", d.n * s.xs, &[dx.len])?;
         }
@@ -215,15 +220,22 @@ impl<D: Device + Send + 'static> Gpu<D> {
             // dyt [c_out, c, p] = dy [c, c_out, p].
             let shape = [c, d.c_out, s.p];
             self.swap_nc(dy.at(s0 * s.ys), Arg::U64(0), scratch.at(dyt), shape)?;
+            // The first chunk overwrites the gradients, later ones add to them.
+            let beta = if s0 == 0 { 0.0 } else { 1.0 };
             for g in 0..d.groups {
-                // dW_g [cog, kg] += dyt_g [cog, c*p] col_g^T (col_g is [kg, c*p]).
-                let shape = gemm(s.cog, s.kg, np, false, true, 1.0);
+                // dW_g [cog, kg] (+)= dyt_g [cog, c*p] col_g^T (col_g is [kg, c*p]),
+                // and db_g (+)= the row sums of dyt_g, in the same launch.
+                let shape = gemm(s.cog, s.kg, np, false, true, beta);
                 let abc = [
                     scratch.at(dyt + g * s.cog * np),
                     scratch.at(g * s.kg * np),
                     dweight.at(g * s.cog * s.kg),
                 ];
-                self.gemm_args(&shape, abc)?;
+                let e = Epilogue {
+                    sums: dbias.as_ref().map_or(Arg::U64(0), |db| db.at(g * s.cog)),
+                    ..Epilogue::default()
+                };
+                self.gemm_fused(&shape, abc, e)?;
             }
             let Some(dx) = dx else { continue };
             for g in 0..d.groups {
@@ -237,10 +249,6 @@ impl<D: Device + Send + 'static> Gpu<D> {
                 self.gemm_args(&shape, abc)?;
             }
             self.cols(&COL2IM, d, c, scratch.arg(), dx.at(s0 * s.xs))?;
-        }
-        if let Some(db) = dbias {
-            need(self, "conv2d_backward dbias", d.c_out, &[db.len])?;
-            super::blas::sum_rows(self, dy, d.n, d.c_out, s.p, db, true)?;
         }
         Ok(())
     }
@@ -299,8 +307,9 @@ mod tests {
     use lasagna_ptx_sim::Simulator;
 
     /// Chunking is only a loop over samples: a batch split into chunks of 2,
-    /// 2 and 1 samples gives bit for bit the y, dx and dbias of one chunk,
-    /// and dweight up to the rounding of adding it chunk by chunk (beta 1).
+    /// 2 and 1 samples gives bit for bit the y and dx of one chunk, and
+    /// dweight and dbias (the row sums in the same GEMM) up to the rounding
+    /// of adding them chunk by chunk (beta 1 after the first chunk).
     #[test]
     fn chunked_batch_matches_one_chunk() -> Result<()> {
         let d = Conv2dDims::new(5, [4, 7, 6], 6, [3, 3], [1, 2], [1, 1], [1, 1], 2)?;
@@ -336,12 +345,14 @@ mod tests {
         };
         let (a, c) = (run(&one)?, run(&three)?);
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        for (i, what) in [(0, "y"), (1, "dx"), (3, "dbias")] {
+        for (i, what) in [(0, "y"), (1, "dx")] {
             assert_eq!(bits(&a[i]), bits(&c[i]), "{what}");
         }
-        let scale = a[2].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        for (p, q) in a[2].iter().zip(&c[2]) {
-            assert!((p - q).abs() <= 1e-5 * scale, "dweight {p} vs {q}");
+        for (i, what) in [(2, "dweight"), (3, "dbias")] {
+            let scale = a[i].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (p, q) in a[i].iter().zip(&c[i]) {
+                assert!((p - q).abs() <= 1e-5 * scale, "{what} {p} vs {q}");
+            }
         }
         Ok(())
     }

@@ -49,6 +49,9 @@ pub struct Gpu<D: Device> {
     /// elements: allocated on first use, replaced only by larger ones (the
     /// device interface has no free, so a model's largest GEMM sets the size).
     amp_ws: Mutex<Option<[Workspace<D>; 2]>>,
+    /// Split-K GEMMs' partial tiles (`f32`) and per-tile arrival counters
+    /// (`u32`, zero between launches), grown like `amp_ws`.
+    gemm_ws: Mutex<Option<[Workspace<D>; 2]>>,
 }
 
 /// A device buffer and its capacity in `f32` elements.
@@ -93,6 +96,7 @@ impl<D: Device> Gpu<D> {
             name,
             flag,
             amp_ws: Mutex::new(None),
+            gemm_ws: Mutex::new(None),
         })
     }
 
@@ -128,6 +132,34 @@ impl<D: Device> Gpu<D> {
             }
         };
         let new = [grow(old_a, a)?, grow(old_b, b)?];
+        *ws = Some(new);
+        Ok([new[0].0, new[1].0])
+    }
+
+    /// The split-K workspace (at least `partials` floats) and counters (at
+    /// least `tiles` zeroed words). Counters are only ever replaced by fresh
+    /// zeroed ones: the kernel leaves the ones it used at zero.
+    pub(crate) fn gemm_workspace(&self, partials: usize, tiles: usize) -> Result<[D::Buf; 2]> {
+        let mut ws = self
+            .gemm_ws
+            .lock()
+            .map_err(|_| self.fail("gemm workspace", "poisoned"))?;
+        if let Some([(w, cw), (s, cs)]) = &*ws {
+            if *cw >= partials && *cs >= tiles {
+                return Ok([*w, *s]);
+            }
+        }
+        let (old_w, old_s) = match &*ws {
+            Some([w, s]) => (Some(*w), Some(*s)),
+            None => (None, None),
+        };
+        let grow = |old: Option<Workspace<D>>, want: usize| -> Result<Workspace<D>> {
+            match old {
+                Some((b, c)) if c >= want => Ok((b, c)),
+                _ => Ok((self.alloc(want.max(1) * 4)?, want)),
+            }
+        };
+        let new = [grow(old_w, partials)?, grow(old_s, tiles)?];
         *ws = Some(new);
         Ok([new[0].0, new[1].0])
     }
