@@ -220,7 +220,10 @@ mod tests {
             for k in [0usize, 1, 7, 8, 9, 63, 64, 65, 784, 1000, 50_176] {
                 for sums in [false, true] {
                     let p = gemm_plan(m, n, k, sums).unwrap();
-                    assert!(p.k_split.is_multiple_of(K_STEP) || p.splits == 1, "{m} {n} {k}");
+                    assert!(
+                        p.k_split.is_multiple_of(K_STEP) || p.splits == 1,
+                        "{m} {n} {k}"
+                    );
                     assert!(p.splits * p.k_split >= k, "{m} {n} {k}: K not covered");
                     assert!(
                         p.splits == 1 || (p.splits - 1) * p.k_split < k,

@@ -351,6 +351,23 @@ fn print_estimate(s: &Step) -> f64 {
             si(k.bytes as f64)
         );
     }
+    // The GEMMs one by one: their shapes, splits and what limits each.
+    for r in s.launches.iter().filter(|r| r.kernel == "gemm") {
+        let e = estimate(r, &gpu);
+        let shape = gemm_shape(r).map_or(String::from("?"), |(m, n, k, sums)| {
+            format!("{m}x{n}x{k}{}", if sums { "+sums" } else { "" })
+        });
+        println!(
+            "  gemm {shape:<18} grid {:?} {:>5} blocks  {:>7.2} us  (memory {:.2} us, compute {:.2} us at full fill)  {}  {}",
+            r.grid,
+            r.blocks(),
+            e.kernel_s * 1e6,
+            e.memory_s * 1e6,
+            e.compute_s * 1e6,
+            si(r.flops() as f64),
+            si(r.bytes() as f64)
+        );
+    }
     epoch_s
 }
 
