@@ -26,6 +26,7 @@ const TRAIN: &[Param] = &[
     p("s", U32),
     p("eps", F32),
     p("momentum", F32),
+    p("relu", U32),
 ];
 const EVAL: &[Param] = &[
     p("x", PtrF32),
@@ -38,6 +39,7 @@ const EVAL: &[Param] = &[
     p("c", U32),
     p("s", U32),
     p("eps", F32),
+    p("relu", U32),
 ];
 const BWD: &[Param] = &[
     p("x", PtrF32),
@@ -53,21 +55,23 @@ const BWD: &[Param] = &[
     p("s", U32),
 ];
 
-/// Batch statistics, running-stat update and normalization; one block per
-/// channel ([`channel_launch`]).
+/// Batch statistics, running-stat update and normalization, then
+/// `max(y, 0)` when `relu == 1` (a fused ReLU); one block per channel
+/// ([`channel_launch`]).
 pub static BATCHNORM_FORWARD_TRAIN: Kernel = Kernel {
     name: "batchnorm_forward_train",
     module: &MODULE,
     params: TRAIN,
 };
-/// Normalization with the running statistics; element-wise ([`eval_launch`]).
+/// Normalization with the running statistics, then `max(y, 0)` when
+/// `relu == 1`; element-wise ([`eval_launch`]).
 pub static BATCHNORM_FORWARD_EVAL: Kernel = Kernel {
     name: "batchnorm_forward_eval",
     module: &MODULE,
     params: EVAL,
 };
-/// `dx`, and `dgamma += sum(dy xh)`, `dbeta += sum(dy)`; one block per
-/// channel ([`channel_launch`]).
+/// `dx`, and `dgamma = sum(dy xh)`, `dbeta = sum(dy)` (overwritten, so no
+/// zero-fill is needed before it); one block per channel ([`channel_launch`]).
 pub static BATCHNORM_BACKWARD: Kernel = Kernel {
     name: "batchnorm_backward",
     module: &MODULE,

@@ -124,8 +124,9 @@ fn assert_reduction_stats(
 }
 
 /// Runs all three kernels and the CPU; compares every output under the
-/// bounds in the module comment.
-fn run(k: &Case) -> Report {
+/// bounds in the module comment. `relu`: both forwards with the fused ReLU
+/// (`max(y, 0)` is 1-Lipschitz, so y's bound stands; eval stays bit-exact).
+fn run(k: &Case, relu: bool) -> Report {
     let d = k.d;
     let len = d.n * d.c * d.s;
     let m = d.n * d.s;
@@ -154,7 +155,7 @@ fn run(k: &Case) -> Report {
         .map(Arg::Ptr)
         .collect();
     args.extend(dims);
-    args.extend([Arg::F32(EPS), Arg::F32(k.momentum)]);
+    args.extend([Arg::F32(EPS), Arg::F32(k.momentum), Arg::U32(relu.into())]);
     let l = channel_launch(d.n, d.c, d.s).unwrap();
     let st = launch(&mut sim, &kbn::BATCHNORM_FORWARD_TRAIN, l, &args);
     assert_reduction_stats(&st, d.c, 1, 2);
@@ -170,6 +171,7 @@ fn run(k: &Case) -> Report {
         d,
         EPS,
         k.momentum,
+        relu,
         &k.x,
         &k.gamma,
         &k.beta,
@@ -236,7 +238,7 @@ fn run(k: &Case) -> Report {
         .map(Arg::Ptr)
         .collect();
     args.extend(dims);
-    args.push(Arg::F32(EPS));
+    args.extend([Arg::F32(EPS), Arg::U32(relu.into())]);
     let st = launch(
         &mut sim,
         &kbn::BATCHNORM_FORWARD_EVAL,
@@ -246,14 +248,28 @@ fn run(k: &Case) -> Report {
     assert_eq!((st.atomic, st.global_store), (0, len as u64));
     let ye = download_f32(&mut sim, bye, len);
     let mut ye_ref = vec![0.0; len];
-    cpu.batchnorm_forward_eval(d, EPS, &k.x, &k.gamma, &k.beta, &k.rm, &k.rv, &mut ye_ref)
-        .unwrap();
+    cpu.batchnorm_forward_eval(
+        d,
+        EPS,
+        relu,
+        &k.x,
+        &k.gamma,
+        &k.beta,
+        &k.rm,
+        &k.rv,
+        &mut ye_ref,
+    )
+    .unwrap();
+    if relu {
+        assert!(ye.iter().chain(&y).all(|&v| !(v < 0.0)), "fused ReLU");
+    }
     rep.add("eval y", compare(&k.x, &ye, &ye_ref, 0.0, 0.0));
 
     // Backward from the CPU's saved statistics, so both sides see the same
-    // xh; dgamma/dbeta start non-zero to check they accumulate.
-    let dg0: Vec<f32> = (0..d.c).map(|c| c as f32 * 0.5 - 1.0).collect();
-    let db0: Vec<f32> = (0..d.c).map(|c| 0.25 - c as f32 * 0.125).collect();
+    // xh; dgamma/dbeta start as NaN on both sides to check they are
+    // overwritten (an accumulation would keep the NaN).
+    let dg0 = vec![f32::NAN; d.c];
+    let db0 = vec![f32::NAN; d.c];
     let bsm = upload_f32(&mut sim, &sm_ref);
     let bsi = upload_f32(&mut sim, &si_ref);
     let bdy = upload_f32(&mut sim, &k.dy);
@@ -270,6 +286,10 @@ fn run(k: &Case) -> Report {
     let dx = download_f32(&mut sim, bdx, len);
     let dg = download_f32(&mut sim, bdg, d.c);
     let db = download_f32(&mut sim, bdb, d.c);
+    assert!(
+        dg.iter().chain(&db).all(|v| v.is_finite()),
+        "dgamma/dbeta overwritten"
+    );
     let (mut dx_ref, mut dg_ref, mut db_ref) = (vec![0.0; len], dg0.clone(), db0.clone());
     cpu.batchnorm_backward(
         d,
@@ -283,6 +303,7 @@ fn run(k: &Case) -> Report {
         &mut db_ref,
     )
     .unwrap();
+    assert!(dg_ref.iter().chain(&db_ref).all(|v| v.is_finite()));
     for c in 0..d.c {
         let idx: Vec<usize> = channel(d, &k.x, c).map(|(i, _)| i).collect();
         let (mean, invstd) = (sm_ref[c], si_ref[c]);
@@ -369,10 +390,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
-    fn batchnorm_matches_cpu_within_summation_bounds_and_eval_is_bit_exact(k in case()) {
-        let rep = run(&k);
+    fn batchnorm_matches_cpu_within_summation_bounds_and_eval_is_bit_exact(k in case(), relu: bool) {
+        let rep = run(&k, relu);
         let bad = rep.failures();
-        prop_assert!(bad.is_empty(), "{:?}: {}", k.d, bad.join("; "));
+        prop_assert!(bad.is_empty(), "{:?} relu {}: {}", k.d, relu, bad.join("; "));
     }
 }
 
@@ -396,11 +417,13 @@ fn worst_errors_over_fixed_shapes() {
             rv: vec![1.0; c],
             momentum: 0.1,
         };
-        let rep = run(&k);
-        for (name, w) in &rep.rows {
-            println!("{n}x{c}x{s} {name:<12}: {w}");
+        for relu in [false, true] {
+            let rep = run(&k, relu);
+            for (name, w) in &rep.rows {
+                println!("{n}x{c}x{s} relu {relu:<5} {name:<12}: {w}");
+            }
+            bad.extend(rep.failures());
         }
-        bad.extend(rep.failures());
     }
     assert!(bad.is_empty(), "{bad:?}");
 }
