@@ -9,7 +9,7 @@
 use crate::kernel::grid_stride;
 use crate::kernel::{at_most, p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
-use crate::ParamKind::{PtrF32, PtrU32, U32};
+use crate::ParamKind::{OptPtrF32, PtrF32, PtrU32, F32, U32};
 
 /// The PTX module.
 pub static MODULE: Module = Module {
@@ -39,7 +39,13 @@ macro_rules! geometry {
 pub(crate) use geometry;
 
 const FWD: &[Param] = geometry!(p("x", PtrF32), p("y", PtrF32), p("argmax", PtrU32));
-const BWD: &[Param] = geometry!(p("dy", PtrF32), p("argmax", PtrU32), p("dx", PtrF32));
+const BWD: &[Param] = geometry!(
+    p("dy", PtrF32),
+    p("argmax", PtrU32),
+    p("relu_x", OptPtrF32),
+    p("scale", F32),
+    p("dx", PtrF32)
+);
 
 /// `y[o] = max(window(o))`, `argmax[o] = iy * w + ix` of the first maximum
 /// (NaN wins); grid-stride over the outputs.
@@ -49,7 +55,9 @@ pub static MAXPOOL2D_FORWARD: Kernel = Kernel {
     params: FWD,
 };
 /// `dx[i] = sum of dy[o] with argmax[o] == i` (a gather, no atomics);
-/// grid-stride over the inputs.
+/// grid-stride over the inputs. With `relu_x` (the forward's input; null for
+/// none), `dx[i] = x[i] > 0 ? dx[i] * scale : 0`: the backward of a ReLU (and
+/// a Dropout of scale `1 / (1 - p)`) before the pool, absorbed.
 pub static MAXPOOL2D_BACKWARD: Kernel = Kernel {
     name: "maxpool2d_backward",
     module: &MODULE,

@@ -3,8 +3,9 @@
 //!
 //! Tolerances are derived per channel from where the two sides differ: the
 //! CPU sums in f64, the kernels sum `M = N * S` values in f32, each thread
-//! a strided slice of `ceil(M / 256)` terms, then an 8-level shuffle/shared
-//! tree. Recursive summation of depth `D = ceil(M / 256) + 8` has a
+//! of a block of `T` (up to 1024) a strided slice of `ceil(M / T)` terms, then
+//! a 10-level shuffle/shared tree (5 butterfly levels per warp, 5 over the
+//! warp sums). Recursive summation of depth `D = ceil(M / T) + 10` has a
 //! first-order error of at most `D u sum|t|` (Higham, *Accuracy and
 //! Stability of Numerical Algorithms*, 4.2), `u = 2^-24`. So:
 //! - mean: `Bm = D u sum|x| / M + u |mean|` (one more rounding in the divide).
@@ -26,7 +27,7 @@
 
 mod ptx_common;
 
-use lasagna_kernels::batchnorm::{self as kbn, channel_launch, eval_launch, BLOCK};
+use lasagna_kernels::batchnorm::{self as kbn, channel_launch, eval_launch};
 use lasagna_ptx_sim::Arg;
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::{NormDims, NormOps};
@@ -110,10 +111,11 @@ fn cmp(got: &[f32], want: &[f32], idx: &[usize], abs: f64, rel: f64) -> Worst {
 fn assert_reduction_stats(
     st: &lasagna_ptx_sim::LaunchStats,
     c: usize,
+    block: u32,
     values: u64,
     reductions: u64,
 ) {
-    let threads = c as u64 * BLOCK as u64;
+    let threads = c as u64 * block as u64;
     assert_eq!(st.atomic, 0, "one block per channel: no atomics");
     assert_eq!(st.barrier, 2 * reductions * threads, "barriers");
     assert_eq!(
@@ -124,12 +126,14 @@ fn assert_reduction_stats(
 }
 
 /// Runs all three kernels and the CPU; compares every output under the
-/// bounds in the module comment.
-fn run(k: &Case) -> Report {
+/// bounds in the module comment. `relu`: both forwards with the fused ReLU
+/// (`max(y, 0)` is 1-Lipschitz, so y's bound stands; eval stays bit-exact).
+fn run(k: &Case, relu: bool) -> Report {
     let d = k.d;
     let len = d.n * d.c * d.s;
     let m = d.n * d.s;
-    let depth = m.div_ceil(BLOCK as usize) as f64 + 8.0;
+    let l = channel_launch(d.n, d.c, d.s).unwrap();
+    let depth = m.div_ceil(l.block.x as usize) as f64 + 10.0;
     let r = (depth / 2.0 + 3.0) * U;
     let cpu = Cpu;
     let mut rep = Report::default();
@@ -154,10 +158,9 @@ fn run(k: &Case) -> Report {
         .map(Arg::Ptr)
         .collect();
     args.extend(dims);
-    args.extend([Arg::F32(EPS), Arg::F32(k.momentum)]);
-    let l = channel_launch(d.n, d.c, d.s).unwrap();
+    args.extend([Arg::F32(EPS), Arg::F32(k.momentum), Arg::U32(relu.into())]);
     let st = launch(&mut sim, &kbn::BATCHNORM_FORWARD_TRAIN, l, &args);
-    assert_reduction_stats(&st, d.c, 1, 2);
+    assert_reduction_stats(&st, d.c, l.block.x, 1, 2);
     let y = download_f32(&mut sim, by, len);
     let sm = download_f32(&mut sim, bsm, d.c);
     let si = download_f32(&mut sim, bsi, d.c);
@@ -170,6 +173,7 @@ fn run(k: &Case) -> Report {
         d,
         EPS,
         k.momentum,
+        relu,
         &k.x,
         &k.gamma,
         &k.beta,
@@ -236,7 +240,7 @@ fn run(k: &Case) -> Report {
         .map(Arg::Ptr)
         .collect();
     args.extend(dims);
-    args.push(Arg::F32(EPS));
+    args.extend([Arg::F32(EPS), Arg::U32(relu.into())]);
     let st = launch(
         &mut sim,
         &kbn::BATCHNORM_FORWARD_EVAL,
@@ -246,14 +250,28 @@ fn run(k: &Case) -> Report {
     assert_eq!((st.atomic, st.global_store), (0, len as u64));
     let ye = download_f32(&mut sim, bye, len);
     let mut ye_ref = vec![0.0; len];
-    cpu.batchnorm_forward_eval(d, EPS, &k.x, &k.gamma, &k.beta, &k.rm, &k.rv, &mut ye_ref)
-        .unwrap();
+    cpu.batchnorm_forward_eval(
+        d,
+        EPS,
+        relu,
+        &k.x,
+        &k.gamma,
+        &k.beta,
+        &k.rm,
+        &k.rv,
+        &mut ye_ref,
+    )
+    .unwrap();
+    if relu {
+        assert!(ye.iter().chain(&y).all(|&v| !(v < 0.0)), "fused ReLU");
+    }
     rep.add("eval y", compare(&k.x, &ye, &ye_ref, 0.0, 0.0));
 
     // Backward from the CPU's saved statistics, so both sides see the same
-    // xh; dgamma/dbeta start non-zero to check they accumulate.
-    let dg0: Vec<f32> = (0..d.c).map(|c| c as f32 * 0.5 - 1.0).collect();
-    let db0: Vec<f32> = (0..d.c).map(|c| 0.25 - c as f32 * 0.125).collect();
+    // xh; dgamma/dbeta start as NaN on both sides to check they are
+    // overwritten (an accumulation would keep the NaN).
+    let dg0 = vec![f32::NAN; d.c];
+    let db0 = vec![f32::NAN; d.c];
     let bsm = upload_f32(&mut sim, &sm_ref);
     let bsi = upload_f32(&mut sim, &si_ref);
     let bdy = upload_f32(&mut sim, &k.dy);
@@ -266,10 +284,14 @@ fn run(k: &Case) -> Report {
         .collect();
     args.extend(dims);
     let st = launch(&mut sim, &kbn::BATCHNORM_BACKWARD, l, &args);
-    assert_reduction_stats(&st, d.c, 2, 1);
+    assert_reduction_stats(&st, d.c, l.block.x, 2, 1);
     let dx = download_f32(&mut sim, bdx, len);
     let dg = download_f32(&mut sim, bdg, d.c);
     let db = download_f32(&mut sim, bdb, d.c);
+    assert!(
+        dg.iter().chain(&db).all(|v| v.is_finite()),
+        "dgamma/dbeta overwritten"
+    );
     let (mut dx_ref, mut dg_ref, mut db_ref) = (vec![0.0; len], dg0.clone(), db0.clone());
     cpu.batchnorm_backward(
         d,
@@ -283,6 +305,7 @@ fn run(k: &Case) -> Report {
         &mut db_ref,
     )
     .unwrap();
+    assert!(dg_ref.iter().chain(&db_ref).all(|v| v.is_finite()));
     for c in 0..d.c {
         let idx: Vec<usize> = channel(d, &k.x, c).map(|(i, _)| i).collect();
         let (mean, invstd) = (sm_ref[c], si_ref[c]);
@@ -326,12 +349,15 @@ fn run(k: &Case) -> Report {
 }
 
 /// Channel offsets up to 20 (so the mean is not ~0 and the variance pass
-/// cancels) and spreads from 0.01 to 3; spatial sizes around the block
-/// (256) for the strided loops, odd planes (7x7, 13x13) and BatchNorm1d (1).
+/// cancels) and spreads from 0.01 to 3; channels of fewer values than the
+/// largest block (1024: the block shrinks to whole warps) and of more (the
+/// strided loops run up to 4 times), odd planes (7x7, 13x13) and
+/// BatchNorm1d (1).
 fn case() -> impl Strategy<Value = Case> {
     let s = prop_oneof![
         prop::sample::select(vec![1usize, 2, 3, 5, 9, 25, 49, 169]),
         80usize..300,
+        350usize..1300,
     ];
     (1usize..=3, 1usize..=5, s).prop_flat_map(|(n, c, s)| {
         let len = n * c * s;
@@ -369,17 +395,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
-    fn batchnorm_matches_cpu_within_summation_bounds_and_eval_is_bit_exact(k in case()) {
-        let rep = run(&k);
+    fn batchnorm_matches_cpu_within_summation_bounds_and_eval_is_bit_exact(k in case(), relu: bool) {
+        let rep = run(&k, relu);
         let bad = rep.failures();
-        prop_assert!(bad.is_empty(), "{:?}: {}", k.d, bad.join("; "));
+        prop_assert!(bad.is_empty(), "{:?} relu {}: {}", k.d, relu, bad.join("; "));
     }
 }
 
 /// Fixed shapes, printing each output's worst error against its bound.
 #[test]
 fn worst_errors_over_fixed_shapes() {
-    let shapes = [(3, 5, 49), (2, 4, 169), (3, 2, 300), (1, 3, 1), (3, 1, 1)];
+    let shapes = [
+        (3, 5, 49),
+        (2, 4, 169),
+        (3, 2, 300),
+        (1, 3, 1),
+        (3, 1, 1),
+        (4, 3, 784),
+    ];
     let mut bad = Vec::new();
     for (n, c, s) in shapes {
         let d = NormDims { n, c, s };
@@ -396,11 +429,13 @@ fn worst_errors_over_fixed_shapes() {
             rv: vec![1.0; c],
             momentum: 0.1,
         };
-        let rep = run(&k);
-        for (name, w) in &rep.rows {
-            println!("{n}x{c}x{s} {name:<12}: {w}");
+        for relu in [false, true] {
+            let rep = run(&k, relu);
+            for (name, w) in &rep.rows {
+                println!("{n}x{c}x{s} relu {relu:<5} {name:<12}: {w}");
+            }
+            bad.extend(rep.failures());
         }
-        bad.extend(rep.failures());
     }
     assert!(bad.is_empty(), "{bad:?}");
 }

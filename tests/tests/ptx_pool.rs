@@ -33,7 +33,7 @@ use lasagna_kernels::avgpool2d::{self as kavg, adaptive_pool2d_launch};
 use lasagna_kernels::maxpool2d::{self as kmax, pool2d_launch};
 use lasagna_ptx_sim::{Arg, Device, Simulator};
 use lasagna_trainer::backend::cpu::Cpu;
-use lasagna_trainer::backend::{adaptive_bin, Pool2dDims, PoolOps};
+use lasagna_trainer::backend::{adaptive_bin, Pool2dDims, PoolOps, ReluGate};
 use proptest::prelude::*;
 use ptx_common::{
     compare, download_f32, filled_f32, launch, sim_with, upload_f32, upload_u32, Worst,
@@ -67,8 +67,9 @@ fn download_u32(s: &mut Simulator, b: lasagna_ptx_sim::BufId, n: usize) -> Vec<u
 }
 
 /// Max pooling both ways on the simulator and the CPU: (forward, argmax
-/// mismatches, backward). Also checks that no atomics are used.
-fn run_max(d: &Pool2dDims, x: &[f32], dy: &[f32]) -> (Worst, usize, Worst) {
+/// mismatches, backward). Also checks that no atomics are used. `gate`: the
+/// scale of an absorbed ReLU (and Dropout) backward, gated by `x` itself.
+fn run_max(d: &Pool2dDims, x: &[f32], dy: &[f32], gate: Option<f32>) -> (Worst, usize, Worst) {
     let (ni, no) = (d.in_len(), d.out_len());
     let l = pool2d_launch(ni, no).unwrap();
     let mut sim = sim_with(&kmax::MODULE);
@@ -97,14 +98,26 @@ fn run_max(d: &Pool2dDims, x: &[f32], dy: &[f32]) -> (Worst, usize, Worst) {
     let bdy = upload_f32(&mut sim, dy);
     let bar = upload_u32(&mut sim, &a_ref);
     let bdx = filled_f32(&mut sim, ni, f32::NAN);
-    let mut args = vec![Arg::Ptr(bdy), Arg::Ptr(bar), Arg::Ptr(bdx)];
+    let (relu_x, scale) = match gate {
+        Some(scale) => (Arg::Ptr(bx), scale),
+        None => (Arg::U64(0), f32::NAN),
+    };
+    let mut args = vec![
+        Arg::Ptr(bdy),
+        Arg::Ptr(bar),
+        relu_x,
+        Arg::F32(scale),
+        Arg::Ptr(bdx),
+    ];
     args.extend(geometry(d));
     let st = launch(&mut sim, &kmax::MAXPOOL2D_BACKWARD, l, &args);
     assert_eq!(st.atomic, 0, "the backward gathers: no atomics");
     assert_eq!(st.global_store, ni as u64, "each dx written once");
     let dx = download_f32(&mut sim, bdx, ni);
     let mut dx_ref = vec![0.0; ni];
-    cpu.maxpool2d_backward(*d, &dy.to_vec(), &a_ref, &mut dx_ref)
+    let xv = x.to_vec();
+    let relu = gate.map(|scale| ReluGate { x: &xv, scale });
+    cpu.maxpool2d_backward(*d, &dy.to_vec(), &a_ref, relu, &mut dx_ref)
         .unwrap();
     (
         compare(&y_ref, &y, &y_ref, 0.0, 0.0),
@@ -287,10 +300,21 @@ proptest! {
 
     #[test]
     fn maxpool_is_bit_exact_with_cpu_values_argmax_and_gradients((d, x, dy, _) in case()) {
-        let (f, arg_bad, b) = run_max(&d, &x, &dy);
+        let (f, arg_bad, b) = run_max(&d, &x, &dy, None);
         prop_assert!(f.failures == 0, "forward {d:?}: {f}");
         prop_assert!(arg_bad == 0, "forward {d:?}: {arg_bad} argmax differ");
         prop_assert!(b.failures == 0, "backward {d:?}: {b}");
+    }
+
+    /// The absorbed ReLU (scale 1) and ReLU + Dropout (scale 1 / (1 - p))
+    /// backward, gated by x's negatives, signed zeros, NaN and infinities.
+    #[test]
+    fn maxpool_backward_with_an_absorbed_relu_is_bit_exact_with_cpu(
+        (d, x, dy, dropout) in case(),
+    ) {
+        let scale = if dropout { 1.0 / (1.0 - 0.3f32) } else { 1.0 };
+        let (_, _, b) = run_max(&d, &x, &dy, Some(scale));
+        prop_assert!(b.failures == 0, "backward {d:?} scale {scale}: {b}");
     }
 
     #[test]
@@ -326,10 +350,13 @@ fn worst_errors_over_fixed_shapes() {
             .map(|i| ((i * 7919) % 31) as f32 * 0.37 - 5.0)
             .collect();
         let dy: Vec<f32> = (0..d.out_len()).map(|i| (i as f32 * 0.7).sin()).collect();
-        let (f, arg_bad, b) = run_max(&d, &x, &dy);
+        let (f, arg_bad, b) = run_max(&d, &x, &dy, None);
         println!("maxpool {hw:?} k{k:?} s{s:?} p{p:?} forward : {f}; argmax differ {arg_bad}");
         println!("maxpool {hw:?} k{k:?} s{s:?} p{p:?} backward: {b}");
         assert_eq!(f.failures + b.failures + arg_bad, 0);
+        let (_, _, b) = run_max(&d, &x, &dy, Some(1.0));
+        println!("maxpool {hw:?} k{k:?} s{s:?} p{p:?} backward, ReLU absorbed: {b}");
+        assert_eq!(b.failures, 0);
         for inc in [false, true] {
             let (f, b) = run_avg(&d, inc, &x, &dy);
             println!("avgpool {hw:?} k{k:?} s{s:?} p{p:?} pad {inc} forward : {f}");

@@ -231,3 +231,76 @@ fn to_index_refuses_a_bad_token_id_like_the_cpu() {
     let ok = g.upload(&[3.0, 7.0, 0.0, 1.0]).expect("upload");
     g.to_index(&ok, &mut idx, 4).expect("good ids convert");
 }
+
+/// Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d on the simulated GPU: the ReLU
+/// launches nothing in a training step (its forward rides in
+/// `batchnorm_forward_train`, its backward in `maxpool2d_backward`) nor in
+/// eval (`batchnorm_forward_eval`), and the eval logits after a training
+/// step match the CPU's (the running statistics come from f32 sums on the
+/// GPU and f64 on the CPU: 1e-5 relative).
+#[test]
+fn a_relu_between_batchnorm_and_maxpool_launches_nothing_and_eval_matches_the_cpu() {
+    use lasagna_trainer::backend::Backend;
+    use lasagna_trainer::config::ModelSpec;
+    use lasagna_trainer::model::Model;
+    const SPEC: &str = r#"
+input = [1, 8, 8]
+[[layers]]
+type = "conv2d"
+out = 3
+kernel = 3
+padding = 1
+[[layers]]
+type = "batch_norm2d"
+[[layers]]
+type = "relu"
+[[layers]]
+type = "max_pool2d"
+kernel = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "linear"
+out = 5
+"#;
+    fn run<B: Backend>(b: &B) -> Vec<f32> {
+        let spec = ModelSpec::parse(SPEC, "t").expect("spec");
+        let layers = spec.build_layers::<B>().expect("layers");
+        let mut m = Model::build(b, layers, &spec.input, 4, 3).expect("model");
+        let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin() + 0.2).collect();
+        b.write(m.input_mut(), &x).expect("write");
+        m.train();
+        m.zero_grad(b).expect("zero_grad");
+        m.forward(b, 4, 1, 0).expect("forward");
+        let dy = b
+            .upload(&(0..20).map(|i| (i as f32).cos()).collect::<Vec<_>>())
+            .expect("dy");
+        m.backward(b, 4, 1, 0, &dy).expect("backward");
+        m.eval();
+        let logits = m.forward(b, 4, 1, 1).expect("eval forward");
+        let mut out = vec![0.0; 20];
+        b.read(logits, &mut out).expect("read");
+        out
+    }
+    let g = Gpu::new(Recording::new(Simulator::new()), "recording sim").expect("backend");
+    let got = run(&g);
+    let want = run(&lasagna_trainer::backend::cpu::Cpu);
+    let dev = g.device().expect("device");
+    let names: Vec<&str> = dev.launches().iter().map(|r| r.kernel.as_str()).collect();
+    assert!(
+        !names.iter().any(|k| k.starts_with("relu_")),
+        "a ReLU launched: {names:?}"
+    );
+    for k in [
+        "batchnorm_forward_train",
+        "maxpool2d_backward",
+        "batchnorm_forward_eval",
+    ] {
+        assert!(names.contains(&k), "{k} not launched: {names:?}");
+    }
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * scale, "logit {i}: cpu {a} gpu {b}");
+    }
+    assert!(want.iter().any(|&v| v != 0.0));
+}

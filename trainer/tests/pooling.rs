@@ -304,3 +304,64 @@ fn adaptive_avgpool2d_of_seven_into_three_uses_the_bins_0_3_then_2_5_then_4_7() 
         assert_eq!(y, want, "row {r}");
     }
 }
+
+/// Conv2d -> BatchNorm2d -> ReLU [-> Dropout] -> MaxPool2d -> Linear, where the
+/// model folds the ReLU's forward into the BatchNorm (`fuse_relu`) and its
+/// backward (with the Dropout's) into the pool (`absorb_backward`), against
+/// the same net with LeakyReLU(0), which is neither fused nor absorbed:
+/// logits and every gradient agree over two steps (as numbers: LeakyReLU(0)
+/// writes -0.0 where ReLU writes 0), and so do the eval-mode logits, where
+/// the BatchNorm applies the ReLU with the running statistics.
+#[test]
+fn a_relu_fused_into_batchnorm_and_absorbed_by_maxpool_trains_like_separate_layers() {
+    use lasagna_trainer::backend::Act;
+    use lasagna_trainer::init::Init;
+    use lasagna_trainer::layers::{Activation, Conv2d, Dropout, Flatten, Layers, Linear};
+    use lasagna_trainer::model::Model;
+
+    type Run = (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>, Vec<f32>);
+    let run = |act: Act, dropout: bool| -> Run {
+        let mut layers: Layers<Cpu> = vec![
+            Box::new(
+                Conv2d::new(1, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1, true, Init::Default)
+                    .expect("conv"),
+            ),
+            Box::new(BatchNorm2d::<Cpu>::new(3, 1e-5, 0.1).expect("bn")),
+            Box::new(Activation::new(act)),
+        ];
+        if dropout {
+            layers.push(Box::new(Dropout::new(0.3).expect("dropout")));
+        }
+        layers.push(Box::new(
+            MaxPool2d::<Cpu>::new((2, 2), (2, 2), (0, 0)).expect("pool"),
+        ));
+        layers.push(Box::new(Flatten::new()));
+        layers.push(Box::new(Linear::<Cpu>::new(27, 4, true, Init::Default)));
+        let mut m = Model::build(&Cpu, layers, &[1, 6, 6], 3, 11).expect("model");
+        let (mut logits, mut grads) = (Vec::new(), Vec::new());
+        for step in 0..2u64 {
+            let x: Vec<f32> = (0..108)
+                .map(|i| ((i as f32 + step as f32 * 0.5) * 0.83).sin() * 2.0 - 0.3)
+                .collect();
+            m.input_mut()[..108].copy_from_slice(&x);
+            m.train();
+            logits.push(m.forward(&Cpu, 3, 5, step).expect("forward")[..12].to_vec());
+            m.zero_grad(&Cpu).expect("zero_grad");
+            let dy: Vec<f32> = (0..12).map(|i| (i as f32 * 0.41).cos()).collect();
+            m.backward(&Cpu, 3, 5, step, &dy).expect("backward");
+            grads.push(m.params_mut().iter().map(|p| p.grad.clone()).collect());
+        }
+        m.eval();
+        let eval = m.forward(&Cpu, 3, 5, 2).expect("eval")[..12].to_vec();
+        (logits, grads, eval)
+    };
+    for dropout in [false, true] {
+        let (l, g, e) = run(Act::Relu, dropout);
+        let (wl, wg, we) = run(Act::LeakyRelu(0.0), dropout);
+        assert_eq!(l, wl, "train logits, dropout {dropout}");
+        assert_eq!(g, wg, "gradients, dropout {dropout}");
+        assert_eq!(e, we, "eval logits, dropout {dropout}");
+        // Not vacuous: the ReLU cut something and the BatchNorm learned.
+        assert!(g[1][2].iter().any(|&v| v != 0.0) && e.iter().any(|&v| v != 0.0));
+    }
+}

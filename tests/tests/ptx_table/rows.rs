@@ -626,10 +626,11 @@ fn norm_and_pool(g: &mut Gen) -> Vec<Row> {
     let mut train = vec![g.x(len), g.pos(c), g.x(c), g.x(c), g.pos(c)];
     train.extend([out(c), out(c), out(len)]);
     train.extend(nc_s());
-    train.extend([F32(1e-5), F32(0.1)]);
+    // relu = 1: the CNN's ReLU after each BatchNorm2d rides in these kernels.
+    train.extend([F32(1e-5), F32(0.1), U32(1)]);
     let mut eval = vec![g.x(len), g.pos(c), g.x(c), g.x(c), g.pos(c), out(len)];
     eval.extend(nc_s());
-    eval.push(F32(1e-5));
+    eval.extend([F32(1e-5), U32(1)]);
     let mut bwd = vec![g.x(len), g.pos(c), g.x(c), g.pos(c), g.x(len)];
     bwd.extend([out(len), out(c), out(c)]);
     bwd.extend(nc_s());
@@ -676,7 +677,11 @@ fn norm_and_pool(g: &mut Gen) -> Vec<Row> {
         ),
         (
             &kmax::MAXPOOL2D_BACKWARD,
-            with(vec![g.x(olen), In::U32s(argmax), out(len)], None),
+            // The CNN's absorbed ReLU: gated by the pool's input, scale 1.
+            with(
+                vec![g.x(olen), In::U32s(argmax), g.x(len), F32(1.0), out(len)],
+                None,
+            ),
         ),
         (
             &kavg::AVGPOOL2D_FORWARD,

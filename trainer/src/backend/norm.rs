@@ -22,12 +22,15 @@ pub trait NormOps: Memory {
     /// BatchNorm in train mode: batch statistics per channel over `n` and `s`
     /// (biased variance for normalizing, unbiased for the running update, as
     /// PyTorch does); saves mean and `1/sqrt(var + eps)` for backward; updates
-    /// `running = (1 - momentum) * running + momentum * batch`.
+    /// `running = (1 - momentum) * running + momentum * batch`. With `relu`,
+    /// `y = max(y, 0)`: the ReLU layer after it fused in, bit for bit what
+    /// that layer's forward would write.
     fn batchnorm_forward_train(
         &self,
         d: NormDims,
         eps: f32,
         momentum: f32,
+        relu: bool,
         x: &Self::Buf,
         gamma: &Self::Buf,
         beta: &Self::Buf,
@@ -37,11 +40,13 @@ pub trait NormOps: Memory {
         save_invstd: &mut Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()>;
-    /// BatchNorm in eval mode, with the running statistics.
+    /// BatchNorm in eval mode, with the running statistics; `relu` as in
+    /// [`NormOps::batchnorm_forward_train`].
     fn batchnorm_forward_eval(
         &self,
         d: NormDims,
         eps: f32,
+        relu: bool,
         x: &Self::Buf,
         gamma: &Self::Buf,
         beta: &Self::Buf,
@@ -49,7 +54,10 @@ pub trait NormOps: Memory {
         running_var: &Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()>;
-    /// BatchNorm backward (train mode); accumulates `dgamma`, `dbeta`.
+    /// BatchNorm backward (train mode): overwrites `dx`, `dgamma` and `dbeta`
+    /// (the layer's parameters get gradient from here alone, so the model
+    /// need not zero them first). Reads `x`, never the forward's output, so
+    /// a fused ReLU leaves it unchanged.
     fn batchnorm_backward(
         &self,
         d: NormDims,

@@ -142,6 +142,19 @@ pub fn adaptive_bin(i: usize, len: usize, out: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// The backward of the ReLU (and inverted Dropout) right before a max
+/// pooling layer, done inside the pool's backward (`Layer::absorb_backward`,
+/// `Absorb`): `dx = x > 0 ? dx * scale : 0`, bit for bit what those layers'
+/// own backward would write after the pool's.
+#[derive(Debug)]
+pub struct ReluGate<'a, T> {
+    /// The pool's forward input (the ReLU's, or the Dropout's, output):
+    /// positive exactly where the gradient passes.
+    pub x: &'a T,
+    /// 1 for a ReLU alone (exact), `1 / (1 - p)` with a Dropout after it.
+    pub scale: f32,
+}
+
 /// Max, average and adaptive average pooling over NCHW buffers.
 pub trait PoolOps: Memory {
     /// `MaxPool2d`: `x` is `(N, C, H, W)`, `y` and `argmax` are `(N, C, OH, OW)`.
@@ -156,12 +169,14 @@ pub trait PoolOps: Memory {
         y: &mut Self::Buf,
         argmax: &mut Self::Idx,
     ) -> Result<()>;
-    /// `dx = 0; dx[plane, argmax[o]] += dy[o]` for every output `o`.
+    /// `dx = 0; dx[plane, argmax[o]] += dy[o]` for every output `o`; then,
+    /// with `relu`, `dx = x > 0 ? dx * scale : 0` ([`ReluGate`]).
     fn maxpool2d_backward(
         &self,
         d: Pool2dDims,
         dy: &Self::Buf,
         argmax: &Self::Idx,
+        relu: Option<ReluGate<'_, Self::Buf>>,
         dx: &mut Self::Buf,
     ) -> Result<()>;
     /// `AvgPool2d`: the mean of each window. The divisor counts the padded

@@ -66,6 +66,9 @@ pub struct BatchNorm<B: Backend, V: Variant> {
     eps: f32,
     momentum: f32,
     positions: usize,
+    /// Applies the ReLU that follows it to its output (`Layer::fuse_relu`),
+    /// in train and eval mode alike.
+    relu: bool,
     /// `weight [C]` (gamma), `bias [C]` (beta); empty before `setup`.
     params: Vec<Param<B>>,
     state: Option<State<B>>,
@@ -130,6 +133,7 @@ impl<B: Backend, V: Variant> BatchNorm<B, V> {
             eps,
             momentum,
             positions: 0,
+            relu: false,
             params: Vec::new(),
             state: None,
             variant: PhantomData,
@@ -210,6 +214,7 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
                     d,
                     self.eps,
                     self.momentum,
+                    self.relu,
                     x,
                     &gamma.value,
                     &beta.value,
@@ -223,6 +228,7 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
             Mode::Eval => b.batchnorm_forward_eval(
                 d,
                 self.eps,
+                self.relu,
                 x,
                 &gamma.value,
                 &beta.value,
@@ -273,6 +279,21 @@ impl<B: Backend, V: Variant> Layer<B> for BatchNorm<B, V> {
 
     fn params(&self) -> &[Param<B>] {
         &self.params
+    }
+
+    /// Backward writes `dgamma = sum(dy xh)` and `dbeta = sum(dy)`: gamma and
+    /// beta get gradient from this layer's backward alone, once per step.
+    fn overwrites_grads(&self) -> bool {
+        true
+    }
+
+    /// Always accepted: the ReLU costs one `max` in the normalize pass, in
+    /// both modes and under AMP (BatchNorm stays f32). Backward is
+    /// unaffected: it recomputes `xh` from `x` and the saved statistics and
+    /// never reads the (now post-ReLU) output.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.relu = on;
+        on
     }
 
     fn params_mut(&mut self) -> &mut [Param<B>] {

@@ -3,10 +3,10 @@
 //! window's winner so backward routes the gradient to it alone.
 
 use crate::alloc::{product, Footprint};
-use crate::backend::{pool_out_len, Backend, Pool2dDims};
+use crate::backend::{pool_out_len, Backend, Pool2dDims, ReluGate};
 use crate::error::{Error, Result};
 use crate::layers::linear::not_set_up;
-use crate::layers::{Ctx, ExportOp, Layer};
+use crate::layers::{Absorb, Ctx, ExportOp, Layer};
 use crate::philox::Stream;
 use lasagna_format::{Op, Window};
 
@@ -18,6 +18,9 @@ pub struct MaxPool2d<B: Backend> {
     dims: Option<Pool2dDims>,
     /// Each output's winner within its input plane, for `max_batch` samples.
     argmax: Option<B::Idx>,
+    /// The ReLU (and Dropout) before it whose backward this layer's backward
+    /// does (`Layer::absorb_backward`): the scale, 1 for a ReLU alone.
+    absorbed: Option<f32>,
 }
 
 /// `kernel`, `stride`, `padding` as the format's [`Window`] after PyTorch's
@@ -122,6 +125,7 @@ impl<B: Backend> MaxPool2d<B> {
             window: pool_window("MaxPool2d", kernel, stride, padding)?,
             dims: None,
             argmax: None,
+            absorbed: None,
         })
     }
 }
@@ -168,7 +172,7 @@ impl<B: Backend> Layer<B> for MaxPool2d<B> {
         &mut self,
         b: &B,
         ctx: &Ctx,
-        _x: &B::Buf,
+        x: &B::Buf,
         _y: &B::Buf,
         dy: &B::Buf,
         dx: Option<&mut B::Buf>,
@@ -178,7 +182,18 @@ impl<B: Backend> Layer<B> for MaxPool2d<B> {
         let (Some(d), Some(argmax)) = (self.dims, self.argmax.as_ref()) else {
             return Err(not_set_up("MaxPool2d"));
         };
-        b.maxpool2d_backward(d.with_batch(ctx.batch), dy, argmax, dx)
+        let relu = self.absorbed.map(|scale| ReluGate { x, scale });
+        b.maxpool2d_backward(d.with_batch(ctx.batch), dy, argmax, relu, dx)
+    }
+
+    /// Accepts both forms: the gate reads this layer's own input `x`, and a
+    /// Dropout's scale is one multiply after the gather (see [`ReluGate`]).
+    fn absorb_backward(&mut self, what: Option<Absorb>) -> bool {
+        self.absorbed = what.map(|w| match w {
+            Absorb::Relu => 1.0,
+            Absorb::ReluDropout { scale } => scale,
+        });
+        self.absorbed.is_some()
     }
 
     fn export(&self, _b: &B) -> Result<Vec<ExportOp>> {

@@ -118,6 +118,16 @@ pub fn backward(d: &Pool2dDims, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> R
     Ok(())
 }
 
+/// The backward of the ReLU (and Dropout) before the pool, absorbed:
+/// `dx = x > 0 ? dx * scale : 0`, with `x` the pool's forward input. The
+/// ReLU layer's own `x > 0 ? dy : 0` after the Dropout's `dy * scale`, so
+/// the fused op is bit-identical to the separate ones (`scale` 1: exact).
+pub fn relu_gate(x: &[f32], scale: f32, dx: &mut [f32]) {
+    for (dx, &x) in dx.iter_mut().zip(x) {
+        *dx = if x > 0.0 { *dx * scale } else { 0.0 };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         d: NormDims,
         eps: f32,
         momentum: f32,
+        relu: bool,
         x: &Self::Buf,
         gamma: &Self::Buf,
         beta: &Self::Buf,
@@ -59,7 +60,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
             y.arg(),
         ];
         args.extend(self.dims(d)?);
-        args.extend([Arg::F32(eps), Arg::F32(momentum)]);
+        args.extend([Arg::F32(eps), Arg::F32(momentum), Arg::U32(relu.into())]);
         self.launch(
             &kb::BATCHNORM_FORWARD_TRAIN,
             channel_launch(d.n, d.c, d.s),
@@ -70,6 +71,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
         &self,
         d: NormDims,
         eps: f32,
+        relu: bool,
         x: &Self::Buf,
         gamma: &Self::Buf,
         beta: &Self::Buf,
@@ -95,7 +97,7 @@ impl<D: Device + Send + 'static> NormOps for Gpu<D> {
             y.arg(),
         ];
         args.extend(self.dims(d)?);
-        args.push(Arg::F32(eps));
+        args.extend([Arg::F32(eps), Arg::U32(relu.into())]);
         self.launch(
             &kb::BATCHNORM_FORWARD_EVAL,
             eval_launch(d.n, d.c, d.s),

@@ -6,7 +6,7 @@ use lasagna_kernels::device::{Arg, Device};
 use lasagna_kernels::maxpool2d::{self as kmax, pool2d_launch};
 
 use super::{u32_arg, Gpu, GpuBuf, A};
-use crate::backend::{need, Pool2dDims, PoolOps};
+use crate::backend::{need, Pool2dDims, PoolOps, ReluGate};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> Gpu<D> {
@@ -94,12 +94,21 @@ impl<D: Device + Send + 'static> PoolOps for Gpu<D> {
         d: Pool2dDims,
         dy: &Self::Buf,
         argmax: &Self::Idx,
+        relu: Option<ReluGate<'_, Self::Buf>>,
         dx: &mut Self::Buf,
     ) -> Result<()> {
         let (ni, no) = (d.in_len(), d.out_len());
         need(self, "maxpool2d_backward dy", no, &[dy.len, argmax.len])?;
         need(self, "maxpool2d_backward dx", ni, &[dx.len])?;
-        let mut args = vec![dy.arg(), argmax.arg(), dx.arg()];
+        // A null `relu_x` turns the absorbed ReLU off (its scale is unused).
+        let (x, scale) = match relu {
+            Some(g) => {
+                need(self, "maxpool2d_backward relu x", ni, &[g.x.len])?;
+                (g.x.arg(), g.scale)
+            }
+            None => (Arg::U64(0), 1.0),
+        };
+        let mut args = vec![dy.arg(), argmax.arg(), x, Arg::F32(scale), dx.arg()];
         args.extend(self.pool_geometry(&d)?);
         self.launch(&kmax::MAXPOOL2D_BACKWARD, pool2d_launch(ni, no), &args)
     }
