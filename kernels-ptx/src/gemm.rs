@@ -87,6 +87,12 @@ pub struct GemmPlan {
     /// `f32` elements of partial tiles the splits write (`tiles * splits *
     /// 4096`, 0 without split).
     pub workspace: usize,
+    /// The splits a wave of [`TARGET_BLOCKS`] would take (K-steps allowing).
+    pub wave_splits: usize,
+    /// Bytes of operands and output the product moves without split.
+    pub operand_bytes: usize,
+    /// Bytes of partial tiles (written, then read) that `wave_splits` would add.
+    pub wave_partial_bytes: usize,
 }
 
 impl GemmPlan {
@@ -96,51 +102,109 @@ impl GemmPlan {
     }
 
     /// Why the launch has fewer than [`TARGET_BLOCKS`] blocks, or `None`
-    /// when it has at least that many. A product runs short only when C
-    /// has too few tiles and K too few K-steps to split further: every
-    /// split is then one K-step.
+    /// when it has at least that many: C has too few tiles and K too few
+    /// K-steps to split further, or splitting would cost more partial-tile
+    /// traffic than its blocks gain (see [`gemm_plan`]).
     pub fn under_a_wave(&self, k: usize) -> Option<String> {
-        (self.blocks() < TARGET_BLOCKS).then(|| {
+        if self.blocks() >= TARGET_BLOCKS {
+            return None;
+        }
+        let steps = k.div_ceil(K_STEP).max(1);
+        Some(if self.splits == 1 && self.wave_splits > 1 {
             format!(
-                "C has {} tile(s) of 64 x 64 and K = {k} has {} K-step(s) of 8: at most {} blocks",
+                "splitting K = {k} into {} parts ({} blocks) would add {} KB of partial tiles to the {} KB it moves: slower than {} block(s)",
+                self.wave_splits,
+                self.tiles * self.wave_splits,
+                self.wave_partial_bytes.div_ceil(1024),
+                self.operand_bytes.div_ceil(1024),
+                self.tiles
+            )
+        } else {
+            format!(
+                "C has {} tile(s) of 64 x 64 and K = {k} has {steps} K-step(s) of 8: at most {} blocks",
                 self.tiles,
-                k.div_ceil(K_STEP).max(1),
-                self.tiles * k.div_ceil(K_STEP).max(1)
+                self.tiles * steps
             )
         })
     }
+}
+
+/// Blocks at which a GEMM grid gives every scheduler of an H100 a warp
+/// (132 SMs x 4 schedulers / 2 warps per block): more blocks add no issue
+/// slots, only partial-tile traffic.
+pub const FULL_BLOCKS: usize = 4 * TARGET_BLOCKS / 2;
+
+/// Candidate splits of `steps` K-steps for `tiles` tiles aiming at
+/// `target` blocks: whole K-steps per split, rounded up and down (the split
+/// count is recomputed from the K-steps per split, so no split is empty).
+fn splits_near(steps: usize, tiles: usize, target: usize) -> [(usize, usize); 2] {
+    let want = target.div_ceil(tiles).clamp(1, steps.clamp(1, MAX_GRID_Z));
+    let up = steps.div_ceil(want).max(1);
+    let down = (up - 1).max(1);
+    [
+        (steps.div_ceil(up).max(1), up),
+        (steps.div_ceil(down).max(1), down),
+    ]
 }
 
 /// The launch rule of [`GEMM`]: C of `m x n` (plus the ones column when
 /// `row_sums`), inner dimension `k`.
 ///
 /// A product of fewer than [`TARGET_BLOCKS`] tiles is split along K into
-/// `ceil(TARGET_BLOCKS / tiles)` splits of whole K-steps (fewer when K is
-/// short), so a skinny product still runs a wave on an H100: the `mlp`
-/// preset's fc1 forward (64 x 256, k 784) becomes 4 tiles x 33 splits of 24
+/// whole K-steps, so a skinny product still runs a wave on an H100: the `mlp`
+/// preset's fc1 forward (64 x 256, k 784) becomes 4 tiles x 49 splits of 16
 /// K values; the `cnn` preset's conv1 weight gradient (16 x 10 with the bias
-/// column, k 50,176) 1 tile x 134 splits of 376. The last block of each tile
-/// sums the partials in split order (deterministic); a split costs one
-/// partial tile of traffic, which is why K is not split further than a wave.
+/// column, k 50,176) 1 tile x 273 splits of 184. The last block of each tile
+/// sums the partials in split order (deterministic).
+///
+/// A split costs its partial tile twice (written, then read by the last
+/// block), so the rule weighs the candidates, no split and split counts near
+/// a wave of [`TARGET_BLOCKS`] and near [`FULL_BLOCKS`] (counts short of a
+/// wave only when K has no more K-steps), by bytes moved over the fraction
+/// of the GPU's schedulers the grid occupies, and takes the cheapest. The
+/// last block's read of its tile's partials is charged like any other
+/// traffic; on a GPU it is one block's work, which a timing must calibrate. A
+/// product with little K and a large output (the `mlp` preset's 64 x 64 x 10
+/// input gradient: 21 KB of operands, 64 KB of partials for 2 splits) is
+/// then not split; [`GemmPlan::under_a_wave`] says so.
 pub fn gemm_plan(m: usize, n: usize, k: usize, row_sums: bool) -> Result<GemmPlan, LaunchError> {
     let nv = n + usize::from(row_sums);
     at_most("gemm", "n", nv, MAX_DIM)?;
     let mut launch = tile_launch("gemm", [m, nv, k], TILE, BLOCK, MAX_DIM)?;
-    let tiles = blocks_for(m, TILE) * blocks_for(nv, TILE);
+    let (tiles_x, tiles_y) = (blocks_for(nv, TILE), blocks_for(m, TILE));
+    let tiles = tiles_x * tiles_y;
     let steps = k.div_ceil(K_STEP);
-    let want = TARGET_BLOCKS.div_ceil(tiles).min(steps).min(MAX_GRID_Z);
-    let (splits, k_split) = if want <= 1 {
-        (1, k.max(1))
-    } else {
-        // Whole K-steps per split; one fewer when rounding up left the
-        // splits short of `want` (the count is recomputed, so no split is empty).
-        let mut per = steps.div_ceil(want);
-        if per > 1 && steps.div_ceil(per) < want {
-            per -= 1;
+    // Each tile reads its rows of op(A) and columns of op(B) over K; C is written once.
+    let operand_bytes = 4 * (k * (m * tiles_x + nv * tiles_y) + m * nv);
+    let partial_bytes = |splits: usize| {
+        if splits > 1 {
+            2 * 4 * splits * m * nv
+        } else {
+            0
         }
-        (steps.div_ceil(per), per * K_STEP)
     };
-    let splits = splits.max(1);
+    let score = |splits: usize| {
+        let busy = (tiles * splits) as f64 / FULL_BLOCKS as f64;
+        (operand_bytes + partial_bytes(splits)) as f64 / busy.min(1.0)
+    };
+    // Candidates: no split, and about a wave and a full GPU of blocks. A
+    // split count short of a wave is kept only when K allows no more.
+    let mut cands = vec![(1, steps.max(1))];
+    for target in [TARGET_BLOCKS, FULL_BLOCKS] {
+        cands.extend(splits_near(steps, tiles, target));
+    }
+    cands.retain(|&(s, _)| s == 1 || tiles * s >= TARGET_BLOCKS || s == steps);
+    let wave = cands
+        .iter()
+        .copied()
+        .filter(|&(s, _)| s > 1)
+        .min_by_key(|&(s, _)| s)
+        .unwrap_or((1, steps.max(1)));
+    let (splits, per) = cands
+        .into_iter()
+        .min_by(|a, b| score(a.0).total_cmp(&score(b.0)))
+        .unwrap_or((1, steps.max(1)));
+    let k_split = if splits == 1 { k.max(1) } else { per * K_STEP };
     launch.grid = Dim3 {
         z: splits as u32,
         ..launch.grid
@@ -155,6 +219,9 @@ pub fn gemm_plan(m: usize, n: usize, k: usize, row_sums: bool) -> Result<GemmPla
         } else {
             0
         },
+        wave_splits: wave.0,
+        operand_bytes,
+        wave_partial_bytes: partial_bytes(wave.0),
     })
 }
 
@@ -189,18 +256,15 @@ mod tests {
 
     #[test]
     fn skinny_products_are_split_along_k_into_a_wave_of_whole_k_steps() {
-        // mlp fc1 forward: 4 tiles, 98 K-steps -> 33 splits of 24.
+        // mlp fc1 forward: 4 tiles, 98 K-steps -> 49 splits of 16.
         let p = gemm_plan(64, 256, 784, false).unwrap();
-        assert_eq!((p.tiles, p.splits, p.k_split, p.blocks()), (4, 33, 24, 132));
-        assert_eq!(p.launch.grid.z, 33);
-        assert_eq!(p.workspace, 4 * 33 * 4096);
+        assert_eq!((p.tiles, p.splits, p.k_split, p.blocks()), (4, 49, 16, 196));
+        assert_eq!(p.launch.grid.z, 49);
+        assert_eq!(p.workspace, 4 * 49 * 4096);
         assert!(p.under_a_wave(784).is_none());
-        // cnn conv1 weight gradient with its bias column: 1 tile, 132 splits.
+        // cnn conv1 weight gradient with its bias column: 1 tile, about a full GPU.
         let p = gemm_plan(16, 9, 50_176, true).unwrap();
-        assert_eq!(
-            (p.tiles, p.splits, p.k_split, p.blocks()),
-            (1, 134, 376, 134)
-        );
+        assert!(p.tiles == 1 && p.blocks() >= FULL_BLOCKS, "{p:?}");
         // A product with enough tiles is not split.
         let p = gemm_plan(1024, 1024, 1024, false).unwrap();
         assert_eq!((p.splits, p.workspace, p.launch.grid.z), (1, 0, 1));
