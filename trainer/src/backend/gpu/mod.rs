@@ -25,6 +25,7 @@ mod conv;
 mod data;
 #[cfg(feature = "cuda")]
 pub mod driver;
+mod graph;
 mod loss;
 mod memory;
 mod norm;
@@ -49,6 +50,8 @@ pub struct Gpu<D: Device> {
     /// elements: allocated on first use, replaced only by larger ones (the
     /// device interface has no free, so a model's largest GEMM sets the size).
     amp_ws: Mutex<Option<[Workspace<D>; 2]>>,
+    /// The step table and the step capture in progress (`graph.rs`).
+    steps: Mutex<graph::Steps<D::Buf>>,
 }
 
 /// A device buffer and its capacity in `f32` elements.
@@ -93,6 +96,7 @@ impl<D: Device> Gpu<D> {
             name,
             flag,
             amp_ws: Mutex::new(None),
+            steps: Mutex::new(graph::Steps::default()),
         })
     }
 
