@@ -5,6 +5,15 @@
 //! on a real GPU) and the PTX simulator (`lasagna-ptx-sim`, in CI),
 //! so the backend's orchestration — which kernel, which launch shape, the
 //! argument order, buffer sizes, workspace reuse — runs on every change.
+//!
+//! A device may also *capture* a sequence of launches and device-to-device
+//! copies and *replay* it (CUDA Graphs: stream capture, then one
+//! `cuGraphLaunch` per replay): between [`Device::begin_capture`] and
+//! [`Device::end_capture`] work is recorded, not run, and host transfers
+//! (`upload`, `download`) are errors, as they are in CUDA stream capture.
+//! A replay runs the recorded work with the arguments it was captured with,
+//! so whatever must change between replays lives in device memory. Devices
+//! that cannot capture keep the defaults, which say so (`Ok(false)`, `None`).
 
 use core::fmt;
 
@@ -26,6 +35,11 @@ pub enum Arg<B> {
     /// `.u64`/`.s64`/`.b64` parameter that is not a buffer.
     U64(u64),
 }
+
+/// Handle of a captured graph (an index the device gives out; see
+/// [`Device::end_capture`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GraphId(pub u32);
 
 /// What a backend needs from a device to run this crate's kernels.
 pub trait Device {
@@ -61,4 +75,27 @@ pub trait Device {
     ) -> Result<(), Self::Error>;
     /// Waits for all queued work.
     fn synchronize(&mut self) -> Result<(), Self::Error>;
+    /// Starts recording launches and copies instead of running them.
+    /// `Ok(false)`: this device cannot capture, nothing changed (the default).
+    fn begin_capture(&mut self) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+    /// Ends the capture [`Device::begin_capture`] started and makes what it
+    /// recorded replayable. `None` when no capture was in progress (the
+    /// default). After an error the capture is over and nothing was kept.
+    fn end_capture(&mut self) -> Result<Option<GraphId>, Self::Error> {
+        Ok(None)
+    }
+    /// Queues the work `graph` recorded, in its order, once. `Ok(false)`:
+    /// this device cannot replay (the default); a graph this device does not
+    /// know is an error.
+    fn replay(&mut self, graph: GraphId) -> Result<bool, Self::Error> {
+        let _ = graph;
+        Ok(false)
+    }
+    /// Frees a captured graph (nothing to do by default).
+    fn drop_graph(&mut self, graph: GraphId) -> Result<(), Self::Error> {
+        let _ = graph;
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@
 use crate::kernel::grid_stride;
 use crate::kernel::{p, Kernel, Launch, LaunchError, Module};
 use crate::Param;
-use crate::ParamKind::{PtrF32, PtrU32, F32, U64};
+use crate::ParamKind::{OptPtrF32, PtrF32, PtrU32, F32, U64};
 
 /// The PTX module.
 pub static MODULE: Module = Module {
@@ -24,6 +24,7 @@ const FWD: &[Param] = &[
     p("seed", U64),
     p("offset", U64),
     p("group", U64),
+    p("base", OptPtrF32),
 ];
 const BWD: &[Param] = &[
     p("dy", PtrF32),
@@ -33,6 +34,7 @@ const BWD: &[Param] = &[
     p("seed", U64),
     p("offset", U64),
     p("group", U64),
+    p("base", OptPtrF32),
 ];
 const PHILOX: &[Param] = &[
     p("ctr", PtrU32),
@@ -41,7 +43,8 @@ const PHILOX: &[Param] = &[
     p("n", U64),
 ];
 
-/// `y = x * keep / (1 - p)`, `keep` drawn per group of `group` elements.
+/// `y = x * keep / (1 - p)`, `keep` drawn per group of `group` elements;
+/// `base` (0 or the address of a u64) is added to `offset` first.
 pub static DROPOUT_FORWARD: Kernel = Kernel {
     name: "dropout_forward",
     module: &MODULE,

@@ -63,6 +63,50 @@ pub static GATHER_BATCH: Kernel = Kernel {
     ],
 };
 
+/// [`GATHER_BATCH`] at `order + start`, `start` read from the step table
+/// `steps` ([`step_table`] layout), whose last block to finish makes this
+/// step's row current and advances the table: one training step per launch,
+/// with no argument that changes between steps (a replayed graph's gather).
+pub static GATHER_BATCH_STEP: Kernel = Kernel {
+    name: "gather_batch_step",
+    module: &MODULE,
+    params: &[
+        p("src", PtrF32),
+        p("order", PtrU32),
+        p("dst", PtrF32),
+        p("n", U64),
+        p("cols", U32),
+        p("src_rows", U32),
+        p("labels", PtrU32),
+        p("dst_labels", PtrU32),
+        p("labels_len", U32),
+        p("steps", PtrU32),
+    ],
+};
+
+/// Byte offsets in the step table `gather_batch_step` reads and advances
+/// (one buffer, 16-byte aligned): a header, the current row, then one row
+/// per step. Dropout's `base` and `adam_step_multi`'s `scalars` point into
+/// the current row.
+pub mod step_table {
+    /// `u32`: the next step's row index.
+    pub const COUNTER: u64 = 0;
+    /// `u32`: blocks of the running `gather_batch_step` that have finished.
+    pub const ARRIVALS: u64 = 4;
+    /// The current step's row (a copy of `table[counter - 1]`).
+    pub const CURRENT: u64 = 32;
+    /// Row 0.
+    pub const ROWS: u64 = 64;
+    /// Bytes per row.
+    pub const ROW_BYTES: u64 = 32;
+    /// In a row: `u32` batch start, an index into the epoch's order.
+    pub const START: u64 = 0;
+    /// In a row: `u64` added to dropout's offset.
+    pub const DROPOUT_BASE: u64 = 8;
+    /// In a row: `f32` step_size, bc2_sqrt, decay (`AdamScalars`).
+    pub const ADAM: u64 = 16;
+}
+
 /// `dst[i] = x[i] as u32` when `x[i]` is an integer in `[0, 2^24)`; any other
 /// value writes 0 and sets `flag[0] = 1` (the caller zeroes `flag` first).
 pub static TO_INDEX: Kernel = Kernel {
@@ -77,7 +121,13 @@ pub static TO_INDEX: Kernel = Kernel {
 };
 
 /// Every kernel of the module.
-pub static ALL: &[&Kernel] = &[&GATHER_ROWS, &GATHER_IDX, &GATHER_BATCH, &TO_INDEX];
+pub static ALL: &[&Kernel] = &[
+    &GATHER_ROWS,
+    &GATHER_IDX,
+    &GATHER_BATCH,
+    &GATHER_BATCH_STEP,
+    &TO_INDEX,
+];
 
 /// Threads per block (a memory-bound copy, as `embedding`).
 pub const BLOCK: u32 = 256;

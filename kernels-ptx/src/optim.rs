@@ -54,6 +54,7 @@ const ADAM_MULTI: &[Param] = &[
     p("weight_decay", F32),
     p("decay", F32),
     p("decoupled", U32),
+    p("scalars", OptPtrF32),
     p("count", U32),
     p("param0", OptPtrF32),
     p("grad0", OptPtrF32),
@@ -95,6 +96,46 @@ const ADAM_MULTI: &[Param] = &[
     p("m7", OptPtrF32),
     p("v7", OptPtrF32),
     p("n7", U64),
+    p("param8", OptPtrF32),
+    p("grad8", OptPtrF32),
+    p("m8", OptPtrF32),
+    p("v8", OptPtrF32),
+    p("n8", U64),
+    p("param9", OptPtrF32),
+    p("grad9", OptPtrF32),
+    p("m9", OptPtrF32),
+    p("v9", OptPtrF32),
+    p("n9", U64),
+    p("param10", OptPtrF32),
+    p("grad10", OptPtrF32),
+    p("m10", OptPtrF32),
+    p("v10", OptPtrF32),
+    p("n10", U64),
+    p("param11", OptPtrF32),
+    p("grad11", OptPtrF32),
+    p("m11", OptPtrF32),
+    p("v11", OptPtrF32),
+    p("n11", U64),
+    p("param12", OptPtrF32),
+    p("grad12", OptPtrF32),
+    p("m12", OptPtrF32),
+    p("v12", OptPtrF32),
+    p("n12", U64),
+    p("param13", OptPtrF32),
+    p("grad13", OptPtrF32),
+    p("m13", OptPtrF32),
+    p("v13", OptPtrF32),
+    p("n13", U64),
+    p("param14", OptPtrF32),
+    p("grad14", OptPtrF32),
+    p("m14", OptPtrF32),
+    p("v14", OptPtrF32),
+    p("n14", U64),
+    p("param15", OptPtrF32),
+    p("grad15", OptPtrF32),
+    p("m15", OptPtrF32),
+    p("v15", OptPtrF32),
+    p("n15", U64),
 ];
 
 /// SGD with momentum, dampening, Nesterov and L2 weight decay
@@ -112,8 +153,11 @@ pub static ADAM_STEP: Kernel = Kernel {
 };
 
 /// [`ADAM_STEP`] on up to [`MULTI_SLOTS`] tensors in one launch: the
-/// scalars, then `count`, then (param, grad, m, v, n) per slot; unused
-/// slots are `(0, 0, 0, 0, 0)`. Bit-identical to one `adam_step` per tensor.
+/// scalars, `scalars` (0, or the device address of `step_size`, `bc2_sqrt`,
+/// `decay` as three f32, which then replace those parameters: a
+/// graph-replayed step's bias corrections), then `count`, then (param,
+/// grad, m, v, n) per slot; unused slots are `(0, 0, 0, 0, 0)`.
+/// Bit-identical to one `adam_step` per tensor.
 pub static ADAM_STEP_MULTI: Kernel = Kernel {
     name: "adam_step_multi",
     module: &MODULE,
@@ -123,10 +167,12 @@ pub static ADAM_STEP_MULTI: Kernel = Kernel {
 /// Every kernel of the module.
 pub static ALL: &[&Kernel] = &[&SGD_STEP, &ADAM_STEP, &ADAM_STEP_MULTI];
 
-/// Tensors per [`ADAM_STEP_MULTI`] launch. 8 covers an MLP of four Linear
-/// layers in one launch; the 40 slot parameters take 320 of the 4 KiB of
-/// kernel parameter space, and selecting a slot is 8 predicated moves.
-pub const MULTI_SLOTS: usize = 8;
+/// Tensors per [`ADAM_STEP_MULTI`] launch. 16 covers the CNN preset (14
+/// tensors: four Conv2d/Linear weights and biases, three BatchNorms' scale
+/// and shift) in one launch; the 80 slot parameters take 640 of the 4 KiB
+/// of kernel parameter space, and selecting a slot is 16 predicated moves
+/// per pointer, once per block.
+pub const MULTI_SLOTS: usize = 16;
 
 /// Threads per block: 8 warps, as for the other element-wise ops.
 pub const BLOCK: u32 = 256;

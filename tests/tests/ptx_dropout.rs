@@ -44,6 +44,7 @@ fn run_sim(
             Arg::U64(seed),
             Arg::U64(offset),
             Arg::U64(group as u64),
+            Arg::U64(0),
         ];
         let st = launch(sim, k, l, &args);
         if p > 0.0 && p < 1.0 {

@@ -176,7 +176,9 @@ fn adam_case(h0: AdamStep, p0: &[f32], steps: usize, seed: u32) -> Result<(), Te
 /// `steps` steps of `adam_step_multi` over tensors of `lens` elements in one
 /// launch each, against the CPU's per-tensor `adam_step`: bit-identical, and
 /// every element read 4 times and written 3 times (no slot touches another's
-/// memory, blocks past a short tensor's end do nothing).
+/// memory, blocks past a short tensor's end do nothing). Every other step
+/// reads its scalars from device memory (`scalars`, as a graph-replayed
+/// step does) with NaN in the parameters they replace.
 fn adam_multi_case(
     h0: AdamStep,
     lens: &[usize],
@@ -201,15 +203,23 @@ fn adam_multi_case(
             ..h0
         };
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
+        let on_device = t % 2 == 1;
+        let (params, scalars) = if on_device {
+            let b = upload_f32(&mut sim, &[s.step_size, s.bc2_sqrt, s.decay]);
+            ([f32::NAN; 3], Arg::Ptr(b))
+        } else {
+            ([s.step_size, s.bc2_sqrt, s.decay], Arg::U64(0))
+        };
         let mut args = vec![
             Arg::F32(h.beta1),
             Arg::F32(h.beta2),
-            Arg::F32(s.step_size),
-            Arg::F32(s.bc2_sqrt),
+            Arg::F32(params[0]),
+            Arg::F32(params[1]),
             Arg::F32(h.eps),
             Arg::F32(h.weight_decay),
-            Arg::F32(s.decay),
+            Arg::F32(params[2]),
             Arg::U32(h.decoupled as u32),
+            scalars,
             Arg::U32(lens.len() as u32),
         ];
         let mut gs = Vec::new();
@@ -240,8 +250,12 @@ fn adam_multi_case(
             adam_multi_launch(lens).unwrap(),
             &args,
         );
+        // The device scalars are 3 loads per thread of the used slots' blocks.
+        let l = adam_multi_launch(lens).unwrap();
+        let threads = u64::from(l.grid.x) * u64::from(l.block.x) * lens.len() as u64;
+        let scalar_loads = if on_device { 3 * threads } else { 0 };
         prop_assert_eq!(
-            (st.global_load, st.global_store),
+            (st.global_load - scalar_loads, st.global_store),
             (4 * total, 3 * total),
             "step {}",
             t
@@ -279,8 +293,10 @@ fn adam_step_multi_is_bit_identical_to_one_adam_step_per_tensor() {
         decoupled: false,
         step: 1,
     };
-    // The MLP's shapes scaled down, a tensor of one element, 8 slots full.
+    // The MLP's shapes scaled down, a tensor of one element, 16 slots full.
     adam_multi_case(h, &[1000, 10, 300, 1, 257], 3, 5).unwrap_or_else(|e| panic!("{e}"));
+    let full: Vec<usize> = (0..ko::MULTI_SLOTS).map(|i| 1 + 37 * i).collect();
+    adam_multi_case(h, &full, 2, 11).unwrap_or_else(|e| panic!("{e}"));
     let h = AdamStep {
         weight_decay: 0.01,
         decoupled: true,

@@ -10,7 +10,7 @@ use crate::philox::Stream;
 /// other offsets, so initialization never shares numbers with shuffling or dropout).
 const INIT_OFFSET: u64 = 0x1417;
 /// Dropout offsets are `step * LAYER_STRIDE + layer`, unique per (step, layer).
-const LAYER_STRIDE: u64 = 1024;
+pub(crate) const LAYER_STRIDE: u64 = 1024;
 
 /// A chain of layers with its buffers.
 pub struct Model<B: Backend> {

@@ -3,7 +3,7 @@
 //! messages.
 
 use crate::amp::GradScaler;
-use crate::backend::{Backend, Location};
+use crate::backend::{Backend, Location, StepRow};
 use crate::data::{epoch_batches, Dataset};
 use crate::error::{Error, Result};
 use crate::loss::{looks_like_probabilities, Loss, Targets};
@@ -39,6 +39,32 @@ pub struct TrainConfig {
     /// loss scaling ([`GradScaler`]). Off in files written before it existed.
     #[serde(default)]
     pub amp: bool,
+    /// Replay full-batch steps from a captured graph where the device can
+    /// (see [`fit`]); `LASAGNA_GRAPHS=0` turns it off too. Written to files
+    /// only when off, so files stay as they were.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub graphs: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(v: &bool) -> bool {
+    *v
+}
+
+/// Dropout's offset is `step * DROPOUT_STEP_STRIDE + layer` (the model's
+/// stride): a replayed step's table row holds the step's part.
+const DROPOUT_STEP_STRIDE: u64 = crate::model::LAYER_STRIDE;
+
+/// Fewer full batches than this left in an epoch run eagerly: a graph pays
+/// for its capture and instantiation over several replays, not one.
+const MIN_REPLAYS: usize = 2;
+
+/// Whether the environment allows graphs (`LASAGNA_GRAPHS=0` does not).
+fn graphs_allowed_by_env() -> bool {
+    std::env::var("LASAGNA_GRAPHS").map_or(true, |v| v.trim() != "0")
 }
 
 impl TrainConfig {
@@ -58,6 +84,7 @@ impl TrainConfig {
             early_stopping: None,
             eval_batch: 1000,
             amp: false,
+            graphs: true,
         }
     }
 
@@ -150,6 +177,8 @@ impl<B: Backend> DeviceData<B> {
 /// Buffers one step needs besides the model's own.
 struct StepBuffers<B: Backend> {
     idx: B::Idx,
+    /// The epoch's shuffled order (training only; empty for evaluation).
+    order: B::Idx,
     targets: B::Idx,
     dlogits: B::Buf,
     stats: B::Buf,
@@ -159,9 +188,10 @@ struct StepBuffers<B: Backend> {
 }
 
 impl<B: Backend> StepBuffers<B> {
-    fn new(b: &B, batch: usize, outputs: usize) -> Result<Self> {
+    fn new(b: &B, batch: usize, outputs: usize, samples: usize) -> Result<Self> {
         Ok(StepBuffers {
             idx: b.upload_idx(&vec![0; batch])?,
+            order: b.upload_idx(&vec![0; samples])?,
             targets: b.upload_idx(&vec![0; batch])?,
             dlogits: b.zeros(batch * outputs)?,
             stats: b.zeros(2)?,
@@ -208,7 +238,7 @@ pub fn evaluate<B: Backend>(
     model.eval();
     let batch = eval_batch.min(model.max_batch()).max(1);
     let outputs: usize = model.output_shape().iter().product();
-    let mut bufs = StepBuffers::new(b, batch, outputs)?;
+    let mut bufs = StepBuffers::new(b, batch, outputs, 0)?;
     let mut start = 0;
     while start < data.len {
         let n = batch.min(data.len - start);
@@ -302,6 +332,192 @@ fn unscale_found_inf<B: Backend>(
     Ok(flag[0] != 0.0)
 }
 
+/// The running loss statistics of an epoch, read back every `every` steps
+/// (between steps, so never inside a captured one).
+struct Tally {
+    every: usize,
+    steps: usize,
+    epoch: usize,
+    lr: f32,
+    seen: usize,
+    host: [f32; 2],
+}
+
+impl Tally {
+    /// Counts step `k` (0-based, `n` samples; `step` steps taken in all) and
+    /// reads the statistics when it is time to.
+    fn after<B: Backend>(
+        &mut self,
+        b: &B,
+        bufs: &StepBuffers<B>,
+        k: usize,
+        n: usize,
+        step: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        self.seen += n;
+        if (k + 1).is_multiple_of(self.every) || k + 1 == self.steps {
+            b.read(&bufs.stats, &mut self.host)?;
+            if !self.host[0].is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    epoch: self.epoch + 1,
+                    step,
+                    value: self.host[0],
+                    lr: self.lr,
+                    suggest: self.lr / 10.0,
+                });
+            }
+            progress.step(k + 1, self.seen, self.host[0] / self.seen as f32);
+        }
+        Ok(())
+    }
+}
+
+/// One training step's ops, from the gather to the optimizer: the same calls
+/// whether they run now or are captured into a graph.
+#[allow(clippy::too_many_arguments)]
+fn step_ops<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    opt: &mut Optimizer<B>,
+    train: &DeviceData<B>,
+    bufs: &mut StepBuffers<B>,
+    cfg: &TrainConfig,
+    r: &std::ops::Range<usize>,
+    lr: f32,
+    state: &mut RunState,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let n = r.len();
+    let outputs: usize = model.output_shape().iter().product();
+    b.gather_batch(
+        &train.x,
+        &train.y,
+        &bufs.order,
+        r.start,
+        n,
+        train.sample,
+        model.input_mut(),
+        &mut bufs.targets,
+    )?;
+    model.zero_grad(b)?;
+    let logits = model.forward(b, n, cfg.seed, state.step)?;
+    if state.step == 0 {
+        let mut host = vec![0.0f32; n * outputs];
+        b.read(logits, &mut host)?;
+        if looks_like_probabilities(&host, outputs) && matches!(cfg.loss, Loss::CrossEntropy { .. })
+        {
+            progress.warn(
+                "the model's outputs already look like probabilities (in [0, 1], rows summing to 1), \
+                 but CrossEntropy applies log-softmax itself: this is a double softmax and trains badly. \
+                 Remove the final Softmax layer.",
+            );
+        }
+    }
+    cfg.loss.forward_backward(
+        b,
+        logits,
+        Targets::Classes(&bufs.targets),
+        n,
+        outputs,
+        &mut bufs.dlogits,
+        &mut bufs.stats,
+    )?;
+    if cfg.amp {
+        b.scale(&mut bufs.dlogits, state.scaler.scale(), n * outputs)?;
+    }
+    model.backward(b, n, cfg.seed, state.step, &bufs.dlogits)?;
+    let mut params = model.params_mut();
+    let skip = cfg.amp && unscale_found_inf(b, &mut params, &state.scaler, bufs)?;
+    if cfg.amp {
+        state.scaler.update(skip);
+    }
+    if !skip {
+        if let Some(max) = cfg.clip_grad_norm {
+            clip_grad_norm(b, &mut params, max, &mut bufs.scratch)?;
+        }
+        opt.step(b, &mut params, lr)?;
+    }
+    Ok(())
+}
+
+/// Runs the full batches from `k` on (those of the captured batch's size)
+/// as one captured step replayed once per batch: the step table gets a row
+/// per batch (one upload), step `k`'s ops are captured (not run), and each
+/// replay runs the next row's step. `None` when the device or the step
+/// cannot be captured (nothing was run; the caller goes on eagerly), else
+/// the steps taken (0 where too few batches are left to be worth a graph).
+/// The results are those of eager steps, bit for bit (`graph_replay.rs`).
+#[allow(clippy::too_many_arguments)]
+fn replay_run<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    opt: &mut Optimizer<B>,
+    train: &DeviceData<B>,
+    bufs: &mut StepBuffers<B>,
+    cfg: &TrainConfig,
+    batches: &[std::ops::Range<usize>],
+    k: usize,
+    state: &mut RunState,
+    tally: &mut Tally,
+    progress: &mut dyn Progress,
+) -> Result<Option<usize>> {
+    let n = batches[k].len();
+    let count = batches[k..].iter().take_while(|r| r.len() == n).count();
+    if count < MIN_REPLAYS {
+        return Ok(Some(0));
+    }
+    let rows: Vec<StepRow> = (0..count as u64)
+        .map(|j| StepRow {
+            start: batches[k + j as usize].start,
+            dropout_base: state.step.wrapping_add(j).wrapping_mul(DROPOUT_STEP_STRIDE),
+            adam: opt.adam_scalars(tally.lr, j),
+        })
+        .collect();
+    if !b.load_step_table(&rows)? || !b.begin_step_capture()? {
+        return Ok(None);
+    }
+    let steps_before = opt.steps();
+    let ops = step_ops(
+        b,
+        model,
+        opt,
+        train,
+        bufs,
+        cfg,
+        &batches[k],
+        tally.lr,
+        state,
+        progress,
+    );
+    let graph = b.end_step_capture();
+    let graph = match (ops, graph) {
+        (Ok(()), Ok(Some(g))) => g,
+        (Ok(()), Ok(None)) => return Ok(None),
+        // A step that cannot be captured (a host read inside it, e.g.
+        // Embedding's token check) runs eagerly: the capture ran nothing,
+        // and nothing on the host moved unless the optimizer did.
+        (Err(e), _) | (Ok(()), Err(e)) if opt.steps() == steps_before => {
+            progress.warn(&format!(
+                "this training step cannot be replayed from a graph ({e}); training eagerly"
+            ));
+            return Ok(None);
+        }
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+    };
+    for j in 0..count {
+        b.replay_step(graph)?;
+        if j > 0 {
+            // The capture counted the first.
+            opt.replayed(1);
+        }
+        state.step += 1;
+        tally.after(b, bufs, k + j, n, state.step, progress)?;
+    }
+    b.drop_step_graph(graph)?;
+    Ok(Some(count))
+}
+
 /// Trains `model` on `train`, evaluating on `val` after each epoch.
 pub fn fit<B: Backend>(
     b: &B,
@@ -317,8 +533,7 @@ pub fn fit<B: Backend>(
     cfg.validate()?;
     let outputs: usize = model.output_shape().iter().product();
     let batch = cfg.batch_size.min(model.max_batch());
-    let mut bufs = StepBuffers::new(b, batch, outputs)?;
-    let mut order_dev = b.upload_idx(&vec![0; train.len])?;
+    let mut bufs = StepBuffers::new(b, batch, outputs, train.len)?;
     for w in model.warnings().to_vec() {
         progress.warn(&w);
     }
@@ -332,6 +547,9 @@ pub fn fit<B: Backend>(
     };
     let every = check_every(b);
     model.set_amp(cfg.amp);
+    // AMP decides on the host whether to step (a read every step), so its
+    // steps stay eager; clipping keeps its norm on the device and is captured.
+    let mut graphs = cfg.graphs && !cfg.amp && graphs_allowed_by_env();
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done;
         let lr = cfg.schedule.lr(cfg.lr, epoch);
@@ -348,79 +566,51 @@ pub fn fit<B: Backend>(
         progress.epoch_start(epoch + 1, batches.len());
         b.fill(&mut bufs.stats, 0.0, 2)?;
         let t0 = Instant::now();
-        let mut seen = 0usize;
-        let mut host_stats = [0.0f32; 2];
         let skipped_before = state.scaler.skipped_steps;
         // The whole epoch's order in one upload; each step gathers its batch
         // at an offset into it (no host copy, hence no host sync, per step).
-        b.write_idx(&mut order_dev, &order)?;
-        for (k, r) in batches.iter().enumerate() {
-            let n = r.len();
-            b.gather_batch(
-                &train.x,
-                &train.y,
-                &order_dev,
-                r.start,
-                n,
-                train.sample,
-                model.input_mut(),
-                &mut bufs.targets,
-            )?;
-            model.zero_grad(b)?;
-            let logits = model.forward(b, n, cfg.seed, state.step)?;
-            if state.step == 0 {
-                let mut host = vec![0.0f32; n * outputs];
-                b.read(logits, &mut host)?;
-                if looks_like_probabilities(&host, outputs)
-                    && matches!(cfg.loss, Loss::CrossEntropy { .. })
-                {
-                    progress.warn(
-                        "the model's outputs already look like probabilities (in [0, 1], rows summing to 1), \
-                         but CrossEntropy applies log-softmax itself: this is a double softmax and trains badly. \
-                         Remove the final Softmax layer.",
-                    );
+        b.write_idx(&mut bufs.order, &order)?;
+        let mut tally = Tally {
+            every,
+            steps: batches.len(),
+            epoch,
+            lr,
+            seen: 0,
+            host: [0.0; 2],
+        };
+        let mut k = 0;
+        while k < batches.len() {
+            if graphs && k >= 1 {
+                let done = replay_run(
+                    b, model, opt, train, &mut bufs, cfg, &batches, k, state, &mut tally, progress,
+                )?;
+                match done {
+                    Some(0) => {}
+                    Some(done) => {
+                        k += done;
+                        continue;
+                    }
+                    // The device or the step cannot: eager from here on.
+                    None => graphs = false,
                 }
             }
-            cfg.loss.forward_backward(
+            step_ops(
                 b,
-                logits,
-                Targets::Classes(&bufs.targets),
-                n,
-                outputs,
-                &mut bufs.dlogits,
-                &mut bufs.stats,
+                model,
+                opt,
+                train,
+                &mut bufs,
+                cfg,
+                &batches[k],
+                lr,
+                state,
+                progress,
             )?;
-            if cfg.amp {
-                b.scale(&mut bufs.dlogits, state.scaler.scale(), n * outputs)?;
-            }
-            model.backward(b, n, cfg.seed, state.step, &bufs.dlogits)?;
-            let mut params = model.params_mut();
-            let skip = cfg.amp && unscale_found_inf(b, &mut params, &state.scaler, &mut bufs)?;
-            if cfg.amp {
-                state.scaler.update(skip);
-            }
-            if !skip {
-                if let Some(max) = cfg.clip_grad_norm {
-                    clip_grad_norm(b, &mut params, max, &mut bufs.scratch)?;
-                }
-                opt.step(b, &mut params, lr)?;
-            }
             state.step += 1;
-            seen += n;
-            if (k + 1) % every == 0 || k + 1 == batches.len() {
-                b.read(&bufs.stats, &mut host_stats)?;
-                if !host_stats[0].is_finite() {
-                    return Err(Error::NonFiniteLoss {
-                        epoch: epoch + 1,
-                        step: state.step,
-                        value: host_stats[0],
-                        lr,
-                        suggest: lr / 10.0,
-                    });
-                }
-                progress.step(k + 1, seen, host_stats[0] / seen as f32);
-            }
+            tally.after(b, &bufs, k, batches[k].len(), state.step, progress)?;
+            k += 1;
         }
+        let (seen, host_stats) = (tally.seen, tally.host);
         b.sync()?;
         let seconds = t0.elapsed().as_secs_f64();
         let seen_f = seen.max(1) as f32;

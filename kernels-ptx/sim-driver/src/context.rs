@@ -59,6 +59,13 @@ pub struct Ctx {
     pub pending: Option<Code>,
     /// A reported fault: the context is unusable, every call returns it.
     pub sticky: Option<Code>,
+    /// The stream being captured (global mode) and whether a refused call
+    /// has invalidated the capture.
+    pub capture: Option<(usize, bool)>,
+    /// `CUgraph`s (index + 1): the simulator's graph, `None` once destroyed.
+    pub graphs: Vec<Option<lasagna_ptx_sim::GraphId>>,
+    /// `CUgraphExec`s (index + 1), likewise.
+    pub execs: Vec<Option<lasagna_ptx_sim::GraphId>>,
 }
 
 static DRIVER: Mutex<Driver> = Mutex::new(Driver {
@@ -137,6 +144,12 @@ impl Driver {
     /// fault surfaces here and becomes sticky, as on hardware.
     pub fn synced(&mut self) -> Res<&mut Ctx> {
         let ctx = self.current()?;
+        // A blocking call while a stream is captured in global mode is
+        // refused and invalidates the capture, as on hardware.
+        if let Some((_, invalid)) = &mut ctx.capture {
+            *invalid = true;
+            return Err(crate::errors::STREAM_CAPTURE_IMPLICIT);
+        }
         if let Some(code) = ctx.pending.take() {
             ctx.sticky = Some(code);
         }

@@ -23,6 +23,9 @@ pub const ILLEGAL_ADDRESS: Code = 700;
 pub const LAUNCH_TIMEOUT: Code = 702;
 pub const MISALIGNED_ADDRESS: Code = 716;
 pub const LAUNCH_FAILED: Code = 719;
+pub const STREAM_CAPTURE_UNSUPPORTED: Code = 900;
+pub const STREAM_CAPTURE_INVALIDATED: Code = 901;
+pub const STREAM_CAPTURE_IMPLICIT: Code = 906;
 pub const UNKNOWN: Code = 999;
 
 /// (code, name, text), from cuda.h and `cuGetErrorString` of CUDA 12. 46 is
@@ -107,6 +110,21 @@ const CODES: &[(Code, &CStr, &CStr)] = &[
         719,
         c"CUDA_ERROR_LAUNCH_FAILED",
         c"unspecified launch failure",
+    ),
+    (
+        900,
+        c"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+        c"operation not permitted when stream is capturing",
+    ),
+    (
+        901,
+        c"CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+        c"operation failed due to a previous error during capture",
+    ),
+    (
+        906,
+        c"CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
+        c"operation would make the legacy stream depend on a capturing blocking stream",
     ),
     (999, c"CUDA_ERROR_UNKNOWN", c"unknown error"),
 ];

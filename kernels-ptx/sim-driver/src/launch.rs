@@ -85,6 +85,13 @@ impl Driver {
                 return Err(INVALID_HANDLE);
             }
         }
+        if let Some((captured, invalid)) = &mut ctx.capture {
+            // Another stream's launch during a global capture is refused.
+            if stream != Some(*captured) {
+                *invalid = true;
+                return Err(crate::errors::STREAM_CAPTURE_IMPLICIT);
+            }
+        }
         // The limits cuDeviceGetAttribute reports (sm_80), checked as the
         // driver does before anything runs: 1 for a shape no GPU takes.
         let [bx, by, bz] = shape.block.map(u64::from);

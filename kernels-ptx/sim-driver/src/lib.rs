@@ -7,6 +7,7 @@
 mod config;
 mod context;
 mod errors;
+mod graph;
 mod handles;
 mod launch;
 mod memory;
@@ -26,6 +27,8 @@ type CUcontext = *mut c_void;
 type CUmodule = *mut c_void;
 type CUfunction = *mut c_void;
 type CUstream = *mut c_void;
+type CUgraph = *mut c_void;
+type CUgraphExec = *mut c_void;
 
 /// The device's name in `cuDeviceGetName` (and so in `lasagna info`).
 const NAME: &CStr = c"Lasagna PTX simulator (libcuda stand-in)";
@@ -443,6 +446,62 @@ export! {
             // SAFETY: `params` holds one pointer per parameter (the contract).
             unsafe { d.launch(f, shape, index(stream), params.cast(), !extra.is_null()) }
         })
+    }
+}
+
+export! {
+    /// Starts capturing `stream` (any mode is treated as global).
+    fn cuStreamBeginCapture_v2(stream: CUstream, mode: c_int) {
+        with_driver(|d| d.begin_capture(index(stream), mode))
+    }
+}
+
+export! {
+    /// Ends the capture: the recorded graph, or 901 if it was invalidated.
+    fn cuStreamEndCapture(stream: CUstream, graph: *mut CUgraph) {
+        with_driver(|d| {
+            if graph.is_null() {
+                return Err(INVALID_VALUE);
+            }
+            let g = d.end_capture(index(stream))?;
+            // SAFETY: non-null, writable.
+            unsafe { put(graph, handle(g)) }
+        })
+    }
+}
+
+export! {
+    /// An executable graph (flags must be 0).
+    fn cuGraphInstantiateWithFlags(exec: *mut CUgraphExec, graph: CUgraph, flags: u64) {
+        with_driver(|d| {
+            if exec.is_null() {
+                return Err(INVALID_VALUE);
+            }
+            let e = d.instantiate(index(graph).ok_or(errors::INVALID_HANDLE)?, flags)?;
+            // SAFETY: non-null, writable.
+            unsafe { put(exec, handle(e)) }
+        })
+    }
+}
+
+export! {
+    /// Replays an executable graph on `stream`.
+    fn cuGraphLaunch(exec: CUgraphExec, stream: CUstream) {
+        with_driver(|d| d.graph_launch(index(exec).ok_or(errors::INVALID_HANDLE)?, index(stream)))
+    }
+}
+
+export! {
+    /// Destroys an executable graph.
+    fn cuGraphExecDestroy(exec: CUgraphExec) {
+        with_driver(|d| d.destroy_graph(index(exec).ok_or(errors::INVALID_HANDLE)?, true))
+    }
+}
+
+export! {
+    /// Destroys a graph (its executables stay valid).
+    fn cuGraphDestroy(graph: CUgraph) {
+        with_driver(|d| d.destroy_graph(index(graph).ok_or(errors::INVALID_HANDLE)?, false))
     }
 }
 

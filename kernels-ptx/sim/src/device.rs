@@ -12,7 +12,7 @@ use crate::options::{mix, SimOptions};
 use crate::parse::{parse_module_meta, Kernel};
 use crate::resources::{check_launch, parse_ptxas_report, ResourceUsage};
 use crate::stats::LaunchStats;
-pub use lasagna_kernels::device::Device;
+pub use lasagna_kernels::device::{Device, GraphId};
 
 /// Handle of a device allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +20,34 @@ pub struct BufId(pub u32);
 
 /// One kernel argument for the simulator (see [`lasagna_kernels::device::Arg`]).
 pub type Arg = lasagna_kernels::device::Arg<BufId>;
+
+/// One operation of a captured graph, with the arguments it was captured with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GraphOp {
+    /// A kernel launch.
+    Launch {
+        /// The `.entry` name.
+        kernel: String,
+        /// Blocks per grid dimension.
+        grid: [u32; 3],
+        /// Threads per block dimension.
+        block: [u32; 3],
+        /// Dynamic shared memory in bytes.
+        shared_bytes: u32,
+        /// The arguments, resolved to addresses again at each replay
+        /// (allocations never move, so the addresses are the captured ones).
+        args: Vec<Arg>,
+    },
+    /// A device-to-device copy.
+    Copy {
+        /// Source buffer.
+        src: BufId,
+        /// Destination buffer.
+        dst: BufId,
+        /// Bytes from the start of each.
+        bytes: usize,
+    },
+}
 
 /// The PTX interpreter as a `Device`.
 #[derive(Debug)]
@@ -35,6 +63,10 @@ pub struct Simulator {
     resources: HashMap<String, ResourceUsage>,
     gshadow: Shadow,
     launches: u64,
+    /// The operations recorded since `begin_capture`, while capturing.
+    capture: Option<Vec<GraphOp>>,
+    /// Captured graphs by `GraphId`; `None` once dropped.
+    graphs: Vec<Option<Vec<GraphOp>>>,
 }
 
 impl Default for Simulator {
@@ -65,6 +97,8 @@ impl Simulator {
             resources: parse_ptxas_report(lasagna_kernels::PTXAS_SNAPSHOT),
             gshadow: Shadow::new(0),
             launches: 0,
+            capture: None,
+            graphs: Vec::new(),
         }
     }
 
@@ -113,6 +147,32 @@ impl Simulator {
                 id: buf.0,
                 msg: "unknown buffer".into(),
             })
+    }
+
+    /// The operations of a captured graph, in order (`None` for a graph
+    /// never captured or already dropped).
+    pub fn graph(&self, id: GraphId) -> Option<&[GraphOp]> {
+        self.graphs.get(id.0 as usize)?.as_deref()
+    }
+
+    /// Whether a capture is in progress.
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// The error for a host transfer inside a capture: CUDA refuses a
+    /// synchronous copy on a capturing stream, so the simulator does too
+    /// (a step that needs one cannot be replayed from a graph).
+    fn no_capture(&self, what: &str, buf: &BufId) -> Result<()> {
+        if self.capturing() {
+            return Err(Error::BadBuffer {
+                id: buf.0,
+                msg: format!(
+                    "{what} while a graph capture is in progress: a captured step must not copy to or from the host"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn param_block(&self, k: &Kernel, args: &[Arg]) -> Result<Vec<u8>> {
@@ -166,6 +226,14 @@ impl Device for Simulator {
     }
 
     fn copy(&mut self, src: &BufId, dst: &BufId, bytes: usize) -> Result<()> {
+        if let Some(ops) = &mut self.capture {
+            ops.push(GraphOp::Copy {
+                src: *src,
+                dst: *dst,
+                bytes,
+            });
+            return Ok(());
+        }
         let mut tmp = vec![0u8; bytes];
         self.download(src, &mut tmp)?;
         self.upload(dst, &tmp)
@@ -182,6 +250,7 @@ impl Device for Simulator {
     }
 
     fn upload(&mut self, buf: &BufId, data: &[u8]) -> Result<()> {
+        self.no_capture("upload", buf)?;
         let dst = self.heap.bytes_mut(buf.0).ok_or(Error::BadBuffer {
             id: buf.0,
             msg: "unknown buffer".into(),
@@ -197,6 +266,7 @@ impl Device for Simulator {
     }
 
     fn download(&mut self, buf: &BufId, out: &mut [u8]) -> Result<()> {
+        self.no_capture("download", buf)?;
         let src = self.heap.bytes(buf.0).ok_or(Error::BadBuffer {
             id: buf.0,
             msg: "unknown buffer".into(),
@@ -235,6 +305,17 @@ impl Device for Simulator {
             let usage = self.resources.get(kernel).copied();
             check_launch(kernel, usage, threads, k.static_shared, shared_bytes)?;
         }
+        if let Some(ops) = &mut self.capture {
+            // Checked now (as the driver checks a captured launch), run at replay.
+            ops.push(GraphOp::Launch {
+                kernel: kernel.into(),
+                grid,
+                block,
+                shared_bytes,
+                args: args.to_vec(),
+            });
+            return Ok(());
+        }
         let empty = KernelMeta::default();
         self.launches += 1;
         let l = Launch {
@@ -256,5 +337,126 @@ impl Device for Simulator {
 
     fn synchronize(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn begin_capture(&mut self) -> Result<bool> {
+        if self.capturing() {
+            return Err(graph_error("begin_capture while a capture is in progress"));
+        }
+        self.capture = Some(Vec::new());
+        Ok(true)
+    }
+
+    fn end_capture(&mut self) -> Result<Option<GraphId>> {
+        let Some(ops) = self.capture.take() else {
+            return Ok(None);
+        };
+        let id = u32::try_from(self.graphs.len()).map_err(|_| graph_error("too many graphs"))?;
+        self.graphs.push(Some(ops));
+        Ok(Some(GraphId(id)))
+    }
+
+    fn replay(&mut self, graph: GraphId) -> Result<bool> {
+        if self.capturing() {
+            return Err(graph_error("replay inside a capture"));
+        }
+        let ops = self
+            .graph(graph)
+            .ok_or_else(|| graph_error(&format!("replay of unknown graph {}", graph.0)))?
+            .to_vec();
+        for op in &ops {
+            match op {
+                GraphOp::Launch {
+                    kernel,
+                    grid,
+                    block,
+                    shared_bytes,
+                    args,
+                } => self.launch(kernel, *grid, *block, *shared_bytes, args)?,
+                GraphOp::Copy { src, dst, bytes } => self.copy(src, dst, *bytes)?,
+            }
+        }
+        Ok(true)
+    }
+
+    fn drop_graph(&mut self, graph: GraphId) -> Result<()> {
+        match self.graphs.get_mut(graph.0 as usize) {
+            Some(g @ Some(_)) => {
+                *g = None;
+                Ok(())
+            }
+            _ => Err(graph_error(&format!("drop of unknown graph {}", graph.0))),
+        }
+    }
+}
+
+/// A graph call out of order (the simulator's error type has no graph
+/// variant; `BadLaunch` is what the hardware answers with too: an invalid value).
+fn graph_error(msg: &str) -> Error {
+    Error::BadLaunch {
+        kernel: "<graph>".into(),
+        msg: msg.into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    fn with_blas() -> Simulator {
+        let mut d = Simulator::new();
+        let blas = lasagna_kernels::MODULES
+            .iter()
+            .find(|m| m.name == "blas")
+            .unwrap();
+        d.load_module(blas.ptx).unwrap();
+        d
+    }
+
+    fn read(d: &mut Simulator, b: BufId) -> f32 {
+        let mut out = [0u8; 4];
+        d.download(&b, &mut out).unwrap();
+        f32::from_le_bytes(out)
+    }
+
+    #[test]
+    fn a_capture_runs_nothing_and_each_replay_runs_it_once_in_order() {
+        let mut d = with_blas();
+        let (x, y) = (d.alloc(4).unwrap(), d.alloc(4).unwrap());
+        d.upload(&x, &1f32.to_le_bytes()).unwrap();
+        assert!(d.begin_capture().unwrap());
+        // y += 3 x, then x = y: the order shows in the result.
+        let args = [Arg::Ptr(x), Arg::Ptr(y), Arg::F32(3.0), Arg::U64(1)];
+        d.launch("axpy", [1, 1, 1], [32, 1, 1], 0, &args).unwrap();
+        d.copy(&y, &x, 4).unwrap();
+        let g = d.end_capture().unwrap().unwrap();
+        assert_eq!(d.total_stats(), LaunchStats::default());
+        assert_eq!((read(&mut d, x), read(&mut d, y)), (1.0, 0.0));
+        d.replay(g).unwrap();
+        assert_eq!((read(&mut d, x), read(&mut d, y)), (3.0, 3.0));
+        d.replay(g).unwrap();
+        assert_eq!((read(&mut d, x), read(&mut d, y)), (12.0, 12.0));
+        d.drop_graph(g).unwrap();
+        assert!(d.replay(g).is_err(), "a dropped graph is gone");
+    }
+
+    #[test]
+    fn host_transfers_and_bad_launches_inside_a_capture_are_errors() {
+        let mut d = with_blas();
+        let x = d.alloc(4).unwrap();
+        assert!(d.begin_capture().unwrap());
+        assert!(d.begin_capture().is_err(), "captures do not nest");
+        let e = d.upload(&x, &[0; 4]).unwrap_err().to_string();
+        assert!(e.contains("capture"), "{e}");
+        assert!(d.download(&x, &mut [0; 4]).is_err());
+        // Checked at capture, as the driver checks a captured launch.
+        assert!(d
+            .launch("axpy", [1, 1, 1], [32, 1, 1], 0, &[Arg::U64(1)])
+            .is_err());
+        let g = d.end_capture().unwrap().unwrap();
+        assert_eq!(d.graph(g).unwrap(), &[]);
+        assert_eq!(d.end_capture().unwrap(), None, "no capture in progress");
+        assert!(d.replay(GraphId(7)).is_err());
     }
 }

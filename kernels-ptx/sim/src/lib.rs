@@ -19,7 +19,7 @@ mod recording;
 mod resources;
 mod stats;
 
-pub use device::{Arg, BufId, Device, Simulator};
+pub use device::{Arg, BufId, Device, GraphId, GraphOp, Simulator};
 pub use error::{Access, Error, Result, Space, ThreadPos, Uninit};
 pub use memory::GLOBAL_BASE;
 pub use options::{ApproxError, SimOptions, ENV_SEED, ENV_STRICT};

@@ -241,6 +241,7 @@ fn dropout(g: &mut Gen) -> Vec<Row> {
                 U64(7),
                 U64(0),
                 U64(1),
+                U64(0),
             ],
         })
         .collect();

@@ -161,6 +161,40 @@ impl<B: Backend> Optimizer<B> {
         Ok(())
     }
 
+    /// Adam's bias corrections for the step `ahead` steps after the next
+    /// one, with learning rate `lr`, as [`step`](Self::step) will compute
+    /// them; `None` for SGD. The rows of a step table (graph replay, `fit`).
+    pub fn adam_scalars(&self, lr: f32, ahead: u64) -> Option<crate::backend::AdamScalars> {
+        match self.cfg {
+            OptimConfig::Adam {
+                beta1,
+                beta2,
+                weight_decay,
+                ..
+            }
+            | OptimConfig::AdamW {
+                beta1,
+                beta2,
+                weight_decay,
+                ..
+            } => Some(crate::backend::AdamScalars::new(
+                lr,
+                beta1,
+                beta2,
+                weight_decay,
+                self.step + 1 + ahead,
+            )),
+            OptimConfig::Sgd { .. } => None,
+        }
+    }
+
+    /// Counts `n` steps the device took without [`step`](Self::step) being
+    /// called: replays of a captured step, which read their scalars from
+    /// the step table.
+    pub fn replayed(&mut self, n: u64) {
+        self.step += n;
+    }
+
     fn check_params(&self, params: &[&mut Param<B>]) -> Result<()> {
         if params.len() != self.sizes.len() {
             return Err(Error::config(

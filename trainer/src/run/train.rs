@@ -231,6 +231,7 @@ fn config(o: &TrainOptions, spec: &mut ModelSpec) -> Result<TrainConfig> {
         early_stopping: o.early_stopping.or(spec.training.early_stopping),
         eval_batch: d.eval_batch,
         amp: o.amp.unwrap_or(d.amp),
+        graphs: d.graphs,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -7,6 +7,7 @@ use lasagna_kernels::dropout::{self as kd, dropout_launch};
 use lasagna_kernels::softmax::{self as ks, softmax_launch};
 use lasagna_kernels::Kernel;
 
+use super::graph::dropout_offset;
 use super::{u32_arg, u64_arg, Gpu};
 use crate::backend::{need, Act, ActivationOps};
 use crate::error::Result;
@@ -96,14 +97,16 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         n: usize,
     ) -> Result<()> {
         need(self, "dropout_forward", n, &[x.len, y.len])?;
+        let [off, base] = dropout_offset(self.captured()?, offset);
         let args = [
             x.arg(),
             y.arg(),
             u64_arg(n),
             Arg::F32(p),
             Arg::U64(seed),
-            Arg::U64(offset),
+            off,
             u64_arg(group),
+            base,
         ];
         self.launch(&kd::DROPOUT_FORWARD, dropout_launch(n), &args)
     }
@@ -118,14 +121,16 @@ impl<D: Device + Send + 'static> ActivationOps for Gpu<D> {
         n: usize,
     ) -> Result<()> {
         need(self, "dropout_backward", n, &[dy.len, dx.len])?;
+        let [off, base] = dropout_offset(self.captured()?, offset);
         let args = [
             dy.arg(),
             dx.arg(),
             u64_arg(n),
             Arg::F32(p),
             Arg::U64(seed),
-            Arg::U64(offset),
+            off,
             u64_arg(group),
+            base,
         ];
         self.launch(&kd::DROPOUT_BACKWARD, dropout_launch(n), &args)
     }

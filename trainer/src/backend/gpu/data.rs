@@ -8,7 +8,7 @@ use lasagna_kernels::gather::{
 use lasagna_kernels::gather::{to_index_launch, TO_INDEX};
 
 use super::{u32_arg, u64_arg, Gpu, GpuBuf, GpuIdx};
-use crate::backend::{need, DataOps};
+use crate::backend::{need, DataOps, StepGraph, StepRow};
 use crate::error::Result;
 
 impl<D: Device + Send + 'static> DataOps for Gpu<D> {
@@ -70,6 +70,32 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
         need(self, "gather_batch dst_y", rows, &[dst_y.len])?;
         let idx = order.at(start);
         let src_rows = x.len / cols.max(1);
+        if let Some(c) = self.captured()? {
+            // A captured step reads its start from the step table.
+            if c.row.start != start || cols == 0 {
+                return Err(self.fail(
+                    "gather_batch in a step capture",
+                    format!(
+                        "batch start {start} (cols {cols}) is not the step table's row 0 (start {}, cols > 0)",
+                        c.row.start
+                    ),
+                ));
+            }
+            let args = [
+                x.arg(),
+                order.arg(),
+                dst_x.arg(),
+                u64_arg(rows * cols),
+                u32_arg("cols", cols)?,
+                u32_arg("src_rows", src_rows)?,
+                y.arg(),
+                dst_y.arg(),
+                u32_arg("labels_len", y.len)?,
+                Arg::Ptr(c.table),
+            ];
+            let launch = gather_batch_launch(rows, cols, src_rows, y.len);
+            return self.launch(&kg::GATHER_BATCH_STEP, launch, &args);
+        }
         if cols > 0 {
             // Samples and labels in one launch.
             let args = [
@@ -100,6 +126,21 @@ impl<D: Device + Send + 'static> DataOps for Gpu<D> {
     fn to_index(&self, x: &Self::Buf, dst: &mut Self::Idx, n: usize) -> Result<()> {
         need(self, "to_index", n, &[x.len, dst.len])?;
         to_index(self, x, dst, n)
+    }
+    fn load_step_table(&self, rows: &[StepRow]) -> Result<bool> {
+        self.load_table(rows)
+    }
+    fn begin_step_capture(&self) -> Result<bool> {
+        self.begin_capture()
+    }
+    fn end_step_capture(&self) -> Result<Option<StepGraph>> {
+        self.end_capture()
+    }
+    fn replay_step(&self, g: StepGraph) -> Result<()> {
+        self.replay(g)
+    }
+    fn drop_step_graph(&self, g: StepGraph) -> Result<()> {
+        self.drop_graph(g)
     }
 }
 

@@ -14,13 +14,14 @@
 //! synchronizes with the legacy default stream that the blocking copies
 //! use; a copy after a launch sees the launch's writes.
 
-use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::device::{Arg, Device, GraphId};
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 
 mod context;
 mod error;
 mod ffi;
+mod graph;
 mod signature;
 use context::PrimaryContext;
 pub use error::{ptx_hint, CudaStatus, DriverError};
@@ -37,6 +38,11 @@ pub struct CudaBuf(pub u32);
 pub struct CudaDevice {
     // Field order is drop order: kernels and buffers go before the stream,
     // and everything before the context that owns it.
+    /// Instantiated graphs by `GraphId`; `None` once dropped. Before the
+    /// modules and buffers their kernels use.
+    graphs: Vec<Option<graph::GraphExec>>,
+    /// Whether the stream is being captured.
+    capturing: bool,
     functions: HashMap<String, ffi::CUfunction>,
     /// Parameter sizes of every entry of the loaded modules.
     params: HashMap<String, Vec<u32>>,
@@ -66,6 +72,8 @@ impl CudaDevice {
         // Default (blocking) flags: see the module documentation on ordering.
         let stream = Stream::new()?;
         Ok(CudaDevice {
+            graphs: Vec::new(),
+            capturing: false,
             functions: HashMap::new(),
             params: HashMap::new(),
             modules: Vec::new(),
@@ -219,6 +227,9 @@ impl Device for CudaDevice {
 
     fn upload(&mut self, buf: &CudaBuf, data: &[u8]) -> Result<(), DriverError> {
         self.bind()?;
+        if self.capturing {
+            return Err(DriverError::Capture { op: "an upload" });
+        }
         self.fits("upload", buf, data.len() as u64)?;
         let dst = self.buffer(buf)?;
         dst.upload(data).map_err(|e| self.failed(e))
@@ -226,6 +237,9 @@ impl Device for CudaDevice {
 
     fn download(&mut self, buf: &CudaBuf, out: &mut [u8]) -> Result<(), DriverError> {
         self.bind()?;
+        if self.capturing {
+            return Err(DriverError::Capture { op: "a download" });
+        }
         self.fits("download", buf, out.len() as u64)?;
         self.stream.synchronize().map_err(|e| self.failed(e))?;
         let src = self.buffer(buf)?;
@@ -234,6 +248,14 @@ impl Device for CudaDevice {
 
     fn copy(&mut self, src: &CudaBuf, dst: &CudaBuf, bytes: usize) -> Result<(), DriverError> {
         self.bind()?;
+        if self.capturing {
+            // The blocking copy runs on the legacy stream, which a capture
+            // cannot contain; no captured step copies (cuMemcpyDtoDAsync
+            // would be the call if one ever does).
+            return Err(DriverError::Capture {
+                op: "a device-to-device copy",
+            });
+        }
         self.fits("copy", src, bytes as u64)?;
         self.fits("copy", dst, bytes as u64)?;
         let (from, to) = (self.buffer(src)?, self.buffer(dst)?);
@@ -346,6 +368,47 @@ impl Device for CudaDevice {
     fn synchronize(&mut self) -> Result<(), DriverError> {
         self.bind()?;
         self.stream.synchronize().map_err(|e| self.failed(e))
+    }
+
+    fn begin_capture(&mut self) -> Result<bool, DriverError> {
+        self.bind()?;
+        graph::begin_capture(self.stream.raw()).map_err(|e| self.failed(e))?;
+        self.capturing = true;
+        Ok(true)
+    }
+
+    fn end_capture(&mut self) -> Result<Option<GraphId>, DriverError> {
+        self.bind()?;
+        if !std::mem::take(&mut self.capturing) {
+            return Ok(None);
+        }
+        let id = u32::try_from(self.graphs.len()).map_err(|_| DriverError::Handles)?;
+        let exec = graph::end_capture(self.stream.raw()).map_err(|e| self.failed(e))?;
+        self.graphs.push(Some(exec));
+        Ok(Some(GraphId(id)))
+    }
+
+    fn replay(&mut self, g: GraphId) -> Result<bool, DriverError> {
+        self.bind()?;
+        let exec = self
+            .graphs
+            .get(g.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(DriverError::UnknownGraph { graph: g.0 })?;
+        exec.launch(self.stream.raw()).map_err(|e| self.failed(e))?;
+        Ok(true)
+    }
+
+    fn drop_graph(&mut self, g: GraphId) -> Result<(), DriverError> {
+        self.bind()?;
+        match self.graphs.get_mut(g.0 as usize) {
+            // Dropping the executable destroys it (cuGraphExecDestroy).
+            Some(slot @ Some(_)) => {
+                *slot = None;
+                Ok(())
+            }
+            _ => Err(DriverError::UnknownGraph { graph: g.0 }),
+        }
     }
 }
 

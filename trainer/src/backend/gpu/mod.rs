@@ -25,6 +25,7 @@ mod conv;
 mod data;
 #[cfg(feature = "cuda")]
 pub mod driver;
+mod graph;
 mod loss;
 mod memory;
 mod norm;
@@ -52,6 +53,8 @@ pub struct Gpu<D: Device> {
     /// Split-K GEMMs' partial tiles (`f32`) and per-tile arrival counters
     /// (`u32`, zero between launches), grown like `amp_ws`.
     gemm_ws: Mutex<Option<[Workspace<D>; 2]>>,
+    /// The step table and the step capture in progress (`graph.rs`).
+    steps: Mutex<graph::Steps<D::Buf>>,
 }
 
 /// A device buffer and its capacity in `f32` elements.
@@ -97,6 +100,7 @@ impl<D: Device> Gpu<D> {
             flag,
             amp_ws: Mutex::new(None),
             gemm_ws: Mutex::new(None),
+            steps: Mutex::new(graph::Steps::default()),
         })
     }
 

@@ -4,6 +4,7 @@
 
 use lasagna_kernels::clip::{clip_launch, CLIP_BY_NORM};
 use lasagna_kernels::device::{Arg, Device};
+use lasagna_kernels::gather::step_table::ADAM as STEP_TABLE_ADAM;
 use lasagna_kernels::optim::{self as ko, adam_multi_launch, optim_launch, AdamScalars};
 use lasagna_kernels::reduce::{self as kr, reduce_launch};
 
@@ -52,6 +53,18 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
         n: usize,
     ) -> Result<()> {
         need(self, "adam_step", n, &[param.len, grad.len, m.len, v.len])?;
+        if self.captured()?.is_some() {
+            // A captured step reads its scalars from the step table, which
+            // only the multi-tensor kernel can.
+            let mut t = [AdamTensor {
+                param,
+                grad,
+                m,
+                v,
+                n,
+            }];
+            return self.adam_step_many(h, &mut t);
+        }
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
         let args = [param.arg(), grad.arg(), m.arg(), v.arg(), u64_arg(n)]
             .into_iter()
@@ -59,18 +72,34 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
             .collect::<Vec<_>>();
         self.launch(&ko::ADAM_STEP, optim_launch(n), &args)
     }
-    /// `adam_step_multi`: up to `MULTI_SLOTS` tensors per launch (one launch
-    /// per step for the MLP presets), the same loop as `adam_step`, so the
-    /// results are bit-identical to the per-tensor path and to the CPU.
+    /// `adam_step_multi`: up to `MULTI_SLOTS` (16) tensors per launch (one
+    /// launch per step for the MLP and CNN presets), the same loop as
+    /// `adam_step`, so the results are bit-identical to the per-tensor path
+    /// and to the CPU. In a captured step the bias corrections come from the
+    /// step table's current row (the values given must be row 0's).
     fn adam_step_many(
         &self,
         h: &AdamStep,
         tensors: &mut [AdamTensor<'_, Self::Buf>],
     ) -> Result<()> {
         let s = AdamScalars::new(h.lr, h.beta1, h.beta2, h.weight_decay, h.step);
+        let scalars = match self.captured()? {
+            None => Arg::U64(0),
+            Some(c) if c.row.adam == Some(s) => c.current(STEP_TABLE_ADAM),
+            Some(c) => {
+                return Err(self.fail(
+                    "adam_step in a step capture",
+                    format!(
+                        "step {}'s scalars {s:?} are not the step table's row 0 ({:?})",
+                        h.step, c.row.adam
+                    ),
+                ))
+            }
+        };
         for chunk in tensors.chunks(ko::MULTI_SLOTS) {
             let mut args = adam_scalar_args(h, &s).to_vec();
-            // chunks() of MULTI_SLOTS (8): the count always fits.
+            args.push(scalars);
+            // chunks() of MULTI_SLOTS (16): the count always fits.
             args.push(Arg::U32(chunk.len() as u32));
             let mut lens = Vec::with_capacity(chunk.len());
             for t in chunk {
@@ -124,7 +153,7 @@ impl<D: Device + Send + 'static> OptimOps for Gpu<D> {
 
 /// The scalar parameters `adam_step` and `adam_step_multi` share, in the
 /// order both kernels declare them (after the tensors in `adam_step`, first
-/// in `adam_step_multi`).
+/// in `adam_step_multi`, followed there by `scalars`).
 fn adam_scalar_args<B>(h: &AdamStep, s: &AdamScalars) -> [Arg<B>; 8] {
     [
         Arg::F32(h.beta1),

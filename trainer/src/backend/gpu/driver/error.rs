@@ -171,6 +171,18 @@ pub enum DriverError {
     /// Every `u32` buffer handle is taken.
     #[error("2^32 allocations made; no buffer handle is left")]
     Handles,
+    /// Work a stream capture cannot hold, asked for while capturing.
+    #[error("{op} inside a graph capture: a captured step must not copy to or from the host or across streams")]
+    Capture {
+        /// What was asked for.
+        op: &'static str,
+    },
+    /// A graph handle that this device did not hand out, or already dropped.
+    #[error("graph {graph} is not a live graph of this device")]
+    UnknownGraph {
+        /// The handle.
+        graph: u32,
+    },
     /// Any other driver call that failed.
     #[error("{call}: {cause}")]
     Call {
