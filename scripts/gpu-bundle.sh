@@ -11,12 +11,17 @@
 #   bin/cuda_driver    driver smoke test (allocate, copy, launch relu_forward)
 #   bin/cuda_parity    the CUDA backend vs the CPU, step by step (MLP, CNN)
 #   bin/cuda_bench     GEMM throughput of the PTX kernel (JSON lines)
+#   bin/gpu_kernels    every PTX kernel the trainer launches, timed at the
+#                      presets' training shapes, and GEMM/HGEMM 1024-8192
+#                      (benches/benches/gpu_kernels.rs; JSON lines)
 #   tools/compute-sanitizer/
 #                      NVIDIA's compute-sanitizer, from the PyPI wheel
 #                      nvidia-cuda-sanitizer-api: run.sh runs cuda_driver and
 #                      cuda_parity under memcheck, racecheck and synccheck
 #   data/mnist/        the four MNIST IDX files
-#   peers/             torch_mnist.py, when ../shared/peers has it
+#   peers/             torch_mnist.py, when ../shared/peers has it;
+#                      torch_gemm.py (cuBLAS through PyTorch) and
+#                      gemm_ratio.py (ours / cuBLAS) from benches/peers/
 #   run.sh             runs all of it (scripts/gpu-run.sh); results go to the
 #                      folder it is given, with a summary.json
 #   VERSION            the commit it was built from
@@ -83,6 +88,10 @@ args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 json="$("$ZIGBUILD" test --release --locked --target "$target" -p lasagna-trainer --features cuda \
   --no-run "${args[@]}" --message-format=json-render-diagnostics)"
+# The kernel bench is a bench target (harness = false): built, as cargo bench
+# builds it, with the release profile.
+bench_json="$("$ZIGBUILD" zigbuild --release --locked --target "$target" \
+  -p lasagna-benches --features cuda --bench gpu_kernels --message-format=json-render-diagnostics)"
 
 # compute-sanitizer from PyPI, once, into .tools (see the header for why
 # this wheel). A wheel already downloaded into $PTXAS_WHEELS (default
@@ -112,9 +121,11 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/data/mnist" "$OUT/peers"
 strip_to() { objcopy --strip-debug "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
-for t in lasagna "${tests[@]}"; do
+for t in lasagna gpu_kernels "${tests[@]}"; do
   if [ "$t" = lasagna ]; then
     exe="$(printf '%s\n' "$cli_json" | executable lasagna)"
+  elif [ "$t" = gpu_kernels ]; then
+    exe="$(printf '%s\n' "$bench_json" | executable gpu_kernels)"
   else
     exe="$(printf '%s\n' "$json" | executable "$t")"
   fi
@@ -140,6 +151,7 @@ if [ -f ../shared/peers/torch_mnist.py ]; then
 else
   log "../shared/peers/torch_mnist.py not found: run.sh will skip the PyTorch baselines"
 fi
+cp benches/peers/torch_gemm.py benches/peers/gemm_ratio.py "$OUT/peers/"
 cp scripts/gpu-run.sh "$OUT/run.sh"
 chmod +x "$OUT/run.sh" "$OUT"/bin/*
 {

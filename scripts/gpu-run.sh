@@ -14,6 +14,12 @@
 #   cuda_parity.txt       CUDA backend vs CPU, step by step, worst mismatches
 #   gemm.jsonl            GEMM GFLOP/s of the PTX kernel, and the fp16
 #                         tensor-core GEMM (TFLOP/s, 1024-8192)
+#   kernels.jsonl         every PTX kernel the trainer launches at the presets'
+#                         training shapes, and GEMM/HGEMM 1024-8192: time,
+#                         GFLOP/s, GB/s, % of the device's peak (gpu_kernels)
+#   torch-gemm.jsonl      the same square GEMM/HGEMM through cuBLAS (PyTorch;
+#                         skipped with one line where it is not installed)
+#   gemm-vs-cublas.txt    the two joined: ours / cuBLAS per dtype and size
 #   train-{mlp,cnn}.json  `lasagna train --device cuda`, 5 epochs: per-epoch
 #                         seconds, test accuracy; train-cnn-amp.json with --amp
 #   torch.jsonl           the same MLP and CNN in PyTorch (DataLoader, then
@@ -280,6 +286,28 @@ step info 120 info.txt "$BIN/lasagna" info
 step cuda_driver 300 cuda_driver.txt "$BIN/cuda_driver" --nocapture
 step cuda_parity 900 cuda_parity.txt "$BIN/cuda_parity" --nocapture --test-threads 1
 step gemm 900 gemm.jsonl "$BIN/cuda_bench" --ignored --nocapture --test-threads 1
+# The kernel benches, then cuBLAS at the same square sizes, back to back on
+# the same GPU (one after the other: run together they would share it), then
+# the ratio table. `--bench` is what cargo bench passes: without it the
+# binary runs each case once, untimed.
+step kernels 600 kernels.jsonl "$BIN/gpu_kernels" --bench
+peer_gemm="$HERE/peers/torch_gemm.py"
+if [ ! -f "$peer_gemm" ]; then
+  skip torch-gemm "the bundle has no peers/torch_gemm.py"
+elif [ -z "$have_python" ]; then
+  skip torch-gemm "$PYTHON not found"
+elif ! timeout 120 "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+  skip torch-gemm "PyTorch is not installed for $PYTHON"
+else
+  step torch-gemm 600 torch-gemm.jsonl "$PYTHON" "$peer_gemm"
+fi
+if [ -n "$have_python" ] && grep -qs '"what": "lasagna-kernel"' "$OUT/kernels.jsonl" &&
+  grep -qs '"what": "torch-gemm"' "$OUT/torch-gemm.jsonl"; then
+  step gemm-vs-cublas 120 gemm-vs-cublas.txt \
+    "$PYTHON" "$HERE/peers/gemm_ratio.py" "$OUT/kernels.jsonl" "$OUT/torch-gemm.jsonl"
+else
+  skip gemm-vs-cublas "no GEMM results from both kernels and torch-gemm to join"
+fi
 for m in mlp cnn; do
   step "train-$m" 1800 "train-$m.txt" --metrics "train-$m.json" \
     "$BIN/lasagna" train --model "$m" --device cuda --epochs "$epochs" --metrics "$OUT/train-$m.json" \

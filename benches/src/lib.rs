@@ -1,5 +1,11 @@
 //! Criterion benchmarks live in `benches/`; run them with `cargo bench -p lasagna-benches`.
-//! This library only holds model fixtures the benchmarks share.
+//! This library holds what the benchmarks share: model fixtures (here), the
+//! op cases written once over the trainer's backend trait ([`ops`]: the CPU
+//! op benches and the GPU kernel bench run the same shapes) and the GPU
+//! report ([`report`]: peaks, JSON lines).
+
+pub mod ops;
+pub mod report;
 
 use lasagna_format::{ModelBuilder, Op, TensorData, Window};
 
