@@ -91,7 +91,7 @@ echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip;
 (
   eval "$(bash scripts/cuda-standin.sh)"
   cargo build --locked -p lasagna-trainer -p lasagna-cli --features cuda
-  cargo clippy --locked -p lasagna-trainer -p lasagna-cli --features cuda --all-targets -- -D warnings
+  cargo clippy --locked -p lasagna-trainer -p lasagna-cli -p lasagna-benches --features cuda --all-targets -- -D warnings
   cargo test --locked -p lasagna-trainer --features cuda --lib backend::gpu::driver
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_driver --test cuda_parity -- --nocapture
   cargo test --locked -p lasagna-trainer --features cuda --test cuda_bench -- --ignored --nocapture
