@@ -383,11 +383,11 @@ fn estimate_seconds_per_epoch_on_an_h100() {
         epoch.push(print_estimate(s));
     }
     println!(
-        "\nH100 --amp estimate: mlp {:.3} s/epoch, cnn {:.3} s/epoch",
+        "\nH100 --amp estimate: mlp {:.4} s/epoch, cnn {:.4} s/epoch",
         epoch[1], epoch[3]
     );
     println!(
-        "H100 estimate: mlp {:.3} s/epoch, cnn {:.3} s/epoch",
+        "H100 estimate: mlp {:.4} s/epoch, cnn {:.4} s/epoch",
         epoch[0], epoch[2]
     );
 }

@@ -39,8 +39,10 @@ pub fn cases<'a, B: Backend>(b: &'a B, s: &Sizes) -> Result<Vec<Case<'a>>> {
             // (x - mean) * invstd * gamma + beta (4 per element).
             ((7 * len) as u64, f32s(2 * len + 6 * c), Bound::Memory),
             move || {
+                // With the following ReLU fused in, as the cnn preset trains.
                 b.batchnorm_forward_train(
-                    d, 1e-5, 0.1, &x, &gamma, &beta, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+                    d, 1e-5, 0.1, true, &x, &gamma, &beta, &mut rm, &mut rv, &mut sm, &mut si,
+                    &mut y,
                 )
             },
         ));
@@ -59,7 +61,7 @@ pub fn cases<'a, B: Backend>(b: &'a B, s: &Sizes) -> Result<Vec<Case<'a>>> {
             from,
             // (x - mean) / sqrt(var + eps) * gamma + beta: 4 per element.
             ((4 * len) as u64, f32s(2 * len + 4 * c), Bound::Memory),
-            move || b.batchnorm_forward_eval(d, 1e-5, &x, &gamma, &beta, &rm, &rv, &mut y),
+            move || b.batchnorm_forward_eval(d, 1e-5, true, &x, &gamma, &beta, &rm, &rv, &mut y),
         ));
 
         let x = buf(b, len, 1)?;

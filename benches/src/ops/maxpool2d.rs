@@ -2,7 +2,7 @@
 //! block (16 x 28x28, 32 x 14x14, 64 x 7x7 per sample), forward (with the
 //! argmax backward needs) and backward. Memory-bound.
 
-use lasagna_trainer::backend::{Backend, Pool2dDims};
+use lasagna_trainer::backend::{Backend, Pool2dDims, ReluGate};
 use lasagna_trainer::error::Result;
 
 use super::{buf, f32s, Bound, Case, Sizes};
@@ -44,15 +44,21 @@ pub fn cases<'a, B: Backend>(b: &'a B, s: &Sizes) -> Result<Vec<Case<'a>>> {
             })
             .collect();
         let arg = b.upload_idx(&idx)?;
+        // The pool's input, for the absorbed ReLU's backward (the cnn preset's path).
+        let x = buf(b, inl, 6)?;
         let mut dx = b.zeros(inl)?;
         out.push(Case::new(
             "maxpool2d",
             shape,
             "backward",
             from,
-            // dx zeroed, then one add per output; dy and argmax read.
-            (outl as u64, f32s(inl + 2 * outl), Bound::Memory),
-            move || b.maxpool2d_backward(d, &dy, &arg, &mut dx),
+            // dx zeroed, then one add per output; dy, argmax and the
+            // ReLU's output at the argmax read.
+            (outl as u64, f32s(inl + 3 * outl), Bound::Memory),
+            move || {
+                let gate = ReluGate { x: &x, scale: 1.0 };
+                b.maxpool2d_backward(d, &dy, &arg, Some(gate), &mut dx)
+            },
         ));
     }
     Ok(out)
