@@ -49,6 +49,27 @@ pub enum GraphOp {
     },
 }
 
+/// Runs a recorded graph's ops on `dev` in order: what a replay does, on the
+/// simulator itself or through a wrapper that counts the launches.
+pub(crate) fn replay_ops<D>(dev: &mut D, ops: &[GraphOp]) -> Result<()>
+where
+    D: Device<Buf = BufId, Error = Error>,
+{
+    for op in ops {
+        match op {
+            GraphOp::Launch {
+                kernel,
+                grid,
+                block,
+                shared_bytes,
+                args,
+            } => dev.launch(kernel, *grid, *block, *shared_bytes, args)?,
+            GraphOp::Copy { src, dst, bytes } => dev.copy(src, dst, *bytes)?,
+        }
+    }
+    Ok(())
+}
+
 /// The PTX interpreter as a `Device`.
 #[derive(Debug)]
 pub struct Simulator {
@@ -364,18 +385,7 @@ impl Device for Simulator {
             .graph(graph)
             .ok_or_else(|| graph_error(&format!("replay of unknown graph {}", graph.0)))?
             .to_vec();
-        for op in &ops {
-            match op {
-                GraphOp::Launch {
-                    kernel,
-                    grid,
-                    block,
-                    shared_bytes,
-                    args,
-                } => self.launch(kernel, *grid, *block, *shared_bytes, args)?,
-                GraphOp::Copy { src, dst, bytes } => self.copy(src, dst, *bytes)?,
-            }
-        }
+        replay_ops(self, &ops)?;
         Ok(true)
     }
 

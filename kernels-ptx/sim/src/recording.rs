@@ -3,7 +3,7 @@
 //! backend runs over it unchanged (it is a `Device`), so a test or a tool can
 //! count what one training step launches and feed [`crate::cost`] with it.
 
-use crate::device::{Arg, BufId, Device, GraphId, GraphOp, Simulator};
+use crate::device::{replay_ops, Arg, BufId, Device, GraphId, Simulator};
 use crate::error::Result;
 use crate::resources::ResourceUsage;
 use crate::stats::LaunchStats;
@@ -217,18 +217,7 @@ impl Device for Recording {
             // The simulator's own error: an unknown graph, or a replay inside a capture.
             _ => return self.sim.replay(graph),
         };
-        for op in &ops {
-            match op {
-                GraphOp::Launch {
-                    kernel,
-                    grid,
-                    block,
-                    shared_bytes,
-                    args,
-                } => self.launch(kernel, *grid, *block, *shared_bytes, args)?,
-                GraphOp::Copy { src, dst, bytes } => self.copy(src, dst, *bytes)?,
-            }
-        }
+        replay_ops(self, &ops)?;
         Ok(true)
     }
 
