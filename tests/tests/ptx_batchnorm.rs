@@ -263,7 +263,10 @@ fn run(k: &Case, relu: bool) -> Report {
     )
     .unwrap();
     if relu {
-        assert!(ye.iter().chain(&y).all(|&v| v >= 0.0 || v.is_nan()), "fused ReLU");
+        assert!(
+            ye.iter().chain(&y).all(|&v| v >= 0.0 || v.is_nan()),
+            "fused ReLU"
+        );
     }
     rep.add("eval y", compare(&k.x, &ye, &ye_ref, 0.0, 0.0));
 
