@@ -31,6 +31,10 @@ const NOT_LAUNCHED: &[(&str, &str)] = &[
         "philox4x32_10",
         "the dropout kernels draw inline; the bare generator is tested alone (tests/tests/ptx_dropout.rs)",
     ),
+    (
+        "gather_batch_step",
+        "launched only inside a captured training step (graph replay, trainer/tests/graph_replay.rs); the cases time eager ops",
+    ),
 ];
 
 fn every_kernel() -> BTreeSet<&'static str> {
