@@ -143,24 +143,25 @@ fn out_of_memory_at_the_nth_allocation_is_reported_the_same_way() {
     );
 }
 
-// The faults go into relu_backward: a kernel every MLP step launches (the
-// forward ReLU rides in the GEMM's epilogue and launches nothing).
+// The faults go into cross_entropy: the one kernel every classifier's step
+// launches whatever the model fuses (the MLP's ReLUs ride in its GEMMs'
+// epilogues, forward and backward, and launch nothing).
 #[test]
 fn a_launch_fault_names_the_kernel_under_launch_blocking() {
     let env = [
-        ("LASAGNA_SIM_DRIVER_FAULT", "relu_backward"),
+        ("LASAGNA_SIM_DRIVER_FAULT", "cross_entropy"),
         ("CUDA_LAUNCH_BLOCKING", "1"),
     ];
     let Some(out) = train(&env) else { return };
     failed_cleanly(&out);
     let err = stderr(&out);
-    assert!(err.contains("launching `relu_backward`"), "{err}");
+    assert!(err.contains("launching `cross_entropy`"), "{err}");
     assert!(err.contains("CUDA_ERROR_LAUNCH_FAILED"), "{err}");
 }
 
 #[test]
 fn a_deferred_kernel_fault_is_reported_as_sticky_with_the_last_kernel() {
-    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_FAULT", "relu_backward:700")]) else {
+    let Some(out) = train(&[("LASAGNA_SIM_DRIVER_FAULT", "cross_entropy:700")]) else {
         return;
     };
     failed_cleanly(&out);
@@ -172,7 +173,7 @@ fn a_deferred_kernel_fault_is_reported_as_sticky_with_the_last_kernel() {
     assert!(err.contains("CUDA_ERROR_ILLEGAL_ADDRESS"), "{err}");
     assert!(err.contains("CUDA_LAUNCH_BLOCKING=1"), "{err}");
     // The driver's own line names the kernel that faulted.
-    assert!(err.contains("kernel `relu_backward` faulted (700"), "{err}");
+    assert!(err.contains("kernel `cross_entropy` faulted (700"), "{err}");
 }
 
 #[test]
