@@ -86,6 +86,10 @@ step "tests: the engine with fast-math (its own tests, and MNIST argmax agreemen
 cargo test --locked -p lasagna-infer --features fast-math
 cargo test --locked -p lasagna-tests --features fast-math --test mnist_engine
 
+step "loom: the CPU thread pool's synchronisation under every interleaving (lasagna-pool, tests/loom.rs)"
+# Its own target folder: --cfg loom would otherwise rebuild the workspace.
+CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo test --locked --release -p lasagna-pool --test loom
+
 step "cuda: the trainer's cuda feature builds, lints and runs its driver tests against the stand-in libcuda"
 echo "    (scripts/cuda-standin.sh; without a GPU the tests print why they skip; LASAGNA_REQUIRE_CUDA=1 makes that fail)"
 (

@@ -8,7 +8,7 @@ use lasagna_trainer::error::{Error, Result};
 /// `--device`: where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Device {
-    /// The CPU backend (both cores).
+    /// The CPU backend (every core, or --threads N).
     Cpu,
     /// A CUDA GPU.
     Cuda,

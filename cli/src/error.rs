@@ -13,4 +13,7 @@ pub enum CliError {
     /// Writing the command's own outputs (`cannot write PATH: ...`).
     #[error(transparent)]
     Files(#[from] lasagna_files::Error),
+    /// `--threads` or `LASAGNA_NUM_THREADS`/`RAYON_NUM_THREADS`.
+    #[error(transparent)]
+    Threads(#[from] lasagna_trainer::backend::cpu::threads::ThreadsError),
 }

@@ -12,7 +12,12 @@ pub fn run() -> Result<()> {
     };
     println!("lasagna {} ({features})", env!("CARGO_PKG_VERSION"));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("cpu:  {cores} cores, {}{}", std::env::consts::ARCH, simd());
+    let threads = lasagna_trainer::backend::cpu::threads::threads();
+    println!(
+        "cpu:  {cores} cores, {}{}; training uses {threads} thread(s) (--threads, LASAGNA_NUM_THREADS)",
+        std::env::consts::ARCH,
+        simd()
+    );
     println!("cuda: {}", cuda());
     Ok(())
 }

@@ -27,6 +27,26 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CPU threads for training and evaluation, the calling one included
+    /// [default: $LASAGNA_NUM_THREADS, else $RAYON_NUM_THREADS, else every core].
+    /// The same count gives the same bits on every run; another count may
+    /// change the last bits of GEMM sums (as in PyTorch or JAX on the CPU).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+/// Sizes the CPU thread pool from `--threads` or the environment, before
+/// any work starts, so a bad value is reported rather than ignored.
+fn size_thread_pool(threads: Option<u16>) -> Result<(), error::CliError> {
+    use lasagna_trainer::backend::cpu::threads;
+    let n = match threads {
+        Some(n) => Some(usize::from(n)),
+        None => threads::threads_from_env()?,
+    };
+    if let Some(n) = n {
+        threads::set_threads(n)?;
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -50,7 +70,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result: Result<(), error::CliError> = match Cli::parse().command {
+    let cli = Cli::parse();
+    let result: Result<(), error::CliError> = match size_thread_pool(cli.threads) {
+        Err(e) => Err(e),
+        Ok(()) => run(cli.command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), error::CliError> {
+    match command {
         Command::Train(a) => train::run(*a).map_err(Into::into),
         Command::Export(a) => export::run(a).map_err(Into::into),
         Command::Eval(a) => eval::run(a).map_err(Into::into),
@@ -59,12 +94,5 @@ fn main() -> ExitCode {
         Command::Sweep(a) => sweep::run(*a).map_err(Into::into),
         Command::Plot(a) => plot::run(a).map_err(Into::into),
         Command::Info => info::run().map_err(Into::into),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
     }
 }

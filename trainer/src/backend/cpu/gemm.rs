@@ -1,13 +1,31 @@
 //! GEMM on the CPU through the `gemm` crate (packed, SIMD micro-kernels),
-//! multithreaded with rayon once the product is large enough to pay for it.
+//! split over the pool's threads once the product is large enough to pay
+//! for the hand-off.
 
 use crate::backend::Gemm;
 
-/// From this many multiply-adds on, C's rows are split over two cores
-/// (see `threads`): the MLP's 64x784x256 products gain, 64x256x64 do not.
-const SPLIT_MIN_FMAS: usize = 1 << 22;
+/// Multiply-adds per part below which splitting does not pay: a 2-thread
+/// split of the MLP's 64x784x256 products gains, of 64x256x64 does not.
+const PART_MIN_FMAS: usize = 1 << 21;
+
+/// A raw pointer to C that the parts may share: each writes its own block.
+#[derive(Clone, Copy)]
+struct COut(*mut f32);
+// SAFETY: parts write disjoint blocks of C (rows or columns), and `run`
+// returns only after every part is done.
+unsafe impl Send for COut {}
+unsafe impl Sync for COut {}
+
+impl COut {
+    /// Through a method, so closures capture the whole (Sync) `COut`.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `c = alpha * op(a) op(b) + beta * c`; the caller has checked the lengths.
+/// Each element is computed by one thread in the same order, so the result
+/// does not depend on the thread count.
 pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
@@ -17,27 +35,51 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
         debug_assert!(false, "gemm: short buffers");
         return;
     }
-    if m * n * k < SPLIT_MIN_FMAS || m < 2 {
-        // SAFETY: lengths checked above; `c` holds all m rows.
-        unsafe { gemm_rows(g, a, b, c.as_mut_ptr(), 0, m) };
+    let fmas = m.saturating_mul(n).saturating_mul(k);
+    let parts = (fmas / PART_MIN_FMAS)
+        .min(super::threads::threads())
+        .min(m.max(n));
+    let out = COut(c.as_mut_ptr());
+    if parts < 2 {
+        // SAFETY: lengths checked above; `c` holds all of C.
+        unsafe { gemm_block(g, a, b, out.ptr(), 0..m, 0..n) };
         return;
     }
-    let half = m / 2;
-    let (top, bottom) = c[..m * n].split_at_mut(half * n);
-    super::threads::join(
-        // SAFETY: lengths checked above; each half writes its own rows of C.
-        || unsafe { gemm_rows(g, a, b, top.as_mut_ptr(), 0, half) },
-        || unsafe { gemm_rows(g, a, b, bottom.as_mut_ptr(), half, m) },
-    );
+    // Split the rows while each part keeps a few micro-kernel heights of
+    // them; a short, wide C (a batch of 64 times 256 outputs on 16 threads)
+    // splits its columns instead.
+    let by_rows = m >= 16 * parts || m >= n;
+    let len = if by_rows { m } else { n };
+    let chunk = len.div_ceil(parts);
+    super::threads::run(parts, |i| {
+        let (lo, hi) = ((i * chunk).min(len), ((i + 1) * chunk).min(len));
+        let (rows, cols) = if by_rows {
+            (lo..hi, 0..n)
+        } else {
+            (0..m, lo..hi)
+        };
+        // SAFETY: lengths checked above; part i writes only its block.
+        unsafe { gemm_block(g, a, b, out.ptr(), rows, cols) }
+    });
 }
 
-/// Rows `r0..r1` of C, written through `c` (which points at row `r0`), on
-/// the calling thread.
+/// The block `rows x cols` of C (whose first element is at `c`), on the
+/// calling thread.
 ///
 /// # Safety
-/// `a` and `b` must hold `m*k` and `k*n` elements and `c` must address
-/// `(r1 - r0) * n` writable elements.
-unsafe fn gemm_rows(g: &Gemm, a: &[f32], b: &[f32], c: *mut f32, r0: usize, r1: usize) {
+/// `a` and `b` must hold `m*k` and `k*n` elements and `c` must address the
+/// `m*n` elements of C, of which no other thread writes this block.
+unsafe fn gemm_block(
+    g: &Gemm,
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
     let (m, n, k) = (g.m, g.n, g.k);
     // Row-major strides: op(A)[i, j] is at i*k + j, or j*m + i when stored transposed.
     let (a_rs, a_cs) = if g.trans_a {
@@ -54,17 +96,17 @@ unsafe fn gemm_rows(g: &Gemm, a: &[f32], b: &[f32], c: *mut f32, r0: usize, r1: 
     // (alpha, beta) map to its (beta, alpha). Its own threading stays off:
     // waking rayon's sleeping workers costs more than it gains here.
     gemm::gemm(
-        r1 - r0,
-        n,
+        rows.len(),
+        cols.len(),
         k,
-        c,
+        c.offset(rows.start as isize * n as isize + cols.start as isize),
         1,
         n as isize,
         g.beta != 0.0,
-        a.as_ptr().offset(r0 as isize * a_rs),
+        a.as_ptr().offset(rows.start as isize * a_rs),
         a_cs,
         a_rs,
-        b.as_ptr(),
+        b.as_ptr().offset(cols.start as isize * b_cs),
         b_cs,
         b_rs,
         g.beta,
@@ -116,6 +158,7 @@ mod tests {
             (64, 256, 784),
             (17, 10, 64),
             (130, 3, 2),
+            (8, 2048, 512),
         ] {
             for ta in [false, true] {
                 for tb in [false, true] {
@@ -147,6 +190,76 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// How a product is split changes only the last bits: the `gemm` crate
+    /// picks its K blocking by the block's shape, so a block's sums may be
+    /// rounded in another order than the whole product's. The same thread
+    /// count gives the same bits on every run.
+    #[test]
+    fn a_split_product_matches_the_unsplit_one_and_repeats_exactly() {
+        let mut s = crate::philox::Stream::new(9, 0);
+        for &(m, n, k, ta, tb) in &[
+            (64, 256, 784, false, true),
+            (784, 256, 64, true, false),
+            (8, 2048, 512, false, false),
+            (64, 10, 8192, false, true),
+        ] {
+            let g = Gemm {
+                m,
+                n,
+                k,
+                trans_a: ta,
+                trans_b: tb,
+                alpha: 1.0,
+                beta: 0.5,
+            };
+            let a: Vec<f32> = (0..m * k).map(|_| s.uniform_range(-1.0, 1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| s.uniform_range(-1.0, 1.0)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| s.uniform_range(-1.0, 1.0)).collect();
+            let mut whole = c0.clone();
+            // SAFETY: the buffers hold the sizes `g` names.
+            unsafe { gemm_block(&g, &a, &b, whole.as_mut_ptr(), 0..m, 0..n) };
+            let bound = 1e-6 * (k as f32).sqrt() * whole.iter().fold(1.0f32, |w, v| w.max(v.abs()));
+            for (parts, by_rows) in (2..=8).flat_map(|p| [(p, true), (p, false)]) {
+                let mut split = c0.clone();
+                let len = if by_rows { m } else { n };
+                let chunk = len.div_ceil(parts);
+                for i in 0..parts {
+                    let (lo, hi) = ((i * chunk).min(len), ((i + 1) * chunk).min(len));
+                    let (r, c) = if by_rows {
+                        (lo..hi, 0..n)
+                    } else {
+                        (0..m, lo..hi)
+                    };
+                    // SAFETY: as above; the blocks are disjoint.
+                    unsafe { gemm_block(&g, &a, &b, split.as_mut_ptr(), r, c) };
+                }
+                let worst = whole
+                    .iter()
+                    .zip(&split)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst <= bound,
+                    "{m}x{n}x{k} in {parts} parts (rows: {by_rows}): worst |diff| {worst:e} > {bound:e}"
+                );
+            }
+            let (mut once, mut again) = (c0.clone(), c0.clone());
+            gemm(&g, &a, &b, &mut once);
+            gemm(&g, &a, &b, &mut again);
+            assert!(
+                once.iter()
+                    .zip(&again)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{m}x{n}x{k}: two runs through the pool differ"
+            );
         }
     }
 }
