@@ -5,6 +5,9 @@ use super::Cpu;
 use crate::backend::{need, DataOps};
 use crate::error::{Error, Result};
 
+/// Elements per part below which a gather stays on one thread.
+const GATHER_PART_MIN: usize = 1 << 14;
+
 impl DataOps for Cpu {
     fn gather_rows(
         &self,
@@ -17,16 +20,42 @@ impl DataOps for Cpu {
         need(self, "gather_rows idx", rows, &[idx.len()])?;
         need(self, "gather_rows dst", rows * cols, &[dst.len()])?;
         let src_rows = src.len() / cols.max(1);
-        for (r, out) in dst[..rows * cols].chunks_exact_mut(cols).enumerate() {
-            let i = idx[r] as usize;
-            if i >= src_rows {
-                return Err(Error::Backend {
-                    backend: "cpu".into(),
-                    reason: format!("gather_rows: index {i} past {src_rows} rows"),
-                });
-            }
-            out.copy_from_slice(&src[i * cols..(i + 1) * cols]);
+        if let Some(&i) = idx[..rows].iter().find(|&&i| i as usize >= src_rows) {
+            return Err(Error::Backend {
+                backend: "cpu".into(),
+                reason: format!("gather_rows: index {i} past {src_rows} rows"),
+            });
         }
+        if cols == 0 {
+            return Ok(());
+        }
+        let copy = |first: usize, out: &mut [f32]| {
+            for (r, out) in out.chunks_exact_mut(cols).enumerate() {
+                let i = idx[first + r] as usize;
+                out.copy_from_slice(&src[i * cols..(i + 1) * cols]);
+            }
+        };
+        // A batch's rows sit at random places in a dataset larger than the
+        // caches, so each copy waits on memory: two threads wait at once.
+        let parts = (rows * cols / GATHER_PART_MIN)
+            .min(super::threads::threads())
+            .min(rows);
+        if parts < 2 {
+            copy(0, &mut dst[..rows * cols]);
+            return Ok(());
+        }
+        let per = rows.div_ceil(parts);
+        let pieces: Vec<std::sync::Mutex<&mut [f32]>> = dst[..rows * cols]
+            .chunks_mut(per * cols)
+            .map(std::sync::Mutex::new)
+            .collect();
+        super::threads::run(pieces.len(), |p| {
+            let mut out = match pieces[p].lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            copy(p * per, &mut out);
+        });
         Ok(())
     }
     fn gather_idx(

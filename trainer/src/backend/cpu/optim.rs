@@ -41,7 +41,7 @@ impl OptimOps for Cpu {
             n,
             &[param.len(), grad.len(), m.len(), v.len()],
         )?;
-        adam::step(h, &mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]);
+        adam::step_parts(h, &mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]);
         Ok(())
     }
     fn sum_squares(&self, x: &Vec<f32>, n: usize, out: &mut Vec<f32>) -> Result<()> {
