@@ -25,6 +25,14 @@ pub fn run() -> Result<()> {
 /// Which of the CPU kernels' `multiversion` targets this CPU takes.
 fn simd() -> &'static str {
     #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+    {
+        return " (AVX-512 kernels; GEMM: the gemm crate's AVX2+FMA, its AVX-512 needs a nightly compiler)";
+    }
+    #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         return " (AVX2+FMA kernels)";
     }

@@ -109,7 +109,10 @@ pub fn df(act: Act, x: f32) -> f32 {
 // Compiled for AVX2+FMA as well as the baseline and chosen at run time: the
 // loop is hot and vectorizes twice as wide, and results are identical
 // (Rust never contracts a*b+c into an FMA on its own).
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 pub fn forward(act: Act, x: &[f32], y: &mut [f32]) {
     if act == Act::Relu {
         // The hot case: a plain loop the compiler vectorizes.
@@ -124,7 +127,10 @@ pub fn forward(act: Act, x: &[f32], y: &mut [f32]) {
 }
 
 /// `dx = dy * act'(x)`.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 pub fn backward(act: Act, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     if act == Act::Relu {
         for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {

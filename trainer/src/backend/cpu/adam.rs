@@ -60,7 +60,10 @@ pub fn step_parts(h: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], 
 // Compiled for AVX2+FMA as well as the baseline and chosen at run time: the
 // loop is hot and vectorizes twice as wide, and results are identical
 // (Rust never contracts a*b+c into an FMA on its own).
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 pub fn step(h: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
     let t = i32::try_from(h.step.max(1)).unwrap_or(i32::MAX);
     let bc1 = 1.0 - (h.beta1 as f64).powi(t);

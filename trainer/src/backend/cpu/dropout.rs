@@ -47,7 +47,10 @@ pub fn apply(p: f32, seed: u64, offset: u64, group: usize, x: &[f32], y: &mut [f
 // Compiled for AVX2+FMA as well as the baseline and chosen at run time: the
 // loop is hot and vectorizes twice as wide, and results are identical
 // (Rust never contracts a*b+c into an FMA on its own).
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 fn blocked(p: f32, scale: f32, seed: u64, offset: u64, x: &[f32], y: &mut [f32]) {
     let key = [seed as u32, (seed >> 32) as u32];
     let (o0, o1) = (offset as u32, (offset >> 32) as u32);
