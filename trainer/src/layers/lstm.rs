@@ -3,8 +3,9 @@
 //! of the last layer) or `[H]` (its last step, `h_n[-1]`).
 //!
 //! Each layer runs as: one GEMM for the input projection of the whole batch
-//! and sequence (`[N*T, I] x [I, 4H]`) plus both biases, then per step one
-//! GEMM for `h_{t-1} W_hh^T` and one fused cell op. Backward mirrors it: per
+//! and sequence (`[N*T, I] x [I, 4H]`) plus both biases (summed first, one
+//! pass), a gather of `W_hh^T`, then per step one GEMM for `h_{t-1} W_hh^T`
+//! and one fused cell op. Backward mirrors it: per
 //! step the cell's backward and two GEMMs (`W_hh`'s gradient and the gradient
 //! flowing to `h_{t-1}`), then one GEMM each for `W_ih`'s gradient and the
 //! input gradient over the whole sequence. Nothing is allocated after `setup`.
@@ -38,6 +39,16 @@ struct Saved<B: Backend> {
 struct Scratch<B: Backend> {
     /// `[N, 4H]`: `h_{t-1} W_hh^T`.
     rec: B::Buf,
+    /// `[H, 4H]`: the current layer's `W_hh^T`, gathered once per forward.
+    /// The per-step GEMM then reads its B operand row-major: with `W_hh`
+    /// itself (`trans_b`) the CPU's `gemm` crate repacked all of it at every
+    /// step, 23% of that GEMM's instructions.
+    w_hh_t: B::Buf,
+    /// `[4H * H]`: `w_hh_t[j * 4H + r] = W_hh[r * H + j]`, as `gather_rows`
+    /// indices of one-element rows.
+    w_hh_t_idx: B::Idx,
+    /// `[4H]`: `b_ih + b_hh` in forward, their shared gradient in backward.
+    bias: B::Buf,
     /// `[N, T, 4H]`: gradient of the gate pre-activations.
     dgates: B::Buf,
     /// `[N, 4H]`: the same for one step.
@@ -180,10 +191,12 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 .iter()
                 .try_fold(state, |a, &v| a.checked_add(v))?;
         }
-        // Scratch: rec, dgates, dgates_step, dh, dc, dseq.
+        // Scratch: rec, w_hh_t and its indices (u32, as wide as f32), bias,
+        // dgates, dgates_step, dh, dc, dseq.
         let dseq = if self.num_layers > 1 { nth } else { 0 };
         let n4h = nh.checked_mul(4)?;
-        state = [n4h, nt4h, n4h, nh, nh, dseq]
+        let w_hh = h4.checked_mul(h)?;
+        state = [n4h, w_hh, w_hh, h4, nt4h, n4h, nh, nh, dseq]
             .iter()
             .try_fold(state, |a, &v| a.checked_add(v))?;
         Footprint::new(&sizes, state)
@@ -222,8 +235,15 @@ impl<B: Backend> Layer<B> for Lstm<B> {
             });
         }
         let dseq = if self.num_layers > 1 { n * t * h } else { 0 };
+        let idx = (0..h)
+            .flat_map(|j| (0..4 * h).map(move |r| r * h + j))
+            .map(|i| u32::try_from(i).map_err(|_| Error::config("LSTM", "W_hh too large")))
+            .collect::<Result<Vec<u32>>>()?;
         self.scratch = Some(Scratch {
             rec: b.zeros(n * 4 * h)?,
+            w_hh_t: b.zeros(4 * h * h)?,
+            w_hh_t_idx: b.upload_idx(&idx)?,
+            bias: b.zeros(4 * h)?,
             dgates: b.zeros(n * t * 4 * h)?,
             dgates_step: b.zeros(n * 4 * h)?,
             dh: b.zeros(n * h)?,
@@ -255,7 +275,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 Some(_) => return Err(not_set_up("LSTM")),
                 None => x,
             };
-            // gates [N*T, 4H] = X [N*T, I_l] W_ih^T + b_ih + b_hh.
+            // gates [N*T, 4H] = X [N*T, I_l] W_ih^T + (b_ih + b_hh).
             gemm_amp(
                 b,
                 amp,
@@ -264,20 +284,29 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 &w_ih.value,
                 &mut st.gates,
             )?;
-            b.add_bias(&mut st.gates, &b_ih.value, n * t, 4 * h)?;
-            b.add_bias(&mut st.gates, &b_hh.value, n * t, 4 * h)?;
+            b.copy(&b_ih.value, &mut scratch.bias, 4 * h)?;
+            b.axpy(1.0, &b_hh.value, &mut scratch.bias, 4 * h)?;
+            b.add_bias(&mut st.gates, &scratch.bias, n * t, 4 * h)?;
+            // W_hh^T [H, 4H]: an exact permutation (one-element rows).
+            b.gather_rows(
+                &w_hh.value,
+                &scratch.w_hh_t_idx,
+                4 * h * h,
+                1,
+                &mut scratch.w_hh_t,
+            )?;
             let last = l + 1 == layers;
             for step in 0..t {
                 let (done, now) = st.h.split_at_mut(step);
                 let rec = match done.last() {
                     Some(h_prev) => {
-                        // rec [N, 4H] = h_{t-1} [N, H] W_hh^T.
+                        // rec [N, 4H] = h_{t-1} [N, H] W_hh^T [H, 4H].
                         gemm_amp(
                             b,
                             amp,
-                            &gemm(n, 4 * h, h, false, true, 0.0),
+                            &gemm(n, 4 * h, h, false, false, 0.0),
                             h_prev,
-                            &w_hh.value,
+                            &scratch.w_hh_t,
                             &mut scratch.rec,
                         )?;
                         Some(&scratch.rec)
@@ -395,8 +424,10 @@ impl<B: Backend> Layer<B> for Lstm<B> {
                 input,
                 &mut w_ih.grad,
             )?;
-            b.sum_rows(&sc.dgates, n * t, 4 * h, &mut b_ih.grad, true)?;
-            b.sum_rows(&sc.dgates, n * t, 4 * h, &mut b_hh.grad, true)?;
+            // Both biases get the same gradient: one pass over dgates.
+            b.sum_rows(&sc.dgates, n * t, 4 * h, &mut sc.bias, false)?;
+            b.axpy(1.0, &sc.bias, &mut b_ih.grad, 4 * h)?;
+            b.axpy(1.0, &sc.bias, &mut b_hh.grad, 4 * h)?;
             // dX [N*T, I_l] = dgates [N*T, 4H] W_ih [4H, I_l]: the layer below's
             // output gradient (dseq was fully read above), or the input gradient.
             let g = gemm(n * t, in_l, 4 * h, false, false, 0.0);

@@ -96,11 +96,55 @@ fn forward_units<const FIRST: bool>(
     }
 }
 
-/// Step `t` of every sample; the caller has checked the lengths.
+/// From this many units (samples x hidden) on, a cell op's samples are
+/// split over two cores (`threads::join`): the `lstm` preset's 64 x 128 step
+/// takes ~300k instructions forward, far more than the hand-off's ~1 us.
+const SPLIT_MIN_UNITS: usize = 4096;
+
+/// Where `n` samples split in two for `threads::join`; `None` to stay on one core.
+fn split_samples(d: LstmStep) -> Option<usize> {
+    (d.n >= 2 && d.n * d.hidden >= SPLIT_MIN_UNITS).then_some(d.n / 2)
+}
+
+/// Step `t` of every sample; the caller has checked the lengths. Samples
+/// are independent, and each one's rows of every buffer are contiguous
+/// (batch-major), so the two halves of the batch run on two cores with the
+/// same results as one.
+pub fn cell_forward(
+    d: LstmStep,
+    rec: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h_seq: Option<&mut [f32]>,
+    h: &mut [f32],
+) {
+    let Some(k) = split_samples(d) else {
+        return forward_samples(d, rec, gates, c, h_seq, h);
+    };
+    let (hid, steps) = (d.hidden, d.steps);
+    let (d0, d1) = (LstmStep { n: k, ..d }, LstmStep { n: d.n - k, ..d });
+    let (rec0, rec1) = halves(rec, k * 4 * hid);
+    let (g0, g1) = gates.split_at_mut(k * steps * 4 * hid);
+    let (c0, c1) = c.split_at_mut(k * steps * hid);
+    let (s0, s1) = match h_seq {
+        Some(v) => {
+            let (a, b) = v.split_at_mut(k * steps * hid);
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    let (h0, h1) = h.split_at_mut(k * hid);
+    super::threads::join(
+        || forward_samples(d0, rec0, g0, c0, s0, h0),
+        || forward_samples(d1, rec1, g1, c1, s1, h1),
+    );
+}
+
+/// [`cell_forward`] on one core.
 // Compiled for AVX2+FMA too, like the activations: the loop is hot and
 // vectorizes (results are the same: Rust never contracts into an FMA).
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-pub fn cell_forward(
+fn forward_samples(
     d: LstmStep,
     rec: Option<&[f32]>,
     gates: &mut [f32],
@@ -171,9 +215,53 @@ fn backward_units<const FIRST: bool>(
     }
 }
 
-/// The backward of step `t` of every sample; the caller has checked the lengths.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+/// The backward of step `t` of every sample; the caller has checked the
+/// lengths. Split over two cores by samples, like [`cell_forward`].
+#[allow(clippy::too_many_arguments)]
 pub fn cell_backward(
+    d: LstmStep,
+    gates: &[f32],
+    c: &[f32],
+    dh_seq: Option<&[f32]>,
+    dh: Option<&[f32]>,
+    dc: &mut [f32],
+    dgates: &mut [f32],
+    dgates_step: &mut [f32],
+) {
+    let Some(k) = split_samples(d) else {
+        return backward_samples(d, gates, c, dh_seq, dh, dc, dgates, dgates_step);
+    };
+    let (hid, steps) = (d.hidden, d.steps);
+    let (d0, d1) = (LstmStep { n: k, ..d }, LstmStep { n: d.n - k, ..d });
+    let (seq, step) = (k * steps * hid, k * hid);
+    let (gates0, gates1) = gates.split_at(4 * seq);
+    let (c0, c1) = c.split_at(seq);
+    let (dh_seq0, dh_seq1) = halves(dh_seq, seq);
+    let (dh0, dh1) = halves(dh, step);
+    let (dc0, dc1) = dc.split_at_mut(step);
+    let (dg0, dg1) = dgates.split_at_mut(4 * seq);
+    let (ds0, ds1) = dgates_step.split_at_mut(4 * step);
+    super::threads::join(
+        || backward_samples(d0, gates0, c0, dh_seq0, dh0, dc0, dg0, ds0),
+        || backward_samples(d1, gates1, c1, dh_seq1, dh1, dc1, dg1, ds1),
+    );
+}
+
+/// `v` split at `at` when given.
+fn halves(v: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
+    match v {
+        Some(v) => {
+            let (a, b) = v.split_at(at);
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    }
+}
+
+/// [`cell_backward`] on one core.
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn backward_samples(
     d: LstmStep,
     gates: &[f32],
     c: &[f32],
@@ -263,6 +351,47 @@ mod tests {
             (1.0, true)
         );
         assert_eq!(exp(200.0), exp(88.0));
+    }
+
+    #[test]
+    fn the_batch_split_over_two_cores_is_bit_exact_with_one_core() {
+        // 5 x 1024 units: split (2 + 3 samples) at the middle step t = 1.
+        let d = step(5, 1024, 3, 1);
+        assert_eq!(split_samples(d), Some(2));
+        let mut rng = crate::philox::Stream::new(9, 0);
+        let mut r =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform_range(-3.0, 3.0)).collect() };
+        let (seq, st) = (5 * 3 * 1024, 5 * 1024);
+        let (gates, c, rec, dh_seq, dh, dc) = (r(4 * seq), r(seq), r(4 * st), r(seq), r(st), r(st));
+        let (mut g1, mut c1, mut s1, mut h1) =
+            (gates.clone(), c.clone(), vec![0.0; seq], vec![0.0; st]);
+        let (mut g2, mut c2, mut s2, mut h2) = (gates, c, vec![0.0; seq], vec![0.0; st]);
+        cell_forward(d, Some(&rec), &mut g1, &mut c1, Some(&mut s1), &mut h1);
+        forward_samples(d, Some(&rec), &mut g2, &mut c2, Some(&mut s2), &mut h2);
+        assert!(g1 == g2 && c1 == c2 && s1 == s2 && h1 == h2);
+        let (mut dc1, mut dg1, mut ds1) = (dc.clone(), vec![0.0; 4 * seq], vec![0.0; 4 * st]);
+        let (mut dc2, mut dg2, mut ds2) = (dc, vec![0.0; 4 * seq], vec![0.0; 4 * st]);
+        cell_backward(
+            d,
+            &g1,
+            &c1,
+            Some(&dh_seq),
+            Some(&dh),
+            &mut dc1,
+            &mut dg1,
+            &mut ds1,
+        );
+        backward_samples(
+            d,
+            &g1,
+            &c1,
+            Some(&dh_seq),
+            Some(&dh),
+            &mut dc2,
+            &mut dg2,
+            &mut ds2,
+        );
+        assert!(dc1 == dc2 && dg1 == dg2 && ds1 == ds2);
     }
 
     #[test]
