@@ -4,7 +4,12 @@
 //! padding is `-inf`, so it never wins, and PyTorch's `padding <= kernel / 2`
 //! rule leaves every window at least one real element.
 
+use super::threads;
 use crate::backend::Pool2dDims;
+
+/// From this many input elements on, a pass splits its planes over two
+/// cores; the CNN's pools see 800 K and 400 K per batch.
+const SPLIT_MIN: usize = 1 << 15;
 
 /// The input range `[start, end)` that window `o` covers along one axis.
 #[inline]
@@ -20,6 +25,24 @@ pub(crate) fn window(o: usize, k: usize, s: usize, p: usize, len: usize) -> (usi
 /// row-major window order. NaN wins and a later NaN replaces an earlier one,
 /// as in PyTorch's CPU kernel (`val > max || isnan(val)`).
 pub fn forward(d: &Pool2dDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    let (plane_in, plane_out) = (d.h * d.w, d.oh * d.ow);
+    let planes = y.len() / plane_out.max(1);
+    if planes < 2 || x.len() < SPLIT_MIN {
+        return forward_planes(d, x, y, argmax);
+    }
+    // Planes are contiguous in x, y and argmax: each core pools its own.
+    let h = planes / 2;
+    let (x0, x1) = x.split_at(h * plane_in);
+    let (y0, y1) = y.split_at_mut(h * plane_out);
+    let (a0, a1) = argmax.split_at_mut(h * plane_out);
+    threads::join(
+        || forward_planes(d, x0, y0, a0),
+        || forward_planes(d, x1, y1, a1),
+    );
+}
+
+/// [`forward`] of the planes in `y`, on this thread.
+fn forward_planes(d: &Pool2dDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (plane_in, plane_out) = (d.h * d.w, d.oh * d.ow);
     if plane_in == 0 || plane_out == 0 {
         return;
@@ -63,6 +86,8 @@ pub fn forward(d: &Pool2dDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
 /// instead of branches. The generic loop's data-dependent branches
 /// mispredicted on about half the windows and made pooling the slowest op of
 /// a CNN step. Same first-maximum-in-row-major-order and NaN rules.
+/// Compiled for AVX2 too: the selects then vectorize.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn forward_2x2(d: &Pool2dDims, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
     let w = d.w;
     for oy in 0..d.oh {
@@ -118,6 +143,94 @@ pub fn backward(d: &Pool2dDims, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> R
     Ok(())
 }
 
+/// [`backward`] then, with `gate`, [`relu_gate`] over `(x, scale)`, in one
+/// pass for the non-overlapping 2x2 windows of the CNN's MaxPool2d(2): each
+/// input element is written once (`0.0 + dy` for the winner, as the scatter
+/// computes it, else 0) instead of zeroed, scattered into and gated in
+/// three passes. Other geometries, and an `argmax` outside its window, take
+/// the separate passes. Errors as [`backward`].
+pub fn backward_gated(
+    d: &Pool2dDims,
+    dy: &[f32],
+    argmax: &[u32],
+    gate: Option<(&[f32], f32)>,
+    dx: &mut [f32],
+) -> Result<(), u32> {
+    let two_by_two = (d.kh, d.kw, d.sh, d.sw, d.ph, d.pw) == (2, 2, 2, 2, 0, 0);
+    let (plane_in, plane_out) = (d.h * d.w, d.oh * d.ow);
+    let fused = two_by_two && plane_in > 0 && plane_out > 0 && {
+        let planes = dx.len() / plane_in;
+        let run = |p0: usize, dx: &mut [f32]| backward_2x2_planes(d, dy, argmax, gate, p0, dx);
+        if planes < 2 || dx.len() < SPLIT_MIN {
+            run(0, dx)
+        } else {
+            let (d0, d1) = dx.split_at_mut(planes / 2 * plane_in);
+            let (mut ok0, mut ok1) = (false, false);
+            threads::join(|| ok0 = run(0, d0), || ok1 = run(planes / 2, d1));
+            ok0 && ok1
+        }
+    };
+    if !fused {
+        backward(d, dy, argmax, dx)?;
+        if let Some((x, scale)) = gate {
+            relu_gate(x, scale, dx);
+        }
+    }
+    Ok(())
+}
+
+/// The fused 2x2 backward of the planes in `dx` (from plane `p0`); false
+/// when an `argmax` lies outside its window (`dx` is then partly written).
+fn backward_2x2_planes(
+    d: &Pool2dDims,
+    dy: &[f32],
+    argmax: &[u32],
+    gate: Option<(&[f32], f32)>,
+    p0: usize,
+    dx: &mut [f32],
+) -> bool {
+    let (w, plane_in, plane_out) = (d.w, d.h * d.w, d.oh * d.ow);
+    for (i, dxp) in dx.chunks_exact_mut(plane_in).enumerate() {
+        let p = p0 + i;
+        let (dyp, ap) = (
+            &dy[p * plane_out..][..plane_out],
+            &argmax[p * plane_out..][..plane_out],
+        );
+        let xp = gate.map(|(x, s)| (&x[p * plane_in..][..plane_in], s));
+        // Rows and columns past the last window get no gradient.
+        dxp[2 * d.oh * w..].fill(0.0);
+        for oy in 0..d.oh {
+            let top = 2 * oy * w;
+            for r in [top, top + w] {
+                dxp[r + 2 * d.ow..r + w].fill(0.0);
+            }
+            for ox in 0..d.ow {
+                let (g, a) = (dyp[oy * d.ow + ox], ap[oy * d.ow + ox] as usize);
+                let c = top + 2 * ox;
+                let cells = [c, c + 1, c + w, c + w + 1];
+                if !cells.contains(&a) {
+                    return false;
+                }
+                for at in cells {
+                    // `0.0 + g`: the scatter's `dx = 0; dx += g`, signed zeros included.
+                    let v = if at == a { 0.0 + g } else { 0.0 };
+                    dxp[at] = match xp {
+                        Some((x, scale)) => {
+                            if x[at] > 0.0 {
+                                v * scale
+                            } else {
+                                0.0
+                            }
+                        }
+                        None => v,
+                    };
+                }
+            }
+        }
+    }
+    true
+}
+
 /// The backward of the ReLU (and Dropout) before the pool, absorbed:
 /// `dx = x > 0 ? dx * scale : 0`, with `x` the pool's forward input. The
 /// ReLU layer's own `x > 0 ? dy : 0` after the Dropout's `dy * scale`, so
@@ -167,6 +280,44 @@ mod tests {
         assert_eq!(backward(&d, &[1.0, 2.0], &[1, 1], &mut dx), Ok(()));
         assert_eq!(dx, [0.0, 3.0, 0.0]);
         assert_eq!(backward(&d, &[1.0, 2.0], &[1, 3], &mut dx), Err(3));
+        Ok(())
+    }
+
+    /// The fused 2x2 path against the three passes it replaces, bit for bit:
+    /// odd sizes (a row and a column no window covers), signed zeros, a NaN,
+    /// with and without a gate, on both the one-core and two-core paths; and
+    /// an argmax outside its window falls back to the scatter.
+    #[test]
+    fn the_fused_2x2_backward_is_bit_identical_to_scatter_then_gate() -> Result<()> {
+        for (n, c, h, w) in [(1, 2, 5, 7), (4, 16, 28, 28)] {
+            let d = Pool2dDims::new(n, c, (h, w), (2, 2), (2, 2), (0, 0))?;
+            let (ni, no) = (d.in_len(), d.out_len());
+            let mut x: Vec<f32> = (0..ni).map(|i| (i as f32 * 0.61).sin()).collect();
+            x[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, 1.0]);
+            let mut dy: Vec<f32> = (0..no).map(|i| (i as f32 * 0.37).cos()).collect();
+            dy[0] = -0.0;
+            let (mut y, mut a) = (vec![0.0; no], vec![0u32; no]);
+            forward(&d, &x, &mut y, &mut a);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for gate in [None, Some((&x[..], 1.0)), Some((&x[..], 1.25))] {
+                let mut want = vec![f32::NAN; ni];
+                assert_eq!(backward(&d, &dy, &a, &mut want), Ok(()));
+                if let Some((x, s)) = gate {
+                    relu_gate(x, s, &mut want);
+                }
+                let mut got = vec![f32::NAN; ni];
+                assert_eq!(backward_gated(&d, &dy, &a, gate, &mut got), Ok(()));
+                assert_eq!(bits(&got), bits(&want), "{d:?}");
+            }
+            // Winner moved to another window of the same plane: the scatter's answer.
+            let mut bad = a.clone();
+            bad[0] = a[1];
+            let mut want = vec![0.0; ni];
+            assert_eq!(backward(&d, &dy, &bad, &mut want), Ok(()));
+            let mut got = vec![f32::NAN; ni];
+            assert_eq!(backward_gated(&d, &dy, &bad, None, &mut got), Ok(()));
+            assert_eq!(bits(&got), bits(&want));
+        }
         Ok(())
     }
 }
