@@ -3,53 +3,86 @@
 //! `H * W` for BatchNorm2d). Sums run in `f64` so the reference stays exact
 //! enough to judge the GPU kernels by.
 
+mod kernels;
+
+use super::threads;
 use crate::backend::NormDims;
+
+/// From this many elements on, each pass splits over two cores (channels
+/// for the per-channel sums, samples for the elementwise pass). The
+/// MNIST CNN's BatchNorms hold 200 K and 400 K elements per batch; below
+/// about 32 K the hand-off (see `threads`) costs more than half the pass.
+const SPLIT_MIN: usize = 1 << 15;
+
+/// Channels per block of [`backward`]: the per-channel means it carries from
+/// the sums to the `dx` pass live on the stack.
+const BLOCK: usize = 64;
+
+fn split(d: NormDims) -> bool {
+    d.n.saturating_mul(d.c).saturating_mul(d.s) >= SPLIT_MIN
+}
+
+/// The rows `(n, c)` of channel `c`: `S` contiguous values for each sample.
+fn rows(d: NormDims, v: &[f32], c: usize) -> impl Iterator<Item = &[f32]> {
+    (0..d.n).map(move |n| &v[(n * d.c + c) * d.s..][..d.s])
+}
 
 /// Mean and biased variance of channel `c` (two passes: the one-pass
 /// `E[x^2] - E[x]^2` cancels badly when the mean is large).
 fn channel_stats(d: NormDims, x: &[f32], c: usize) -> (f64, f64) {
     let count = (d.n * d.s) as f64;
-    let mut sum = 0.0f64;
-    for n in 0..d.n {
-        let at = (n * d.c + c) * d.s;
-        sum += x[at..at + d.s].iter().map(|&v| v as f64).sum::<f64>();
-    }
-    let mean = sum / count;
-    let mut sq = 0.0f64;
-    for n in 0..d.n {
-        let at = (n * d.c + c) * d.s;
-        sq += x[at..at + d.s]
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>();
-    }
+    let mean = rows(d, x, c).map(kernels::sum).sum::<f64>() / count;
+    let sq = rows(d, x, c)
+        .map(|r| kernels::sum_sq_dev(r, mean))
+        .sum::<f64>();
     (mean, sq / count)
 }
 
-/// The affine map of one channel: `(x - mean) * scale + shift`, then
-/// `max(., 0)` when a ReLU is fused in.
-#[derive(Clone, Copy)]
-struct Affine {
-    mean: f32,
-    scale: f32,
-    shift: f32,
-    relu: bool,
+/// Runs `f(c0, part)` over halves of the per-channel slice `v` (whose
+/// first entry is channel `c0`), on two cores when `two`.
+fn per_channel<T: Send>(two: bool, c0: usize, v: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    let c = v.len();
+    if !two || c < 2 {
+        return f(c0, v);
+    }
+    let (a, b) = v.split_at_mut(c / 2);
+    threads::join(|| f(c0, a), || f(c0 + c / 2, b));
 }
 
-/// `y[n, c, s] = a(x[n, c, s])` for channel `c`.
-fn normalize_channel(d: NormDims, x: &[f32], y: &mut [f32], c: usize, a: Affine) {
-    for n in 0..d.n {
-        let at = (n * d.c + c) * d.s;
-        let (ys, xs) = (&mut y[at..at + d.s], &x[at..at + d.s]);
-        for (y, &x) in ys.iter_mut().zip(xs) {
-            *y = (x - a.mean) * a.scale + a.shift;
-        }
-        if a.relu {
-            // The ReLU layer's own expression (`activation::forward`), so the
-            // fused op is bit-identical to BatchNorm followed by ReLU.
-            for y in ys {
-                *y = y.max(0.0);
-            }
+/// Runs `f(n0, out)` over the samples of `out` (`per` elements each), in two
+/// halves on two cores when `two`.
+fn per_sample(two: bool, per: usize, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    let n = out.len() / per.max(1);
+    if !two || n < 2 {
+        return f(0, out);
+    }
+    let (o0, o1) = out.split_at_mut(n / 2 * per);
+    threads::join(|| f(0, o0), || f(n / 2, o1));
+}
+
+/// `y[n, c, s] = (x - mean[c]) * scale[c] + shift[c]` (then `max(., 0)`
+/// with `relu`) for the samples of `y`, which start at sample `n0`.
+fn normalize(
+    d: NormDims,
+    relu: bool,
+    x: &[f32],
+    n0: usize,
+    y: &mut [f32],
+    affine: impl Fn(usize) -> (f32, f32, f32),
+) {
+    let per = d.c * d.s;
+    if per == 0 {
+        return;
+    }
+    for (i, yn) in y.chunks_exact_mut(per).enumerate() {
+        let xn = &x[(n0 + i) * per..][..per];
+        for (c, (yr, xr)) in yn
+            .chunks_exact_mut(d.s)
+            .zip(xn.chunks_exact(d.s))
+            .enumerate()
+        {
+            let (mean, scale, shift) = affine(c);
+            kernels::affine(xr, yr, mean, scale, shift, relu);
         }
     }
 }
@@ -73,7 +106,7 @@ pub fn forward_train(
     y: &mut [f32],
 ) {
     let count = d.n * d.s;
-    if count == 0 {
+    if count == 0 || d.c == 0 || d.s == 0 {
         return;
     }
     // Bessel's correction; a single value has no spread to correct (PyTorch
@@ -84,21 +117,30 @@ pub fn forward_train(
         1.0
     };
     let m = momentum as f64;
-    for c in 0..d.c {
-        let (mean, var) = channel_stats(d, x, c);
-        let invstd = 1.0 / (var + eps as f64).sqrt();
-        save_mean[c] = mean as f32;
-        save_invstd[c] = invstd as f32;
-        running_mean[c] = ((1.0 - m) * running_mean[c] as f64 + m * mean) as f32;
-        running_var[c] = ((1.0 - m) * running_var[c] as f64 + m * var * unbias) as f32;
-        let a = Affine {
-            mean: mean as f32,
-            scale: gamma[c] * invstd as f32,
-            shift: beta[c],
-            relu,
-        };
-        normalize_channel(d, x, y, c, a);
+    let two = split(d);
+    // The statistics of a block of channels, split over the cores, then the
+    // saved and running ones from their f64 values.
+    for c0 in (0..d.c).step_by(BLOCK) {
+        let mut stats = [(0.0f64, 0.0f64); BLOCK];
+        let stats = &mut stats[..BLOCK.min(d.c - c0)];
+        per_channel(two, c0, stats, |c0, part| {
+            for (i, st) in part.iter_mut().enumerate() {
+                *st = channel_stats(d, x, c0 + i);
+            }
+        });
+        for (i, &(mean, var)) in stats.iter().enumerate() {
+            let c = c0 + i;
+            let invstd = 1.0 / (var + eps as f64).sqrt();
+            save_mean[c] = mean as f32;
+            save_invstd[c] = invstd as f32;
+            running_mean[c] = ((1.0 - m) * running_mean[c] as f64 + m * mean) as f32;
+            running_var[c] = ((1.0 - m) * running_var[c] as f64 + m * var * unbias) as f32;
+        }
     }
+    let (sm, si): (&[f32], &[f32]) = (save_mean, save_invstd);
+    per_sample(two, d.c * d.s, y, |n0, y| {
+        normalize(d, relu, x, n0, y, |c| (sm[c], gamma[c] * si[c], beta[c]))
+    });
 }
 
 /// Eval mode: normalizes with the running statistics; `relu` as in
@@ -114,15 +156,12 @@ pub fn forward_eval(
     running_var: &[f32],
     y: &mut [f32],
 ) {
-    for c in 0..d.c {
-        let a = Affine {
-            mean: running_mean[c],
-            scale: gamma[c] / (running_var[c] + eps).sqrt(),
-            shift: beta[c],
-            relu,
-        };
-        normalize_channel(d, x, y, c, a);
-    }
+    per_sample(split(d), d.c * d.s, y, |n0, y| {
+        normalize(d, relu, x, n0, y, |c| {
+            let scale = gamma[c] / (running_var[c] + eps).sqrt();
+            (running_mean[c], scale, beta[c])
+        })
+    });
 }
 
 /// Backward through the batch statistics (train mode): with `xh` the
@@ -143,35 +182,56 @@ pub fn backward(
     dbeta: &mut [f32],
 ) {
     let count = d.n * d.s;
-    if count == 0 {
+    if count == 0 || d.c == 0 || d.s == 0 {
         return;
     }
-    for c in 0..d.c {
-        let (mean, invstd) = (save_mean[c], save_invstd[c]);
-        let (mut sum_dy, mut sum_dy_xh) = (0.0f64, 0.0f64);
-        for n in 0..d.n {
-            let at = (n * d.c + c) * d.s;
-            for (&x, &g) in x[at..at + d.s].iter().zip(&dy[at..at + d.s]) {
-                sum_dy += g as f64;
-                sum_dy_xh += g as f64 * ((x - mean) * invstd) as f64;
+    let two = split(d);
+    for c0 in (0..d.c).step_by(BLOCK) {
+        // (sum(dy), sum(dy * xh)) of a block of channels, split over the cores.
+        let mut sums = [(0.0f64, 0.0f64); BLOCK];
+        let sums = &mut sums[..BLOCK.min(d.c - c0)];
+        per_channel(two, c0, sums, |c0, part| {
+            for (i, st) in part.iter_mut().enumerate() {
+                let c = c0 + i;
+                let (mean, invstd) = (save_mean[c], save_invstd[c]);
+                *st = rows(d, x, c)
+                    .zip(rows(d, dy, c))
+                    .map(|(x, g)| kernels::grad_sums(x, g, mean, invstd))
+                    .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
             }
+        });
+        // Per channel of the block: (mean_dy, mean_dy_xh) as f32.
+        let mut means = [(0.0f32, 0.0f32); BLOCK];
+        for (i, &(sum_dy, sum_dy_xh)) in sums.iter().enumerate() {
+            dgamma[c0 + i] = sum_dy_xh as f32;
+            dbeta[c0 + i] = sum_dy as f32;
+            means[i] = (
+                (sum_dy / count as f64) as f32,
+                (sum_dy_xh / count as f64) as f32,
+            );
         }
-        dgamma[c] = sum_dy_xh as f32;
-        dbeta[c] = sum_dy as f32;
-        let mean_dy = (sum_dy / count as f64) as f32;
-        let mean_dy_xh = (sum_dy_xh / count as f64) as f32;
-        let k = gamma[c] * invstd;
-        for n in 0..d.n {
-            let at = (n * d.c + c) * d.s;
-            let rows = dx[at..at + d.s]
-                .iter_mut()
-                .zip(&x[at..at + d.s])
-                .zip(&dy[at..at + d.s]);
-            for ((dx, &x), &g) in rows {
-                let xh = (x - mean) * invstd;
-                *dx = k * (g - mean_dy - xh * mean_dy_xh);
+        let c1 = c0 + sums.len();
+        let per = d.c * d.s;
+        per_sample(two, per, dx, |n0, dx| {
+            for (i, dxn) in dx.chunks_exact_mut(per).enumerate() {
+                let at = (n0 + i) * per;
+                for c in c0..c1 {
+                    let r = at + c * d.s..at + (c + 1) * d.s;
+                    let (mean, invstd) = (save_mean[c], save_invstd[c]);
+                    let (mean_dy, mean_dy_xh) = means[c - c0];
+                    kernels::grad_dx(
+                        &x[r.clone()],
+                        &dy[r],
+                        &mut dxn[c * d.s..(c + 1) * d.s],
+                        mean,
+                        invstd,
+                        gamma[c] * invstd,
+                        mean_dy,
+                        mean_dy_xh,
+                    );
+                }
             }
-        }
+        });
     }
 }
 

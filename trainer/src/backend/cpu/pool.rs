@@ -67,16 +67,15 @@ impl PoolOps for Cpu {
         if let Some(g) = &relu {
             need(self, "maxpool2d_backward relu x", ni, &[g.x.len()])?;
         }
-        maxpool2d::backward(&d, &dy[..no], &argmax[..no], &mut dx[..ni]).map_err(|i| {
-            fail(format!(
-                "maxpool2d_backward: argmax {i} outside a {}x{} plane (was forward run on this batch?)",
-                d.h, d.w
-            ))
-        })?;
-        if let Some(g) = relu {
-            maxpool2d::relu_gate(&g.x[..ni], g.scale, &mut dx[..ni]);
-        }
-        Ok(())
+        let gate = relu.map(|g| (&g.x[..ni], g.scale));
+        maxpool2d::backward_gated(&d, &dy[..no], &argmax[..no], gate, &mut dx[..ni]).map_err(
+            |i| {
+                fail(format!(
+                    "maxpool2d_backward: argmax {i} outside a {}x{} plane (was forward run on this batch?)",
+                    d.h, d.w
+                ))
+            },
+        )
     }
 
     fn avgpool2d_forward(
