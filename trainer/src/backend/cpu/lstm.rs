@@ -143,7 +143,10 @@ pub fn cell_forward(
 /// [`cell_forward`] on one core.
 // Compiled for AVX2+FMA too, like the activations: the loop is hot and
 // vectorizes (results are the same: Rust never contracts into an FMA).
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512bw+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 fn forward_samples(
     d: LstmStep,
     rec: Option<&[f32]>,
@@ -260,7 +263,10 @@ fn halves(v: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
 
 /// [`cell_backward`] on one core.
 #[allow(clippy::too_many_arguments)]
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512bw+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma"
+))]
 fn backward_samples(
     d: LstmStep,
     gates: &[f32],
