@@ -27,7 +27,28 @@ pub fn apply(p: f32, seed: u64, offset: u64, group: usize, x: &[f32], y: &mut [f
     let scale = 1.0 / (1.0 - p);
     let group = group.max(1);
     if group == 1 {
-        blocked(p, scale, seed, offset, x, y);
+        let n = y.len().min(x.len());
+        let parts = (n / PART_MIN).min(super::threads::threads());
+        if parts < 2 {
+            blocked(p, scale, seed, offset, 0, &x[..n], &mut y[..n]);
+            return;
+        }
+        // Whole 32-element rounds per part, so each element draws from the
+        // same Philox block as unsplit: the same bits for any split.
+        let per = n.div_ceil(parts).div_ceil(32) * 32;
+        let pieces: Vec<std::sync::Mutex<(&[f32], &mut [f32])>> = x[..n]
+            .chunks(per)
+            .zip(y[..n].chunks_mut(per))
+            .map(std::sync::Mutex::new)
+            .collect();
+        super::threads::run(pieces.len(), |i| {
+            let mut piece = match pieces[i].lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let (xs, ys) = &mut *piece;
+            blocked(p, scale, seed, offset, (i * per / 32) as u64, xs, ys);
+        });
         return;
     }
     for (g, (yc, xc)) in y.chunks_mut(group).zip(x.chunks(group)).enumerate() {
@@ -42,8 +63,12 @@ pub fn apply(p: f32, seed: u64, offset: u64, group: usize, x: &[f32], y: &mut [f
     }
 }
 
+/// Elements per part below which dropout stays on one thread.
+const PART_MIN: usize = 1 << 13;
+
 /// Group size 1: 32 elements per round of eight SIMD Philox blocks. Element
-/// `i` takes lane `i % 4` of block `i / 4`, exactly as `keep` defines.
+/// `i` takes lane `i % 4` of block `i / 4`, exactly as `keep` defines; `x`
+/// and `y` start at round `first_round` (element `32 * first_round`).
 // Compiled for AVX2+FMA as well as the baseline and chosen at run time: the
 // loop is hot and vectorizes twice as wide, and results are identical
 // (Rust never contracts a*b+c into an FMA on its own).
@@ -51,11 +76,11 @@ pub fn apply(p: f32, seed: u64, offset: u64, group: usize, x: &[f32], y: &mut [f
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
     "x86_64+avx2+fma"
 ))]
-fn blocked(p: f32, scale: f32, seed: u64, offset: u64, x: &[f32], y: &mut [f32]) {
+fn blocked(p: f32, scale: f32, seed: u64, offset: u64, first_round: u64, x: &[f32], y: &mut [f32]) {
     let key = [seed as u32, (seed >> 32) as u32];
     let (o0, o1) = (offset as u32, (offset >> 32) as u32);
     for (chunk, (yc, xc)) in y.chunks_mut(32).zip(x.chunks(32)).enumerate() {
-        let first = chunk as u64 * 8;
+        let first = (first_round + chunk as u64) * 8;
         let mut c = [[0u32; 8]; 4];
         #[allow(clippy::needless_range_loop)] // lane loops are what the vectorizer wants
         for l in 0..8 {
@@ -106,6 +131,10 @@ mod tests {
         }
         apply(p, 42, 8, 1, &x, &mut y2);
         assert_ne!(y, y2);
+        // The split path (n is above PART_MIN) agrees with `keep` everywhere.
+        for (i, &v) in y.iter().enumerate().skip(n - 1000) {
+            assert_eq!(v != 0.0, keep(p, 42, 7, i as u64), "element {i}");
+        }
     }
 
     #[test]
