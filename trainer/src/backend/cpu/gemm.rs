@@ -47,10 +47,11 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
         unsafe { gemm_block(g, a, b, out.ptr(), 0..m, 0..n) };
         return;
     }
-    // Split the rows while each part keeps a few micro-kernel heights of
-    // them; a short, wide C (a batch of 64 times 256 outputs on 16 threads)
-    // splits its columns instead.
-    let by_rows = m >= 16 * parts || m >= n;
+    // Each part packs all of the operand it does not split: rows split
+    // repeats B's k x n packing in every part, columns split repeats A's
+    // m x k. So split the longer side of C (for the MLP's 64 x 256 x 784
+    // forward that is the columns: each thread packs half of the weights).
+    let by_rows = m >= n;
     let len = if by_rows { m } else { n };
     let chunk = len.div_ceil(parts);
     super::threads::run(parts, |i| {
