@@ -109,6 +109,11 @@ pub fn run<F: Fn(usize) + Sync>(parts: usize, f: F) {
     pool().run(parts, f)
 }
 
+/// [`Pool::run_pieces`] on the process-wide pool.
+pub fn run_pieces<S: Send>(pieces: Vec<S>, f: impl Fn(usize, S) + Sync) {
+    pool().run_pieces(pieces, f)
+}
+
 /// [`Pool::join`] on the process-wide pool.
 pub fn join(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     pool().join(a, b)

@@ -9,4 +9,4 @@ pub use pool::Pool;
 #[cfg(not(loom))]
 mod global;
 #[cfg(not(loom))]
-pub use global::{join, run, set_threads, threads, threads_from_env, ThreadsError};
+pub use global::{join, run, run_pieces, set_threads, threads, threads_from_env, ThreadsError};

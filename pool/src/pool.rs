@@ -154,6 +154,19 @@ impl Pool {
         }
     }
 
+    /// Calls `f(i, piece)` for each of `pieces` (typically disjoint `&mut`
+    /// slices of one buffer), spread as [`Pool::run`] spreads parts: the safe
+    /// way to hand each thread its own mutable data.
+    pub fn run_pieces<S: Send>(&self, pieces: Vec<S>, f: impl Fn(usize, S) + Sync) {
+        let slots: Vec<Mutex<Option<S>>> =
+            pieces.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        self.run(slots.len(), |i| {
+            if let Some(piece) = take(&slots[i]) {
+                f(i, piece)
+            }
+        });
+    }
+
     /// Runs `a` and `b`, on two threads when a worker is free.
     pub fn join(&self, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
         let (a, b) = (Mutex::new(Some(a)), Mutex::new(Some(b)));
@@ -162,12 +175,17 @@ impl Pool {
 }
 
 fn call_once<F: FnOnce()>(f: &Mutex<Option<F>>) {
-    let taken = match f.lock() {
+    if let Some(f) = take(f) {
+        f()
+    }
+}
+
+/// The value in `slot`, once; each slot is locked once, uncontended, and a
+/// lock poisoned by a panicking part still yields its value.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    match slot.lock() {
         Ok(mut g) => g.take(),
         Err(poisoned) => poisoned.into_inner().take(),
-    };
-    if let Some(f) = taken {
-        f()
     }
 }
 
@@ -293,6 +311,17 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn run_pieces_hands_each_part_its_own_mutable_slice() {
+        let pool = Pool::new(2);
+        let mut data = vec![0usize; 1000];
+        let pieces: Vec<&mut [usize]> = data.chunks_mut(300).collect();
+        pool.run_pieces(pieces, |i, piece| piece.iter_mut().for_each(|v| *v = i + 1));
+        for (j, v) in data.iter().enumerate() {
+            assert_eq!(*v, j / 300 + 1, "element {j}");
         }
     }
 

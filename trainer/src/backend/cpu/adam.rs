@@ -36,23 +36,14 @@ pub fn step_parts(h: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], 
         return step(h, param, grad, m, v);
     }
     let chunk = n.div_ceil(parts);
-    // One `Mutex` per part hands each thread its own slices without unsafe;
-    // each lock is taken once, uncontended.
-    let pieces: Vec<std::sync::Mutex<Piece>> = param
+    let pieces: Vec<Piece> = param
         .chunks_mut(chunk)
         .zip(grad.chunks(chunk))
         .zip(m.chunks_mut(chunk))
         .zip(v.chunks_mut(chunk))
-        .map(|(((p, g), m), v)| std::sync::Mutex::new((p, g, m, v)))
+        .map(|(((p, g), m), v)| (p, g, m, v))
         .collect();
-    super::threads::run(pieces.len(), |i| {
-        let mut guard = match pieces[i].lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let (p, g, m, v) = &mut *guard;
-        step(h, p, g, m, v);
-    });
+    super::threads::run_pieces(pieces, |_, (p, g, m, v)| step(h, p, g, m, v));
 }
 
 /// One update of `param` from `grad` with moment buffers `m` and `v`; all

@@ -45,17 +45,8 @@ impl DataOps for Cpu {
             return Ok(());
         }
         let per = rows.div_ceil(parts);
-        let pieces: Vec<std::sync::Mutex<&mut [f32]>> = dst[..rows * cols]
-            .chunks_mut(per * cols)
-            .map(std::sync::Mutex::new)
-            .collect();
-        super::threads::run(pieces.len(), |p| {
-            let mut out = match pieces[p].lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            copy(p * per, &mut out);
-        });
+        let pieces: Vec<&mut [f32]> = dst[..rows * cols].chunks_mut(per * cols).collect();
+        super::threads::run_pieces(pieces, |p, out| copy(p * per, out));
         Ok(())
     }
     fn gather_idx(

@@ -36,18 +36,10 @@ pub fn apply(p: f32, seed: u64, offset: u64, group: usize, x: &[f32], y: &mut [f
         // Whole 32-element rounds per part, so each element draws from the
         // same Philox block as unsplit: the same bits for any split.
         let per = n.div_ceil(parts).div_ceil(32) * 32;
-        let pieces: Vec<std::sync::Mutex<(&[f32], &mut [f32])>> = x[..n]
-            .chunks(per)
-            .zip(y[..n].chunks_mut(per))
-            .map(std::sync::Mutex::new)
-            .collect();
-        super::threads::run(pieces.len(), |i| {
-            let mut piece = match pieces[i].lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let (xs, ys) = &mut *piece;
-            blocked(p, scale, seed, offset, (i * per / 32) as u64, xs, ys);
+        let pieces: Vec<(&[f32], &mut [f32])> =
+            x[..n].chunks(per).zip(y[..n].chunks_mut(per)).collect();
+        super::threads::run_pieces(pieces, |i, (xs, ys)| {
+            blocked(p, scale, seed, offset, (i * per / 32) as u64, xs, ys)
         });
         return;
     }
