@@ -239,6 +239,46 @@ fn info_says_what_this_build_can_run_on_and_exits_0() {
 /// trains; `--device cuda` refuses with what to do next. With the `cuda`
 /// feature on a GPU machine the test says so and only checks that both run.
 #[test]
+fn the_thread_count_comes_from_the_flag_or_the_environment_and_bad_values_are_refused() {
+    let info = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = lasagna();
+        c.env_remove("LASAGNA_NUM_THREADS")
+            .env_remove("RAYON_NUM_THREADS");
+        c.args(args).envs(env.iter().copied());
+        let o = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let (ok, out) = info(&["--threads", "3", "info"], &[]);
+    assert!(ok && out.contains("training uses 3 thread(s)"), "{out}");
+    let (ok, out) = info(
+        &["info"],
+        &[("LASAGNA_NUM_THREADS", "2"), ("RAYON_NUM_THREADS", "5")],
+    );
+    assert!(
+        ok && out.contains("training uses 2 thread(s)"),
+        "LASAGNA_NUM_THREADS first: {out}"
+    );
+    let (ok, out) = info(&["info"], &[("RAYON_NUM_THREADS", "1")]);
+    assert!(ok && out.contains("training uses 1 thread(s)"), "{out}");
+    let (ok, out) = info(&["--threads", "0", "info"], &[]);
+    assert!(
+        !ok && out.contains("--threads") && !out.contains("panicked"),
+        "{out}"
+    );
+    let (ok, out) = info(&["info"], &[("LASAGNA_NUM_THREADS", "many")]);
+    assert!(
+        !ok && out.contains("LASAGNA_NUM_THREADS=\"many\" is not a thread count")
+            && !out.contains("panicked"),
+        "{out}"
+    );
+}
+
+#[test]
 fn device_auto_falls_back_to_the_cpu_with_a_clear_line() {
     let args = [
         "train",
