@@ -95,8 +95,70 @@ fn train_on_a_subset_exports_a_readable_model_and_metrics() {
         text.contains(&format!("{:.2}%", 100.0 * acc)),
         "eval must reproduce the training run's accuracy: {text}"
     );
+    spec_12_13_keys_and_sizes(&out);
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&metrics);
+}
+
+/// docs/FORMAT.md §12 lists every metadata key the tool writes, and §13's
+/// table gives the sizes of the files it writes for the MLP: the trained
+/// file `trained` (the mlp preset) and its f32, f16 and int8 exports.
+fn spec_12_13_keys_and_sizes(trained: &std::path::Path) {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md"))
+        .expect("docs/FORMAT.md");
+    let section = |from: &str, to: &str| -> String {
+        let a = spec.find(from).expect("section start");
+        let b = spec[a..].find(to).map_or(spec.len(), |b| a + b);
+        spec[a..b].to_string()
+    };
+    let s12 = section("## 12. Versioning", "## 13.");
+    let s13 = section("## 13. Compactness", "## 14.");
+    // "| `mlp-f16.lsn` (export) | f16 | 218 | 784 | 436 116 | 436 900 | ..."
+    let stated_size = |file: &str| -> u64 {
+        let row = s13
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{file}`")))
+            .unwrap_or_else(|| panic!("FORMAT.md §13 has no row for {file}"));
+        let cell = row.split('|').nth(6).expect("File column");
+        cell.replace(' ', "").parse().expect("a size")
+    };
+    let mut files = vec![("mlp.lsn", trained.to_path_buf())];
+    for (q, name) in [
+        ("f32", "mlp-f32.lsn"),
+        ("f16", "mlp-f16.lsn"),
+        ("int8", "mlp-int8.lsn"),
+    ] {
+        let path = tmp(&format!("spec13-{name}"));
+        let o = lasagna()
+            .args(["export", "--quantize", q, "--model-file"])
+            .arg(trained)
+            .arg("--out")
+            .arg(&path)
+            .output()
+            .expect("export");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        files.push((name, path));
+    }
+    for (name, path) in &files {
+        let bytes = std::fs::read(path).expect("model file");
+        assert_eq!(
+            bytes.len() as u64,
+            stated_size(name),
+            "{name}: the size FORMAT.md §13 states"
+        );
+        let model = lasagna_format::Model::parse(&bytes).expect("parses");
+        for (key, _) in model.meta() {
+            if key.starts_with("lasagna.") {
+                assert!(
+                    s12.contains(&format!("| `{key}` |")),
+                    "{name} has metadata key {key}, which FORMAT.md §12's table lacks"
+                );
+            }
+        }
+        if *name != "mlp.lsn" {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 #[test]

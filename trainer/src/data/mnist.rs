@@ -249,6 +249,24 @@ mod tests {
         assert_eq!(m.test.len(), 2);
     }
 
+    /// docs/FORMAT.md §3 "What `x` is": the engine's input is
+    /// `(pixel / 255 − input_mean) / input_std`, three f32 steps in that
+    /// order, with the mean and std the model file stores.
+    #[test]
+    fn spec_3_loaded_pixels_are_pixel_over_255_normalized_in_f32() {
+        let dir = TempDir::new("mnist-spec3");
+        write_set(&dir, 3, &[0, 9, 4]);
+        let norm = Normalization::default();
+        let m = load_mnist(&dir.0, norm).unwrap();
+        // Image i's pixel k is (i * 784 + k) as u8 (write_set's pattern).
+        for (k, &x) in m.train.x.iter().enumerate() {
+            let p = k as u8;
+            let (p255, mean, std) = (f32::from(p) / 255.0, 0.1307f32, 0.3081f32);
+            assert_eq!(x.to_bits(), ((p255 - mean) / std).to_bits(), "pixel {p}");
+        }
+        assert_eq!((norm.mean, norm.std), (0.1307, 0.3081));
+    }
+
     #[test]
     fn test_pixels_are_the_raw_grey_levels_of_the_test_files_only() {
         let dir = TempDir::new("mnist-raw");
