@@ -345,10 +345,7 @@ fn every_real_board_builds_for_its_memory_map_and_prints_its_budget() {
             &format!("model {} B (int8)", lasagna_deploy::thousands(model_bytes)),
             "budget     fits",
         ] {
-            assert!(
-                out.contains(want.as_str()),
-                "{name}: {want:?} not in:\n{out}"
-            );
+            assert!(out.contains(want), "{name}: {want:?} not in:\n{out}");
         }
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&json).expect("--json written")).expect("json");

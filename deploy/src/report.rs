@@ -462,6 +462,7 @@ mod tests {
     fn the_report_adds_up_and_renders_every_line() {
         let b = &BOARDS[0];
         let sizes = FirmwareSizes {
+            boot2: 0,
             vector_table: 1024,
             text: 73_048,
             rodata: 240_860,
