@@ -8,8 +8,15 @@
 //! - `LASAGNA_FLASH_KB` / `LASAGNA_RAM_KB`: the memory budget the firmware
 //!   is linked for (default 512 / 128: an STM32F411-class part). The linker
 //!   fails the build if the firmware does not fit.
-//! - `LASAGNA_FLASH_ORIGIN`: where flash starts (default 0x00000000, QEMU's
-//!   MPS2 boards; an STM32 wants 0x08000000, see README.md).
+//! - `LASAGNA_FLASH_ORIGIN` / `LASAGNA_RAM_ORIGIN`: where flash and RAM
+//!   start (default 0x00000000 and 0x20000000: QEMU's MPS2 boards; an STM32
+//!   wants flash at 0x08000000, an RP2040 at 0x10000000; see README.md).
+//!   With the `rp2040-boot2` feature the first 256 bytes of flash are the
+//!   RP2040's second-stage bootloader (region `BOOT2`, section `.boot2`).
+//! - `LASAGNA_TICK_SCALE`: what one SysTick tick is worth, `N` or `N/D`
+//!   (default 40: QEMU's MPS2 board, 25 MHz, one instruction per virtual
+//!   nanosecond; 125/21 on QEMU's 168 MHz netduinoplus2; 1 on real
+//!   silicon, where a tick is a core cycle).
 
 use std::env;
 use std::fs;
@@ -23,6 +30,8 @@ fn main() {
         "LASAGNA_FLASH_KB",
         "LASAGNA_RAM_KB",
         "LASAGNA_FLASH_ORIGIN",
+        "LASAGNA_RAM_ORIGIN",
+        "LASAGNA_TICK_SCALE",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -61,13 +70,62 @@ fn main() {
             })
             .unwrap_or(default)
     };
-    let origin = env::var("LASAGNA_FLASH_ORIGIN").unwrap_or_else(|_| "0x00000000".into());
-    let memory = format!(
-        "/* Written by build.rs: the budget this firmware must fit. */\n\
-         MEMORY\n{{\n  FLASH : ORIGIN = {origin}, LENGTH = {}K\n  RAM : ORIGIN = 0x20000000, LENGTH = {}K\n}}\n",
-        kb("LASAGNA_FLASH_KB", 512),
-        kb("LASAGNA_RAM_KB", 128)
-    );
+    let address = |var: &str, default: u32| -> u32 {
+        env::var(var)
+            .ok()
+            .map(|v| {
+                let hex = v.trim_start_matches("0x").trim_start_matches("0X");
+                u32::from_str_radix(hex, 16)
+                    .unwrap_or_else(|_| panic!("{var}={v} is not a hex address like 0x08000000"))
+            })
+            .unwrap_or(default)
+    };
+    let flash_origin = address("LASAGNA_FLASH_ORIGIN", 0);
+    let ram_origin = address("LASAGNA_RAM_ORIGIN", 0x2000_0000);
+    let flash = u64::from(kb("LASAGNA_FLASH_KB", 512)) * 1024;
+    let ram = u64::from(kb("LASAGNA_RAM_KB", 128)) * 1024;
+    // The RP2040's boot ROM copies the first 256 bytes of flash to RAM,
+    // checks their CRC and runs them (boot2: it sets up the QSPI flash for
+    // execute-in-place); the vector table follows at +0x100.
+    let boot2 = env::var_os("CARGO_FEATURE_RP2040_BOOT2").is_some();
+    let memory = if boot2 {
+        format!(
+            "/* Written by build.rs: the budget this firmware must fit. */\n\
+             MEMORY\n{{\n  BOOT2 : ORIGIN = {flash_origin:#010x}, LENGTH = 0x100\n  \
+             FLASH : ORIGIN = {:#010x}, LENGTH = {}\n  \
+             RAM : ORIGIN = {ram_origin:#010x}, LENGTH = {ram}\n}}\n\n\
+             SECTIONS {{\n  .boot2 ORIGIN(BOOT2) :\n  {{\n    KEEP(*(.boot2));\n  }} > BOOT2\n\
+             }} INSERT BEFORE .text;\n",
+            u64::from(flash_origin) + 0x100,
+            flash.saturating_sub(0x100),
+        )
+    } else {
+        format!(
+            "/* Written by build.rs: the budget this firmware must fit. */\n\
+             MEMORY\n{{\n  FLASH : ORIGIN = {flash_origin:#010x}, LENGTH = {flash}\n  \
+             RAM : ORIGIN = {ram_origin:#010x}, LENGTH = {ram}\n}}\n"
+        )
+    };
+    // What one SysTick tick is worth: instructions under QEMU's
+    // `-icount shift=0` (10^9 / the machine's SysTick clock), cycles on
+    // real silicon. `N` or `N/D`.
+    let scale = env::var("LASAGNA_TICK_SCALE").unwrap_or_else(|_| "40".into());
+    let (num, den) = match scale.split_once('/') {
+        Some((n, d)) => (n.trim().to_string(), d.trim().to_string()),
+        None => (scale.trim().to_string(), "1".to_string()),
+    };
+    let (num, den): (u64, u64) = match (num.parse(), den.parse()) {
+        (Ok(n), Ok(d)) if n > 0 && d > 0 => (n, d),
+        _ => panic!("LASAGNA_TICK_SCALE={scale} is not N or N/D with N, D > 0"),
+    };
+    fs::write(
+        out.join("tick_scale.rs"),
+        format!(
+            "/// Counted units (instructions or cycles) per SysTick tick: NUM / DEN.\n\
+             pub const NUM: u64 = {num};\n/// See NUM.\npub const DEN: u64 = {den};\n"
+        ),
+    )
+    .expect("write tick_scale.rs");
     fs::write(out.join("memory.x"), memory).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     // cortex-m-rt's linker script (it includes memory.x). Here rather than

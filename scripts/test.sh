@@ -56,10 +56,11 @@ done
 step "lint: the engine's Cortex-M4 DSP kernels (arm-dsp)"
 cargo clippy --locked -p lasagna-infer --target thumbv7em-none-eabihf --features arm-dsp -- -D warnings
 
-step "firmware: fmt, clippy and builds for Cortex-M4 (arm-dsp) and Cortex-M0+ (committed int8 test model)"
+step "firmware: fmt, clippy and builds for Cortex-M4 (arm-dsp) and Cortex-M0+ (committed int8 test model; clippy also with the RP2040's boot2)"
 (cd firmware && cargo fmt -- --check \
   && cargo clippy --locked --release -- -D warnings \
   && cargo clippy --locked --release --target thumbv6m-none-eabi -- -D warnings \
+  && cargo clippy --locked --release --target thumbv6m-none-eabi --features rp2040-boot2 -- -D warnings \
   && cargo build --locked --release \
   && cargo build --locked --release --target thumbv6m-none-eabi)
 

@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lasagna_deploy::host::MNIST_INPUT_LEN;
 use lasagna_deploy::{
-    thousands, Board, Error, Images, Options, Progress, Step, BOARDS, MAX_IMAGES,
+    thousands, Board, Error, Images, Mode, Options, Progress, Step, BOARDS, MAX_IMAGES,
 };
 use lasagna_trainer::data::{load_mnist_test_pixels, resolve_data_dir};
 use std::path::PathBuf;
@@ -41,6 +41,13 @@ use std::time::Duration;
 ///   instructions. Instructions are not cycles: on a real Cortex-M4 a load
 ///   takes 2 cycles, a multiply-accumulate 1.
 ///
+/// Real boards (nucleo-f411re, nrf52840-dk, rp-pico, stm32f746-disco):
+/// `--build-only` builds the firmware for the part's memory map and prints
+/// the budget (flash, static RAM, the model's bytes) without running
+/// anything; `--probe` flashes a connected board with `probe-rs run --chip
+/// CHIP` (cargo install probe-rs-tools) and reads the same report over
+/// semihosting, where cost is core cycles, not instructions.
+///
 /// Needs `qemu-system-arm` (sudo apt-get install qemu-system-arm) and the
 /// board's Rust target (`bash scripts/setup.sh` installs both; where rustup
 /// does not serve the target it builds it from rust-src). The first
@@ -70,6 +77,15 @@ pub struct DeployArgs {
     /// Stop the emulator after this many seconds (at least 1).
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = crate::args::seconds)]
     pub timeout: u64,
+    /// Only build the firmware for the board and print its budget (flash,
+    /// RAM, the model's bytes); run nothing (any board, real ones too).
+    #[arg(long, conflicts_with = "probe")]
+    pub build_only: bool,
+    /// Run on a real board connected through a debug probe: `probe-rs run
+    /// --chip CHIP` flashes it and serves its semihosting (needs probe-rs:
+    /// cargo install probe-rs-tools).
+    #[arg(long)]
+    pub probe: bool,
 }
 
 /// `--board`: a row of [`BOARDS`], named and described as the table has it.
@@ -160,11 +176,27 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
+    let mode = match (a.build_only, a.probe) {
+        (true, _) => Mode::BuildOnly,
+        (false, true) => Mode::Probe,
+        (false, false) => Mode::Emulate,
+    };
     let options = Options {
         firmware_dir: a.firmware_dir.clone(),
         timeout: Duration::from_secs(a.timeout),
+        mode,
     };
     let prepared = lasagna_deploy::prepare(&a.model_file, board, &options)?;
+    if mode == Mode::BuildOnly {
+        let report = prepared.build_only(&mut Spinners::default())?;
+        print!("{}", report.render());
+        if let Some(path) = &a.json {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::config("--json", format!("cannot encode the report: {e}")))?;
+            lasagna_files::write_atomic(path, (text + "\n").as_bytes())?;
+        }
+        return Ok(());
+    }
 
     let data_dir = resolve_data_dir(a.data.as_deref());
     let (images, labels) = load_mnist_test_pixels(&data_dir)?;

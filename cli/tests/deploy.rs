@@ -293,3 +293,222 @@ fn a_trained_int8_mlp_runs_on_the_emulated_m4_identically_to_the_host() {
     );
     assert!(r["accuracy"].as_f64().unwrap_or(0.0) >= 0.9, "{r}");
 }
+
+// ---- real boards and a real SoC under QEMU ----
+
+/// The ELF header's entry point (`e_entry`): the reset handler's address,
+/// so it lies in the flash the firmware was linked for.
+fn elf_entry(elf: &[u8]) -> u64 {
+    let b: [u8; 4] = elf[0x18..0x1c].try_into().expect("an ELF32 header");
+    u64::from(u32::from_le_bytes(b))
+}
+
+/// `--build-only` for every real board: the firmware links for the part's
+/// own memory map (flash origin and size, RAM origin and size; the
+/// RP2040's boot2 in the first 256 bytes) and the budget report says so
+/// (skipped, saying why, when the board's Rust target cannot be built).
+#[test]
+fn every_real_board_builds_for_its_memory_map_and_prints_its_budget() {
+    let model_bytes = std::fs::metadata(golden()).expect("golden model").len();
+    let boards = [
+        ("nucleo-f411re", 512, 0x0800_0000u64, 128, 0u64),
+        ("nrf52840-dk", 1024, 0x0000_0000, 256, 0),
+        ("rp-pico", 2048, 0x1000_0000, 264, 256),
+        ("stm32f746-disco", 1024, 0x0800_0000, 320, 0),
+    ];
+    for (name, flash_kib, origin, ram_kib, boot2) in boards {
+        let board = lasagna_deploy::Board::find(name).expect("a table row");
+        if let Err(e) = lasagna_deploy::rust_target::find_core(
+            board,
+            &lasagna_deploy::firmware::default_firmware_dir(),
+        ) {
+            eprintln!("SKIPPED {name}: its Rust target is missing ({e}); CI installs it");
+            continue;
+        }
+        let json = tmp(&format!("{name}-build.json"));
+        let o = lasagna()
+            .args(["deploy", "--board", name, "--build-only", "--model-file"])
+            .arg(golden())
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("run lasagna");
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{name}:\n{out}\n{err}");
+        let memory = format!(
+            "memory     flash {flash_kib} KiB at {origin:#010x}, RAM {ram_kib} KiB at 0x20000000"
+        );
+        for want in [
+            &format!("deploy --build-only: {}", golden().display()),
+            &format!("for {name} ("),
+            &memory,
+            &format!("model {} B (int8)", lasagna_deploy::thousands(model_bytes)),
+            "budget     fits",
+        ] {
+            assert!(out.contains(want), "{name}: {want:?} not in:\n{out}");
+        }
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).expect("--json written")).expect("json");
+        let _ = std::fs::remove_file(&json);
+        let int = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{v} in {r}"));
+        assert_eq!(r["board"]["name"], name);
+        assert_eq!(r["fits"], true, "{r}");
+        assert_eq!(int(&r["boot2_bytes"]), boot2, "{r}");
+        let flash = int(&r["flash"]["bytes"]);
+        assert!(
+            flash > model_bytes + boot2 && flash <= flash_kib * 1024,
+            "{name}: flash {flash}: {r}"
+        );
+        assert_eq!(int(&r["model_bytes"]), model_bytes);
+        let ram = &r["ram"];
+        assert!(int(&ram["arena_bytes"]) > 0 && int(&ram["arena_bytes"]) <= int(&ram["bytes"]));
+        assert_eq!(
+            int(&ram["bytes"]) + int(&ram["stack_room_bytes"]),
+            ram_kib * 1024
+        );
+        // The firmware itself was linked there: its reset handler is in the
+        // part's flash, past boot2 on the RP2040.
+        let elf = std::fs::read(r["firmware"].as_str().expect("a path")).expect("the ELF");
+        let entry = elf_entry(&elf);
+        assert!(
+            entry >= origin + boot2 && entry < origin + flash_kib * 1024,
+            "{name}: entry {entry:#x} outside flash at {origin:#x}"
+        );
+    }
+}
+
+/// `--probe` with no probe-rs on PATH names the install command before
+/// anything is built; a real board without `--probe` or `--build-only`,
+/// and `--probe` on an emulated board, are refused with what to do.
+#[test]
+fn probe_without_probe_rs_and_real_boards_without_a_probe_are_refused_clearly() {
+    let golden = golden();
+    let g = golden.to_str().expect("utf-8 path");
+    let o = lasagna()
+        .env("PATH", "")
+        .args([
+            "deploy",
+            "--board",
+            "nucleo-f411re",
+            "--probe",
+            "--model-file",
+            g,
+        ])
+        .output()
+        .expect("run lasagna");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("probe-rs: not found on PATH")
+            && err.contains("nucleo-f411re (STM32F411RETx)")
+            && err.contains("cargo install probe-rs-tools"),
+        "{err}"
+    );
+    fails_with(
+        &["--model-file", g, "--board", "rp-pico"],
+        &["rp-pico is a real board", "--build-only", "--probe"],
+    );
+    fails_with(
+        &["--model-file", g, "--board", "qemu-m4", "--probe"],
+        &[
+            "qemu-m4 runs in QEMU mps2-an386, not on a probe",
+            "nucleo-f411re",
+        ],
+    );
+    fails_with(
+        &[
+            "--model-file",
+            g,
+            "--board",
+            "qemu-m4",
+            "--probe",
+            "--build-only",
+        ],
+        &["--build-only", "--probe", "cannot be used with"],
+    );
+}
+
+#[test]
+fn deploy_help_lists_every_board_with_its_line() {
+    let o = lasagna()
+        .args(["deploy", "--help"])
+        .output()
+        .expect("run lasagna");
+    let (out, _) = text(&o);
+    for b in BOARDS {
+        assert!(out.contains(b.name), "{} not in:\n{out}", b.name);
+    }
+    for w in [
+        "STM32F411RE",
+        "nRF52840",
+        "RP2040",
+        "STM32F746NG",
+        "STM32F405RG",
+    ] {
+        assert!(out.contains(w), "{w} not in:\n{out}");
+    }
+}
+
+/// Runs `deploy --json` for `board` and returns the report.
+fn deploy_json(board: &str, model: &std::path::Path, images: &str) -> serde_json::Value {
+    let json = tmp(&format!("{board}-run.json"));
+    let o = lasagna()
+        .args([
+            "deploy",
+            "--board",
+            board,
+            "--images",
+            images,
+            "--model-file",
+        ])
+        .arg(model)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run lasagna");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{board}:\n{out}\n{err}");
+    println!("{out}");
+    let r = serde_json::from_slice(&std::fs::read(&json).expect("--json written")).expect("json");
+    let _ = std::fs::remove_file(&json);
+    r
+}
+
+/// QEMU's emulation of a real SoC: the committed int8 CNN on 300 MNIST
+/// images on the netduinoplus2 (STM32F405RG: flash at 0x08000000), every
+/// output equal to the host's; and its instruction count equal to the
+/// MPS2 board's for the same code and images, which holds only if the
+/// 168 MHz SysTick is scaled right (a tick is 125/21 instructions there,
+/// 40 on the MPS2's 25 MHz; the counts agree within the two resolutions).
+#[test]
+fn the_int8_cnn_runs_on_the_emulated_stm32f405_like_the_host_and_counts_like_mps2() {
+    if !have_qemu() {
+        eprintln!(
+            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
+             CI installs it and runs this test"
+        );
+        return;
+    }
+    let st = deploy_json("netduinoplus2", &golden(), "300");
+    let int =
+        |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let h = &st["host_check"];
+    assert_eq!(h["passed"], true, "{st}");
+    assert_eq!(h["matching_predictions"], 300, "{st}");
+    assert_eq!(h["outputs_identical"], true, "{st}");
+    assert_eq!(st["board"]["like"], "STM32F405RG");
+    assert!(int(&st["flash"], "bytes") <= 1024 * 1024);
+    let m4 = deploy_json("qemu-m4", &golden(), "300");
+    assert_eq!(
+        m4["host_check"]["outputs_fnv1a_host"],
+        h["outputs_fnv1a_device"]
+    );
+    let (a, b) = (
+        int(&st, "instructions_per_inference"),
+        int(&m4, "instructions_per_inference"),
+    );
+    assert!(
+        a > 0 && a.abs_diff(b) <= 40 + 6,
+        "netduinoplus2 {a} vs qemu-m4 {b}"
+    );
+}

@@ -15,8 +15,13 @@ pub fn larger(board: &Board, size: impl Fn(&Board) -> u32) -> String {
     let names: Vec<String> = BOARDS
         .iter()
         // Only the same core: a bigger budget on another core is another
-        // build, not a fix for this one.
-        .filter(|b| b.cpu == board.cpu && size(b) > size(board))
+        // build, not a fix for this one. And only the same kind: an
+        // emulated board for an emulated one, a real board for a real one.
+        .filter(|b| {
+            b.cpu == board.cpu
+                && b.qemu().is_some() == board.qemu().is_some()
+                && size(b) > size(board)
+        })
         .map(|b| format!("{} ({} KiB)", b.name, size(b)))
         .collect();
     if names.is_empty() {
@@ -151,8 +156,17 @@ mod tests {
     #[test]
     fn hints_name_the_larger_boards_of_the_table() {
         let small = Board::find("qemu-m4-small").unwrap();
-        assert_eq!(larger(small, |b| b.flash_kib), "--board qemu-m4 (512 KiB)");
+        assert_eq!(
+            larger(small, |b| b.flash_kib),
+            "--board qemu-m4 (512 KiB) or netduinoplus2 (1024 KiB)"
+        );
         let big = Board::find("qemu-m4").unwrap();
         assert_eq!(larger(big, |b| b.ram_kib), "a board with more");
+        // A real board is suggested for a real board only.
+        let nucleo = Board::find("nucleo-f411re").unwrap();
+        assert_eq!(
+            larger(nucleo, |b| b.ram_kib),
+            "--board nrf52840-dk (256 KiB)"
+        );
     }
 }

@@ -111,6 +111,9 @@ pub fn sections(bytes: &[u8], path: &Path) -> Result<Vec<Section>> {
 /// The sections that occupy flash and RAM in a `cortex-m-rt` firmware.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FirmwareSizes {
+    /// `.boot2`: the RP2040's second-stage bootloader (flash; absent
+    /// elsewhere).
+    pub boot2: u64,
     /// `.vector_table` (flash).
     pub vector_table: u64,
     /// `.text`: code (flash).
@@ -136,6 +139,7 @@ impl FirmwareSizes {
                 .sum()
         };
         FirmwareSizes {
+            boot2: size(".boot2"),
             vector_table: size(".vector_table"),
             text: size(".text"),
             rodata: size(".rodata"),
@@ -154,9 +158,10 @@ impl FirmwareSizes {
         Ok(FirmwareSizes::from_sections(&sections(&bytes, path)?))
     }
 
-    /// Bytes written to flash: `.vector_table + .text + .rodata + .data`.
+    /// Bytes written to flash: `.boot2 + .vector_table + .text + .rodata +
+    /// .data`.
     pub fn flash(&self) -> u64 {
-        self.vector_table + self.text + self.rodata + self.data
+        self.boot2 + self.vector_table + self.text + self.rodata + self.data
     }
 
     /// Static RAM: `.data + .bss + .uninit`.
@@ -222,6 +227,14 @@ mod tests {
         assert_eq!(s[2].name, ".text");
         let f = FirmwareSizes::from_sections(&s);
         assert_eq!(f.flash(), 1024 + 73_048 + 240_860 + 8);
+        let pico = FirmwareSizes::from_sections(
+            &sections(
+                &tiny_elf(&[(".boot2", 256), (".text", 10)]),
+                Path::new("fw"),
+            )
+            .unwrap(),
+        );
+        assert_eq!((pico.boot2, pico.flash()), (256, 266));
         assert_eq!(f.static_ram(), 8 + 3392 + 4);
     }
 

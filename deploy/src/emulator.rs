@@ -1,51 +1,69 @@
-//! Running the firmware in the board's emulator, with a timeout.
+//! Running the firmware in the board's emulator, with a timeout; the same
+//! wait serves `probe-rs run` on a real board ([`crate::probe`]).
 
-use super::boards::Board;
+use super::boards::{Board, Qemu};
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn install_hint(board: &Board) -> String {
+fn install_hint(qemu: &Qemu) -> String {
     format!(
         "sudo apt-get install {0} (Debian/Ubuntu), brew install qemu (macOS); \
          {0} must be on PATH",
-        board.emulator_bin
+        qemu.bin
     )
+}
+
+/// The board's QEMU machine, or why there is none: a real board runs only
+/// with `--probe` (or is only built, `--build-only`).
+pub fn qemu_of(board: &Board) -> Result<&Qemu> {
+    board.qemu().ok_or_else(|| {
+        Error::config(
+            "--board",
+            format!(
+                "{} is a real board ({}) that nothing here emulates. HINT: `--build-only` \
+                 builds its firmware and prints the budget; `--probe` flashes a connected \
+                 board with probe-rs and runs it there",
+                board.name, board.like
+            ),
+        )
+    })
 }
 
 /// Checks that the board's emulator runs (`qemu-system-arm --version`).
 pub fn check_emulator(board: &Board) -> Result<()> {
-    match Command::new(board.emulator_bin)
+    let qemu = qemu_of(board)?;
+    match Command::new(qemu.bin)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
     {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(Error::Tool {
-            tool: board.emulator_bin.into(),
+            tool: qemu.bin.into(),
             reason: format!("`--version` failed ({})", o.status),
-            hint: install_hint(board),
+            hint: install_hint(qemu),
         }),
         Err(e) => Err(Error::Tool {
-            tool: board.emulator_bin.into(),
+            tool: qemu.bin.into(),
             reason: if e.kind() == std::io::ErrorKind::NotFound {
                 format!("not found; {} runs on it", board.emulator)
             } else {
                 format!("cannot start it: {e}")
             },
-            hint: install_hint(board),
+            hint: install_hint(qemu),
         }),
     }
 }
 
-/// What the emulator printed, and how it ended.
+/// What the emulator (or probe-rs) printed, and how it ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmulatorOutput {
     /// The semihosting console.
     pub stdout: String,
-    /// QEMU's own messages.
+    /// The tool's own messages.
     pub stderr: String,
     /// Exit code (`None` if killed by a signal).
     pub code: Option<i32>,
@@ -69,26 +87,26 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs `kernel` on the board's emulator in `workdir` (where the firmware
-/// finds `images.bin`), stopping it after `timeout`.
-pub fn run_emulator(
+/// Runs `cmd` (the firmware on `board`: QEMU, or probe-rs on a real
+/// board) to its end, stopping it after `timeout`. `hint` says how to
+/// install `tool`.
+pub fn run_until_exit(
     board: &Board,
-    kernel: &Path,
-    workdir: &Path,
+    mut cmd: Command,
+    tool: &str,
+    hint: &str,
     timeout: Duration,
 ) -> Result<EmulatorOutput> {
     let start = Instant::now();
-    let mut child = Command::new(board.emulator_bin)
-        .args(board.emulator_args(kernel))
-        .current_dir(workdir)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Tool {
-            tool: board.emulator_bin.into(),
+            tool: tool.into(),
             reason: format!("cannot start it: {e}"),
-            hint: install_hint(board),
+            hint: hint.into(),
         })?;
     let out = collect(child.stdout.take());
     let err = collect(child.stderr.take());
@@ -100,9 +118,8 @@ pub fn run_emulator(
                 return Err(Error::Device {
                     board: board.name.into(),
                     reason: format!(
-                        "{} ran longer than the {} s timeout and was stopped. HINT: fewer \
+                        "{tool} ran longer than the {} s timeout and was stopped. HINT: fewer \
                          --images, or a longer --timeout",
-                        board.emulator_bin,
                         timeout.as_secs()
                     ),
                 });
@@ -111,7 +128,7 @@ pub fn run_emulator(
             Err(e) => {
                 stop(&mut child);
                 return Err(Error::Tool {
-                    tool: board.emulator_bin.into(),
+                    tool: tool.into(),
                     reason: format!("waiting for it failed: {e}"),
                     hint: "run deploy again".into(),
                 });
@@ -124,4 +141,18 @@ pub fn run_emulator(
         code: status.code(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs `kernel` on the board's emulator in `workdir` (where the firmware
+/// finds `images.bin`), stopping it after `timeout`.
+pub fn run_emulator(
+    board: &Board,
+    kernel: &Path,
+    workdir: &Path,
+    timeout: Duration,
+) -> Result<EmulatorOutput> {
+    let qemu = qemu_of(board)?;
+    let mut cmd = Command::new(qemu.bin);
+    cmd.args(qemu.args(kernel)).current_dir(workdir);
+    run_until_exit(board, cmd, qemu.bin, &install_hint(qemu), timeout)
 }

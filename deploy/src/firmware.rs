@@ -163,7 +163,12 @@ pub fn build(req: &BuildRequest<'_>, on_line: &mut dyn FnMut(&str)) -> Result<Pa
         .env("LASAGNA_MODEL", req.model)
         .env("LASAGNA_FLASH_KB", b.flash_kib.to_string())
         .env("LASAGNA_RAM_KB", b.ram_kib.to_string())
-        .env("LASAGNA_FLASH_ORIGIN", b.flash_origin)
+        .env("LASAGNA_FLASH_ORIGIN", format!("{:#010x}", b.flash_origin))
+        .env("LASAGNA_RAM_ORIGIN", format!("{:#010x}", b.ram_origin))
+        .env("LASAGNA_TICK_SCALE", {
+            let (num, den) = b.tick_scale();
+            format!("{num}/{den}")
+        })
         // RUSTFLAGS meant for the host (`-Ctarget-cpu=native`, say) would
         // apply to the firmware; a default target from the environment
         // would build the wrong one.
@@ -173,6 +178,9 @@ pub fn build(req: &BuildRequest<'_>, on_line: &mut dyn FnMut(&str)) -> Result<Pa
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if !b.features.is_empty() {
+        cmd.arg("--features").arg(b.features.join(","));
+    }
     if let Some((var, flags)) = req.core.cargo_env(b.target) {
         cmd.env(var, flags);
     }

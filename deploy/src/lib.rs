@@ -7,9 +7,12 @@
 //! One call does it all: [`deploy`] (or [`prepare`], then
 //! [`Prepared::run`]). The steps, in order: [`host::check_model`] and
 //! [`budget::precheck`] (does it load, does it fit), the tools
-//! ([`emulator::check_emulator`], [`rust_target::find_core`]),
+//! ([`emulator::check_emulator`] or [`probe::check_probe_rs`],
+//! [`rust_target::find_core`]),
 //! [`images_bin`] (the images the firmware reads through semihosting),
-//! [`firmware::build`], [`elf::FirmwareSizes`], [`emulator::run_emulator`],
+//! [`firmware::build`], [`elf::FirmwareSizes`] (with `--build-only`,
+//! [`build_report::BuildReport`] and stop), [`emulator::run_emulator`] or
+//! [`probe::run_probe`],
 //! [`protocol::parse_output`], [`host::run_host`], and [`report::Report`].
 //!
 //! It depends on the format, the engine and `lasagna-protocol` (what the
@@ -18,20 +21,23 @@
 
 pub mod boards;
 pub mod budget;
+pub mod build_report;
 pub mod elf;
 pub mod emulator;
 pub mod error;
 pub mod firmware;
 pub mod host;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod rust_target;
 
 pub use boards::{Board, BOARDS};
+pub use build_report::BuildReport;
 pub use error::{Error, Result};
 pub use report::Report;
-pub use run::{deploy, prepare, Images, Options, Prepared, Progress, Quiet, Step};
+pub use run::{deploy, prepare, Images, Mode, Options, Prepared, Progress, Quiet, Step};
 
 use lasagna_protocol::images::{Header, HEADER_BYTES};
 use std::path::{Path, PathBuf};

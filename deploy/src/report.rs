@@ -60,6 +60,9 @@ pub struct BoardInfo {
     pub flash_budget_bytes: u64,
     /// RAM budget.
     pub ram_budget_bytes: u64,
+    /// What `instructions_per_inference` counts here: `instructions`
+    /// (QEMU), or `cycles` (a real board on a probe).
+    pub cost_unit: String,
 }
 
 /// Flash use, from the ELF.
@@ -244,6 +247,7 @@ impl Report {
                 like: b.like.into(),
                 flash_budget_bytes: b.flash_bytes(),
                 ram_budget_bytes: b.ram_bytes(),
+                cost_unit: b.cost_unit().name().into(),
             },
             flash: FlashUse {
                 bytes: flash,
@@ -345,8 +349,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  cost       {:>9} instructions per inference (worst {})",
+            "  cost       {:>9} {} per inference (worst {})",
             thousands(self.instructions_per_inference),
+            b.cost_unit,
             thousands(self.instructions_worst)
         );
         let _ = writeln!(s, "  host check  {}", self.host_check_line());
@@ -457,6 +462,7 @@ mod tests {
     fn the_report_adds_up_and_renders_every_line() {
         let b = &BOARDS[0];
         let sizes = FirmwareSizes {
+            boot2: 0,
             vector_table: 1024,
             text: 73_048,
             rodata: 240_860,

@@ -1,19 +1,23 @@
 //! The deploy tool in one call: [`prepare`] does every check that needs
 //! neither the images nor a build (the model loads, it fits the board, the
-//! emulator and the Rust target are there), then [`Prepared::run`] writes
-//! the images, builds the firmware, runs it and checks it against the
-//! host. [`deploy`] is both. The caller (the `lasagna` CLI) only parses
+//! emulator or probe-rs and the Rust target are there), then
+//! [`Prepared::run`] writes the images, builds the firmware, runs it (in
+//! QEMU, or on a real board through probe-rs) and checks it against the
+//! host; [`Prepared::build_only`] builds and reports the budget. [`deploy`]
+//! is the first two. The caller (the `lasagna` CLI) only parses
 //! arguments, loads the images and prints.
 
 use crate::boards::Board;
+use crate::build_report::BuildReport;
 use crate::elf::FirmwareSizes;
 use crate::error::{Error, Result};
 use crate::firmware::{self, BuildRequest};
 use crate::host::{self, ModelFacts, MNIST_INPUT_LEN};
 use crate::report::{self, Parts, Report, Timings};
 use crate::rust_target::{self, CoreLibs};
-use crate::{budget, emulator, images_bin, protocol, thousands, TempDir, MAX_IMAGES};
+use crate::{budget, emulator, images_bin, probe, protocol, thousands, TempDir, MAX_IMAGES};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How to deploy, beyond the model and the board.
@@ -22,8 +26,10 @@ pub struct Options {
     /// The firmware crate; `None`: `firmware/` of the source tree this
     /// crate was built from.
     pub firmware_dir: Option<PathBuf>,
-    /// Stop the emulator after this long.
+    /// Stop the emulator (or probe-rs) after this long.
     pub timeout: Duration,
+    /// Where the firmware runs, if anywhere.
+    pub mode: Mode,
 }
 
 impl Default for Options {
@@ -31,8 +37,21 @@ impl Default for Options {
         Options {
             firmware_dir: None,
             timeout: Duration::from_secs(600),
+            mode: Mode::Emulate,
         }
     }
+}
+
+/// Where the built firmware runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// In the board's emulator (QEMU); real boards refuse it.
+    #[default]
+    Emulate,
+    /// On a real board on a debug probe: `probe-rs run --chip CHIP ELF`.
+    Probe,
+    /// Nowhere: build it and report the budget ([`Prepared::build_only`]).
+    BuildOnly,
 }
 
 /// The test images the device and the host both run: `labels.len()` images
@@ -83,6 +102,7 @@ pub struct Prepared {
     firmware_dir: PathBuf,
     core: CoreLibs,
     timeout: Duration,
+    mode: Mode,
 }
 
 /// Reads the model file with [`lasagna_format::read_file`]: a file whose
@@ -102,7 +122,9 @@ fn read_model(model: &Path) -> Result<Vec<u8>> {
 
 /// Checks everything that can be checked before building: the model file
 /// loads in the engine and fits the board's flash and RAM, the firmware
-/// crate, the emulator and the board's Rust target are there.
+/// crate, the board's Rust target and what runs it (the emulator, or
+/// probe-rs with [`Mode::Probe`]; nothing for [`Mode::BuildOnly`]) are
+/// there.
 pub fn prepare(model: &Path, board: &'static Board, options: &Options) -> Result<Prepared> {
     let bytes = read_model(model)?;
     let facts = host::check_model(model, &bytes)?;
@@ -116,7 +138,11 @@ pub fn prepare(model: &Path, board: &'static Board, options: &Options) -> Result
         .clone()
         .unwrap_or_else(firmware::default_firmware_dir);
     firmware::check_firmware_dir(&firmware_dir)?;
-    emulator::check_emulator(board)?;
+    match options.mode {
+        Mode::Emulate => emulator::check_emulator(board)?,
+        Mode::Probe => probe::check_probe_rs(board)?,
+        Mode::BuildOnly => {}
+    }
     let core = rust_target::find_core(board, &firmware_dir)?;
     Ok(Prepared {
         model: model.to_path_buf(),
@@ -127,6 +153,7 @@ pub fn prepare(model: &Path, board: &'static Board, options: &Options) -> Result
         firmware_dir,
         core,
         timeout: options.timeout,
+        mode: options.mode,
     })
 }
 
@@ -134,6 +161,69 @@ impl Prepared {
     /// What the model is (bytes, arena, weights).
     pub fn facts(&self) -> &ModelFacts {
         &self.facts
+    }
+
+    /// Builds the firmware: its ELF, its section sizes and the seconds it
+    /// took. With `keep`, the ELF is copied there and that path returned.
+    ///
+    /// Every build for every board and model writes the same
+    /// `firmware/target/<target>/release/lasagna-firmware`, so the build
+    /// and the reading (or copying) of its ELF hold a lock: a thread
+    /// mutex within this process (parallel tests), a file lock between
+    /// processes. Without it, a second deploy could replace the ELF
+    /// between this build and this run.
+    fn build(
+        &self,
+        progress: &mut dyn Progress,
+        images: usize,
+        keep: Option<&Path>,
+    ) -> Result<(PathBuf, FirmwareSizes, f64)> {
+        static BUILDS: Mutex<()> = Mutex::new(());
+        let _in_process = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+        let target = self.firmware_dir.join("target");
+        std::fs::create_dir_all(&target).map_err(|source| lasagna_files::Error::Write {
+            path: target.clone(),
+            source,
+        })?;
+        let _between_processes = lasagna_files::Lock::exclusive(&target.join("lasagna-build"))?;
+        let t0 = Instant::now();
+        progress.start(Step::Build, self.board, images);
+        let built = firmware::build(
+            &BuildRequest {
+                firmware_dir: &self.firmware_dir,
+                model: &self.model_abs,
+                board: self.board,
+                weights: self.facts.weights,
+                core: &self.core,
+            },
+            &mut |line| progress.build_line(line),
+        );
+        progress.finish(Step::Build);
+        let mut elf = built?;
+        let seconds = t0.elapsed().as_secs_f64();
+        if let Some(keep) = keep {
+            std::fs::copy(&elf, keep).map_err(|source| lasagna_files::Error::Write {
+                path: keep.to_path_buf(),
+                source,
+            })?;
+            elf = keep.to_path_buf();
+        }
+        let sizes = FirmwareSizes::read(&elf)?;
+        Ok((elf, sizes, seconds))
+    }
+
+    /// Builds the firmware for the board and reports what it takes of the
+    /// budget, running nothing (any board, real or emulated).
+    pub fn build_only(&self, progress: &mut dyn Progress) -> Result<BuildReport> {
+        let (elf, sizes, _) = self.build(progress, 0, None)?;
+        let elf = std::fs::canonicalize(&elf).unwrap_or(elf);
+        Ok(BuildReport::new(
+            &self.model,
+            &self.facts,
+            self.board,
+            &elf,
+            &sizes,
+        ))
     }
 
     /// Builds the firmware, runs `images` on the board and on the host,
@@ -160,30 +250,27 @@ impl Prepared {
                 ),
             ));
         }
+        if self.mode == Mode::BuildOnly {
+            return Err(Error::config(
+                "deploy",
+                "prepared with --build-only: nothing runs (call build_only)",
+            ));
+        }
         let work = TempDir::new("deploy")?;
         let images_path = work.path().join("images.bin");
         let file = images_bin(images.pixels, images.labels, MNIST_INPUT_LEN)?;
         lasagna_files::write_atomic(&images_path, &file)?;
 
-        let t0 = Instant::now();
-        progress.start(Step::Build, board, n);
-        let built = firmware::build(
-            &BuildRequest {
-                firmware_dir: &self.firmware_dir,
-                model: &self.model_abs,
-                board,
-                weights: self.facts.weights,
-                core: &self.core,
-            },
-            &mut |line| progress.build_line(line),
-        );
-        progress.finish(Step::Build);
-        let elf = built?;
-        let build_seconds = t0.elapsed().as_secs_f64();
-        let sizes = FirmwareSizes::read(&elf)?;
+        let kept = work.path().join("lasagna-firmware.elf");
+        let (elf, sizes, build_seconds) = self.build(progress, n, Some(&kept))?;
 
         progress.start(Step::Run, board, n);
-        let ran = emulator::run_emulator(board, &elf, work.path(), self.timeout);
+        let ran = match self.mode {
+            Mode::Probe => probe::run_probe(board, &elf, work.path(), self.timeout),
+            Mode::Emulate | Mode::BuildOnly => {
+                emulator::run_emulator(board, &elf, work.path(), self.timeout)
+            }
+        };
         progress.finish(Step::Run);
         let out = ran?;
         let device = protocol::parse_output(&out.stdout, n).map_err(|e| Error::Device {

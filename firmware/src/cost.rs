@@ -1,14 +1,25 @@
-//! What an inference costs: instructions (SysTick under `-icount shift=0`),
+//! What an inference costs: instructions (SysTick under `-icount shift=0`;
+//! cycles on real silicon),
 //! peak stack (painted before, scanned after) and static RAM (linker
 //! symbols).
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 
-/// SysTick runs on the MPS2 board's 25 MHz core clock; with QEMU's
-/// `-icount shift=0` one instruction takes one virtual nanosecond, so a
-/// tick is 40 instructions.
-pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+/// What a SysTick tick is worth, from `LASAGNA_TICK_SCALE` (build.rs):
+/// SysTick counts the core clock, and under QEMU's `-icount shift=0` one
+/// instruction takes one virtual nanosecond, so a tick is 10^9 / clock
+/// instructions: 40 on the MPS2 board (25 MHz), 125/21 on the
+/// netduinoplus2 (168 MHz). On real silicon a tick is one core cycle.
+mod tick {
+    include!(concat!(env!("OUT_DIR"), "/tick_scale.rs"));
+}
+
+/// `ticks` in counted units (instructions, or cycles on real silicon),
+/// rounded down.
+pub fn scaled(ticks: u64) -> u64 {
+    ticks * tick::NUM / tick::DEN
+}
 
 const RELOAD: u32 = 0x00FF_FFFF;
 const PAINT: u32 = 0x5A5A_A5A5;
@@ -46,9 +57,9 @@ impl Counter {
         d
     }
 
-    /// Sum of all spans, in instructions.
+    /// Sum of all spans, in instructions (cycles on real silicon).
     pub fn total(&self) -> u64 {
-        self.total * INSTRUCTIONS_PER_TICK
+        scaled(self.total)
     }
 }
 

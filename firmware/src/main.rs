@@ -19,6 +19,8 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "rp2040-boot2")]
+mod boot2;
 mod cost;
 mod images;
 
@@ -136,7 +138,7 @@ fn run() -> Result<(), &'static str> {
         images: images.count,
         correct,
         instructions_per_inference: total / u64::from(n),
-        instructions_worst: u64::from(worst) * cost::INSTRUCTIONS_PER_TICK,
+        instructions_worst: cost::scaled(u64::from(worst)),
         arena_bytes: model::ARENA_BYTES as u64,
         static_ram_bytes: cost::static_ram() as u64,
         peak_stack_bytes: peak_stack as u64,
