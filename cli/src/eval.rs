@@ -86,7 +86,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
             }
             None => (set.run_nostd()?, None),
         };
-        write(p)?;
         println!(
             "{path}: test accuracy {:.2}% ({} images), test loss {:.4} [no_std engine, {}, {:.1} us per image, arena {} bytes]",
             100.0 * r.accuracy,
@@ -96,6 +95,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             r.us_per_image,
             r.arena_bytes
         );
+        write(p)?;
         return Ok(());
     }
     // The device is picked only once the file and the data are known to be good.
@@ -110,12 +110,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         #[cfg(feature = "cuda")]
         Picked::Cuda(b) => (set.run_on(&*b)?, None),
     };
-    write(p)?;
     println!(
         "{path}: test accuracy {:.2}% ({} images), test loss {:.4}",
         100.0 * r.accuracy,
         r.images,
         r.loss
     );
+    write(p)?;
     Ok(())
 }
