@@ -121,13 +121,13 @@ mod tests {
         let p = Predictions {
             labels: vec![1, 2],
             per_image: 3,
-            outputs: EvalOutputs::Logits(vec![1.0, 3.0, 3.0, -0.5, 0.25, 1e-7]),
+            outputs: EvalOutputs::Logits(vec![1.0, 3.0, 3.0, -0.5, 1e-7, 0.25]),
         };
         assert_eq!((p.prediction(0), p.prediction(1)), (1, 2));
         assert_eq!(p.correct(), 2);
         assert_eq!(
             p.to_csv(),
-            "index,label,prediction,out0,out1,out2\n0,1,1,1,3,3\n1,2,2,-0.5,0.25,0.0000001\n"
+            "index,label,prediction,out0,out1,out2\n0,1,1,1,3,3\n1,2,2,-0.5,0.0000001,0.25\n"
         );
     }
 
