@@ -36,6 +36,8 @@ pub fn send<T: Output>(out: &mut HostStream, index: u32, y: &[T]) -> Result<(), 
     let mut buf = [0u8; LINE_BYTES];
     let mut line = LineWriter::new(&mut buf, index);
     y.iter().for_each(|&v| v.put(&mut line));
-    let bytes = line.finish().ok_or("an outputs line does not fit its buffer")?;
+    let bytes = line
+        .finish()
+        .ok_or("an outputs line does not fit its buffer")?;
     out.write_all(bytes).map_err(|_| "console write")
 }
