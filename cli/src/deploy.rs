@@ -74,6 +74,19 @@ pub struct DeployArgs {
     /// Also write the report as JSON (a stable layout: `schema` 1).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write what the engine saw on the device next to what it saw on
+    /// the host: one CSV row per image, after a header row naming the
+    /// columns: `index`, `label`, `host_prediction`, `device_prediction`,
+    /// then for int8 models `scale`, `zero_point`, `host_q0..host_q9`,
+    /// `device_q0..device_q9` (output levels; a logit is
+    /// `scale * (q - zero_point)`), for f32 and f16 models `host_out0..`,
+    /// `device_out0..` (f32 outputs, the shortest decimals that read back
+    /// to the same bits). A prediction is the argmax of the outputs; a tie
+    /// goes to the first (lowest) index, on both sides. The firmware then
+    /// also sends its outputs: console lines only, outside the counted
+    /// instructions. Not with --build-only, which runs no images.
+    #[arg(long, value_name = "FILE", conflicts_with = "build_only")]
+    pub predictions: Option<PathBuf>,
     /// Stop the emulator after this many seconds (at least 1).
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = crate::args::seconds)]
     pub timeout: u64,
@@ -168,14 +181,16 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
             ),
         )));
     }
-    // The report file is refused (or locked) now, not after the build and run.
-    let _locks = match &a.json {
-        Some(p) => {
-            lasagna_files::check_distinct(&[("--model-file", &a.model_file), ("--json", p)])?;
-            lasagna_files::claim(&[("--json", p)])?
-        }
-        None => Vec::new(),
-    };
+    // The output files are refused (or locked) now, not after the build and run.
+    let outputs: Vec<(&str, &std::path::Path)> =
+        [("--json", &a.json), ("--predictions", &a.predictions)]
+            .into_iter()
+            .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+            .collect();
+    let mut named = vec![("--model-file", a.model_file.as_path())];
+    named.extend(outputs.iter().copied());
+    lasagna_files::check_distinct(&named)?;
+    let _locks = lasagna_files::claim(&outputs)?;
     let mode = match (a.build_only, a.probe) {
         (true, _) => Mode::BuildOnly,
         (false, true) => Mode::Probe,
@@ -225,8 +240,18 @@ pub fn run(a: DeployArgs) -> Result<(), CliError> {
         pixels: images.pixels.get(..n * MNIST_INPUT_LEN).unwrap_or(&[]),
         labels: labels.get(..n).unwrap_or(&[]),
     };
-    let report = prepared.run(images, &mut Spinners::default())?;
+    let (report, table) = match &a.predictions {
+        Some(_) => {
+            let (report, table) =
+                prepared.run_with_predictions(images, &mut Spinners::default())?;
+            (report, Some(table))
+        }
+        None => (prepared.run(images, &mut Spinners::default())?, None),
+    };
     print!("{}", report.render());
+    if let (Some(path), Some(table)) = (&a.predictions, &table) {
+        lasagna_files::write_atomic(path, table.to_csv().as_bytes())?;
+    }
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::config("--json", format!("cannot encode the report: {e}")))?;

@@ -3,7 +3,7 @@
 use crate::device::{pick, Device, Picked};
 use clap::Args;
 use lasagna_trainer::error::Result;
-use lasagna_trainer::run::{EvalOptions, EvalSet};
+use lasagna_trainer::run::{EvalOptions, EvalSet, Predictions};
 use std::path::PathBuf;
 
 /// Evaluate a model file on the MNIST test set.
@@ -22,6 +22,18 @@ pub struct EvalArgs {
     /// no_std engine that runs on microcontrollers (one image at a time).
     #[arg(long, value_enum, default_value_t = Engine::Trainer)]
     pub engine: Engine,
+    /// Also write one CSV row per test image, after a header row naming
+    /// the columns: `index,label,prediction`, then the outputs: `out0..out9`
+    /// (f32 logits), or for an int8 model on `--engine nostd` `scale`,
+    /// `zero_point` and `q0..q9` (the int8 output levels; a logit is
+    /// `scale * (q - zero_point)`). The trainer's layers compute in f32
+    /// whatever the file stores, so they always write logits. f32 values
+    /// are the shortest decimals that read back to the same bits.
+    /// `prediction` is the argmax of the outputs; a tie goes to the first
+    /// (lowest) index, as on the device. A path that cannot be written is
+    /// refused before any work.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
 }
 
 /// `--engine`.
@@ -46,13 +58,34 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
+    // The CSV is refused (or locked) before the model and the data load.
+    let _locks = match &a.predictions {
+        Some(p) => {
+            lasagna_files::check_distinct(&[
+                ("--model-file", &a.model_file),
+                ("--predictions", p),
+            ])?;
+            lasagna_files::claim(&[("--predictions", p)])?
+        }
+        None => Vec::new(),
+    };
     let set = EvalSet::load(&EvalOptions {
         model_file: a.model_file.clone(),
         data: a.data.clone(),
     })?;
     let path = a.model_file.display();
+    let write = |p: Option<Predictions>| match (&a.predictions, p) {
+        (Some(file), Some(p)) => lasagna_files::write_atomic(file, p.to_csv().as_bytes()),
+        _ => Ok(()),
+    };
     if a.engine == Engine::Nostd {
-        let r = set.run_nostd()?;
+        let (r, p) = match a.predictions {
+            Some(_) => {
+                let (r, p) = set.run_nostd_with_predictions()?;
+                (r, Some(p))
+            }
+            None => (set.run_nostd()?, None),
+        };
         println!(
             "{path}: test accuracy {:.2}% ({} images), test loss {:.4} [no_std engine, {}, {:.1} us per image, arena {} bytes]",
             100.0 * r.accuracy,
@@ -62,13 +95,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
             r.us_per_image,
             r.arena_bytes
         );
+        write(p)?;
         return Ok(());
     }
     // The device is picked only once the file and the data are known to be good.
-    let r = match pick(a.device)? {
-        Picked::Cpu(b) => set.run_on(&b)?,
+    let with = a.predictions.is_some();
+    let (r, p) = match pick(a.device)? {
+        Picked::Cpu(b) if with => set.run_on_with_predictions(&b).map(|(r, p)| (r, Some(p)))?,
+        Picked::Cpu(b) => (set.run_on(&b)?, None),
         #[cfg(feature = "cuda")]
-        Picked::Cuda(b) => set.run_on(&*b)?,
+        Picked::Cuda(b) if with => set
+            .run_on_with_predictions(&*b)
+            .map(|(r, p)| (r, Some(p)))?,
+        #[cfg(feature = "cuda")]
+        Picked::Cuda(b) => (set.run_on(&*b)?, None),
     };
     println!(
         "{path}: test accuracy {:.2}% ({} images), test loss {:.4}",
@@ -76,5 +116,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
         r.images,
         r.loss
     );
+    write(p)?;
     Ok(())
 }

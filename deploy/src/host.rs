@@ -4,6 +4,7 @@
 //! bit for bit.
 
 use crate::error::{Error, Result};
+use crate::predictions::{Outputs, Values};
 use lasagna_format::{AlignedModel, DType};
 use lasagna_infer::quant::QParams;
 use lasagna_protocol::argmax::{argmax, ordered};
@@ -108,7 +109,7 @@ pub fn check_model(path: &Path, bytes: &[u8]) -> Result<ModelFacts> {
 }
 
 /// The host's run of the images the device saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HostRun {
     /// Predicted class per image.
     pub predictions: Vec<u8>,
@@ -116,6 +117,10 @@ pub struct HostRun {
     pub correct: u32,
     /// FNV-1a over every output byte, in the firmware's order.
     pub outputs_fnv1a: u32,
+    /// Every output (for `--predictions`).
+    pub outputs: Outputs,
+    /// An int8 model's output scale and zero point.
+    pub output_quant: Option<(f32, i32)>,
 }
 
 /// Runs `lasagna-infer` on the host over `labels.len()` images of
@@ -135,6 +140,11 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
     let mut levels = vec![0i8; MNIST_INPUT_LEN];
     let mut values = vec![0.0f32; MNIST_INPUT_LEN];
     let (mut predictions, mut correct) = (Vec::with_capacity(labels.len()), 0u32);
+    let total = labels.len() * engine.output_len();
+    let (mut all_levels, mut all_floats) = match q {
+        Some(_) => (Vec::with_capacity(total), Vec::new()),
+        None => (Vec::new(), Vec::with_capacity(total)),
+    };
     for (i, &label) in labels.iter().enumerate() {
         let image = pixels
             .get(i * MNIST_INPUT_LEN..(i + 1) * MNIST_INPUT_LEN)
@@ -145,6 +155,7 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
                     *x = q.quantize((f32::from(p) / 255.0 - mean) / std);
                 }
                 let y = engine.run_i8(arena, &levels).map_err(&err)?;
+                all_levels.extend_from_slice(y);
                 y.iter().for_each(|&v| fnv.i8(v));
                 argmax(y.iter().map(|&v| i32::from(v)))
             }
@@ -153,6 +164,7 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
                     *x = (f32::from(p) / 255.0 - mean) / std;
                 }
                 let y = engine.run(arena, &values).map_err(&err)?;
+                all_floats.extend_from_slice(y);
                 y.iter().for_each(|&v| fnv.f32(v));
                 argmax(y.iter().map(|&v| ordered(v)))
             }
@@ -164,5 +176,13 @@ pub fn run_host(path: &Path, bytes: &[u8], pixels: &[u8], labels: &[u8]) -> Resu
         predictions,
         correct,
         outputs_fnv1a: fnv.0,
+        outputs: Outputs {
+            per_image: engine.output_len(),
+            values: match q {
+                Some(_) => Values::Levels(all_levels),
+                None => Values::Floats(all_floats),
+            },
+        },
+        output_quant: engine.output_quant(),
     })
 }

@@ -27,6 +27,7 @@ pub mod emulator;
 pub mod error;
 pub mod firmware;
 pub mod host;
+pub mod predictions;
 pub mod probe;
 pub mod protocol;
 pub mod report;
@@ -36,6 +37,7 @@ pub mod rust_target;
 pub use boards::{Board, BOARDS};
 pub use build_report::BuildReport;
 pub use error::{Error, Result};
+pub use predictions::Predictions;
 pub use report::Report;
 pub use run::{deploy, prepare, Images, Mode, Options, Prepared, Progress, Quiet, Step};
 
@@ -61,13 +63,23 @@ pub fn thousands(n: u64) -> String {
 
 /// The firmware's `images.bin` (`lasagna_protocol::images`): the header,
 /// then per image its label byte and its pixels. Takes the first
-/// `labels.len()` images of `pixels`.
-pub fn images_bin(pixels: &[u8], labels: &[u8], per_image: usize) -> Result<Vec<u8>> {
+/// `labels.len()` images of `pixels`; `outputs` asks the firmware for
+/// every output (`LASAGNA-OUT` lines).
+pub fn images_bin(
+    pixels: &[u8],
+    labels: &[u8],
+    per_image: usize,
+    outputs: bool,
+) -> Result<Vec<u8>> {
     let n = labels.len();
     let (Ok(count), Ok(per)) = (u32::try_from(n), u32::try_from(per_image)) else {
         return Err(Error::config("deploy images", "too many images"));
     };
-    let header = Header { count, pixels: per };
+    let header = Header {
+        count,
+        pixels: per,
+        outputs,
+    };
     let mut out = Vec::with_capacity(HEADER_BYTES + n * header.record_bytes());
     out.extend(header.to_bytes());
     for (i, &label) in labels.iter().enumerate() {
@@ -132,11 +144,13 @@ mod tests {
     #[test]
     fn images_bin_is_header_then_label_and_pixels_per_image() {
         let pixels: Vec<u8> = (0..12).collect();
-        let b = images_bin(&pixels, &[7, 2], 4).unwrap();
+        let b = images_bin(&pixels, &[7, 2], 4, false).unwrap();
         assert_eq!(&b[..4], b"LSNI");
-        assert_eq!(&b[4..12], &[2, 0, 0, 0, 4, 0, 0, 0]);
-        assert_eq!(&b[12..], &[7, 0, 1, 2, 3, 2, 4, 5, 6, 7]);
-        assert!(images_bin(&pixels, &[0, 0, 0, 0], 4).is_err());
+        assert_eq!(&b[4..16], &[2, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[16..], &[7, 0, 1, 2, 3, 2, 4, 5, 6, 7]);
+        assert!(images_bin(&pixels, &[0, 0, 0, 0], 4, false).is_err());
+        let asked = images_bin(&pixels, &[7, 2], 4, true).unwrap();
+        assert_eq!(&asked[12..16], &[1, 0, 0, 0]);
     }
 
     #[test]

@@ -1,17 +1,22 @@
 //! Reading the firmware's console (the protocol is `lasagna-protocol`,
 //! which the firmware writes with): `LASAGNA-PRED <offset> <digits>` lines,
-//! one `LASAGNA-REPORT key=value ...` line, or `LASAGNA-ERROR <message>`.
+//! one `LASAGNA-REPORT key=value ...` line, or `LASAGNA-ERROR <message>`;
+//! `LASAGNA-OUT <index> <hex>` lines when every output was asked for.
 
+use crate::predictions::Outputs;
+use lasagna_protocol::outputs::{self, OUT};
 pub use lasagna_protocol::report::Report as DeviceReport;
 use lasagna_protocol::report::{self, ReportError, ERROR, PRED, REPORT};
 
 /// A complete run: one prediction per image and the report.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DeviceRun {
     /// Predicted class of each image, in order.
     pub predictions: Vec<u8>,
     /// The report line.
     pub report: DeviceReport,
+    /// Every output, when the firmware sent them (`LASAGNA-OUT` lines).
+    pub outputs: Option<Outputs>,
 }
 
 /// Why the firmware's output is not a complete run.
@@ -45,6 +50,17 @@ pub enum ProtocolError {
         /// How many were expected.
         images: usize,
     },
+    /// Some images got `LASAGNA-OUT` lines, this one none.
+    #[error("image {image} has no LASAGNA-OUT line (expected {images} images)")]
+    MissingOutputs {
+        /// The first image without one.
+        image: usize,
+        /// How many were expected.
+        images: usize,
+    },
+    /// The `LASAGNA-OUT` lines do not decode to one run's outputs.
+    #[error("{0}")]
+    BadOutputs(String),
 }
 
 /// Parses the firmware's console output for a run of `images` images. Other
@@ -57,6 +73,7 @@ pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolErro
         return Err(ProtocolError::Device(msg));
     }
     let mut preds: Vec<Option<u8>> = vec![None; images];
+    let mut outs: Vec<Option<&str>> = vec![None; images];
     let mut report = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
@@ -75,6 +92,13 @@ pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolErro
                     .ok_or_else(|| bad("prediction past the last image"))?;
                 *slot = Some(class);
             }
+        } else if let Some(rest) = line.strip_prefix(OUT) {
+            let (index, hex) = outputs::parse_line(rest).ok_or_else(|| bad("no index and hex"))?;
+            let slot = usize::try_from(index)
+                .ok()
+                .and_then(|i| outs.get_mut(i))
+                .ok_or_else(|| bad("outputs past the last image"))?;
+            *slot = Some(hex);
         } else if let Some(rest) = line.strip_prefix(REPORT) {
             report = Some(DeviceReport::parse(rest).map_err(|e| match e {
                 ReportError::MissingKey(key) => ProtocolError::MissingKey(key),
@@ -88,9 +112,20 @@ pub fn parse_output(text: &str, images: usize) -> Result<DeviceRun, ProtocolErro
         .enumerate()
         .map(|(image, p)| p.ok_or(ProtocolError::MissingPrediction { image, images }))
         .collect::<Result<Vec<u8>, _>>()?;
+    let outputs = if outs.iter().all(Option::is_none) {
+        None
+    } else {
+        let lines = outs
+            .iter()
+            .enumerate()
+            .map(|(image, h)| h.ok_or(ProtocolError::MissingOutputs { image, images }))
+            .collect::<Result<Vec<&str>, _>>()?;
+        Some(Outputs::from_hex(&lines, report.int8).map_err(ProtocolError::BadOutputs)?)
+    };
     Ok(DeviceRun {
         predictions,
         report,
+        outputs,
     })
 }
 
@@ -119,6 +154,40 @@ mod tests {
             (r.arena_bytes, r.static_ram_bytes, r.peak_stack_bytes),
             (2608, 3392, 3960)
         );
+        assert_eq!(run.outputs, None);
+    }
+
+    #[test]
+    fn outputs_lines_are_read_for_every_image_or_refused() {
+        let preds = "LASAGNA-PRED 0 10\n";
+        let text = format!(
+            "LASAGNA-OUT 1 ff7f\nLASAGNA-OUT 0 0102\n{preds}{}\n",
+            REPORT_LINE.replace("images=3", "images=2")
+        );
+        let run = parse_output(&text, 2).unwrap();
+        let want = Outputs {
+            per_image: 2,
+            values: crate::predictions::Values::Levels(vec![1, 2, -1, 127]),
+        };
+        assert_eq!(run.outputs, Some(want));
+        let text = format!("LASAGNA-OUT 1 ff7f\n{preds}{REPORT_LINE}\n");
+        assert_eq!(
+            parse_output(&text, 2).unwrap_err(),
+            ProtocolError::MissingOutputs {
+                image: 0,
+                images: 2
+            }
+        );
+        let text = format!("LASAGNA-OUT 2 ff7f\n{preds}{REPORT_LINE}\n");
+        assert!(matches!(
+            parse_output(&text, 2).unwrap_err(),
+            ProtocolError::BadLine { line: 1, .. }
+        ));
+        let text = format!("LASAGNA-OUT 0 0102\nLASAGNA-OUT 1 ff\n{preds}{REPORT_LINE}\n");
+        assert!(matches!(
+            parse_output(&text, 2).unwrap_err(),
+            ProtocolError::BadOutputs(_)
+        ));
     }
 
     #[test]

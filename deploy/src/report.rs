@@ -422,6 +422,14 @@ mod tests {
                 outputs_fnv1a: fnv,
             },
             predictions: preds,
+            outputs: None,
+        }
+    }
+
+    fn no_outputs() -> crate::predictions::Outputs {
+        crate::predictions::Outputs {
+            per_image: 10,
+            values: crate::predictions::Values::Levels(Vec::new()),
         }
     }
 
@@ -439,6 +447,8 @@ mod tests {
             predictions: vec![7, 2, 1],
             correct: 3,
             outputs_fnv1a: 1,
+            outputs: no_outputs(),
+            output_quant: None,
         };
         let same = HostCheck::new(&host, &device(vec![7, 2, 1], 1), true);
         assert!(same.passed && same.outputs_identical);
@@ -475,6 +485,8 @@ mod tests {
             predictions: vec![7, 2, 1],
             correct: 2,
             outputs_fnv1a: 5,
+            outputs: no_outputs(),
+            output_quant: None,
         };
         let r = Report::new(Parts {
             model: Path::new("m.lsn"),

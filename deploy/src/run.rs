@@ -12,7 +12,9 @@ use crate::build_report::BuildReport;
 use crate::elf::FirmwareSizes;
 use crate::error::{Error, Result};
 use crate::firmware::{self, BuildRequest};
-use crate::host::{self, ModelFacts, MNIST_INPUT_LEN};
+use crate::host::{self, HostRun, ModelFacts, MNIST_INPUT_LEN};
+use crate::predictions::Predictions;
+use crate::protocol::DeviceRun;
 use crate::report::{self, Parts, Report, Timings};
 use crate::rust_target::{self, CoreLibs};
 use crate::{budget, emulator, images_bin, probe, protocol, thousands, TempDir, MAX_IMAGES};
@@ -231,6 +233,41 @@ impl Prepared {
     /// (the device disagreed, or its stack filled the RAM): the report
     /// says what was seen either way.
     pub fn run(&self, images: Images<'_>, progress: &mut dyn Progress) -> Result<Report> {
+        Ok(self.run_both(images, progress, false)?.0)
+    }
+
+    /// [`Prepared::run`], with the firmware also sending every output
+    /// (only then: it makes the run's console output larger, not its
+    /// measured instructions), and the device's outputs next to the
+    /// host's for `--predictions`.
+    pub fn run_with_predictions(
+        &self,
+        images: Images<'_>,
+        progress: &mut dyn Progress,
+    ) -> Result<(Report, Predictions)> {
+        let (report, host, device) = self.run_both(images, progress, true)?;
+        let table = Predictions::new(
+            images.labels,
+            &host.predictions,
+            host.outputs,
+            &device.predictions,
+            device.outputs,
+            device.report.outputs_fnv1a,
+            host.output_quant,
+        )
+        .map_err(|reason| Error::Device {
+            board: self.board.name.into(),
+            reason,
+        })?;
+        Ok((report, table))
+    }
+
+    fn run_both(
+        &self,
+        images: Images<'_>,
+        progress: &mut dyn Progress,
+        outputs: bool,
+    ) -> Result<(Report, HostRun, DeviceRun)> {
         let (board, n) = (self.board, images.labels.len());
         if n == 0 || n > MAX_IMAGES {
             return Err(Error::config(
@@ -258,7 +295,7 @@ impl Prepared {
         }
         let work = TempDir::new("deploy")?;
         let images_path = work.path().join("images.bin");
-        let file = images_bin(images.pixels, images.labels, MNIST_INPUT_LEN)?;
+        let file = images_bin(images.pixels, images.labels, MNIST_INPUT_LEN, outputs)?;
         lasagna_files::write_atomic(&images_path, &file)?;
 
         let kept = work.path().join("lasagna-firmware.elf");
@@ -294,7 +331,7 @@ impl Prepared {
             reason,
         })?;
         let host = host::run_host(&self.model, &self.bytes, images.pixels, images.labels)?;
-        Ok(Report::new(Parts {
+        let report = Report::new(Parts {
             model: &self.model,
             facts: &self.facts,
             board,
@@ -305,7 +342,8 @@ impl Prepared {
                 build_seconds,
                 run_seconds: out.seconds,
             },
-        }))
+        });
+        Ok((report, host, device))
     }
 }
 

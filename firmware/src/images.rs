@@ -3,12 +3,14 @@
 //! is ever in RAM.
 
 use cortex_m_semihosting::{nr, syscall};
-use lasagna_protocol::images::{Header, HEADER_BYTES};
+use lasagna_protocol::images::{Header, HeaderError, HEADER_BYTES};
 
 pub struct Images {
     fd: usize,
     /// Images in the file.
     pub count: u32,
+    /// Whether the host asks for every output (`LASAGNA-OUT` lines).
+    pub outputs: bool,
     pixels: usize,
 }
 
@@ -24,12 +26,17 @@ impl Images {
         let mut images = Images {
             fd,
             count: 0,
+            outputs: false,
             pixels: 0,
         };
         let mut head = [0u8; HEADER_BYTES];
         images.read(&mut head)?;
-        let header = Header::parse(&head).map_err(|_| "images.bin does not start with LSNI")?;
+        let header = Header::parse(&head).map_err(|e| match e {
+            HeaderError::BadMagic => "images.bin does not start with LSNI",
+            _ => "images.bin asks for flags this firmware does not know (rebuild it)",
+        })?;
         images.count = header.count;
+        images.outputs = header.outputs;
         images.pixels = header.pixels as usize;
         if images.pixels != input_len {
             return Err(

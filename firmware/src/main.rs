@@ -6,7 +6,8 @@
 //! `images.bin` in QEMU's working directory, read through semihosting (so
 //! they are not part of the flash budget); the console gets
 //! `LASAGNA-PRED` lines, one `LASAGNA-REPORT` line with what was measured,
-//! and the FNV-1a checksum of every output, or `LASAGNA-ERROR` and a
+//! and the FNV-1a checksum of every output (when `images.bin` asks, also a
+//! `LASAGNA-OUT` line per image with every output), or `LASAGNA-ERROR` and a
 //! failing exit status (a HardFault, e.g. the stack overflowing into the
 //! statics, is reported the same way).
 //!
@@ -23,6 +24,7 @@
 mod boot2;
 mod cost;
 mod images;
+mod outputs;
 
 use core::fmt::Write;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -108,6 +110,9 @@ fn run() -> Result<(), &'static str> {
             let y = engine.run_i8(arena, &input).map_err(|_| "run_i8 failed")?;
             let spent = ticks.since(t0);
             worst = worst.max(spent);
+            if images.outputs {
+                outputs::send(&mut out, i, y)?;
+            }
             y.iter().for_each(|&v| fnv.i8(v));
             argmax(y.iter().map(|&v| i32::from(v)))
         } else {
@@ -118,6 +123,9 @@ fn run() -> Result<(), &'static str> {
             let y = engine.run(arena, &input_f).map_err(|_| "run failed")?;
             let spent = ticks.since(t0);
             worst = worst.max(spent);
+            if images.outputs {
+                outputs::send(&mut out, i, y)?;
+            }
             y.iter().for_each(|&v| fnv.f32(v));
             argmax(y.iter().map(|&v| ordered(v)))
         };

@@ -38,4 +38,19 @@ mod tests {
         assert!(ordered(-2.0) < ordered(-1.0) && ordered(1.0) < ordered(2.0));
         assert!(ordered(f32::MIN) < ordered(-1e-30) && ordered(1e-30) < ordered(f32::MAX));
     }
+
+    /// The rule `lasagna eval --predictions` and `lasagna deploy
+    /// --predictions` document: a tie goes to the lowest index, for int8
+    /// levels and f32 values alike.
+    #[test]
+    fn ties_go_to_the_first_index() {
+        assert_eq!(argmax([1, 3, 3].into_iter()), 1);
+        assert_eq!(argmax([1.0f32, 3.0, 3.0].iter().map(|&v| ordered(v))), 1);
+        assert_eq!(
+            argmax([-128i8, -128, -128].iter().map(|&v| i32::from(v))),
+            0
+        );
+        let lowest = [f32::NEG_INFINITY; 3];
+        assert_eq!(argmax(lowest.iter().map(|&v| ordered(v))), 0);
+    }
 }

@@ -15,4 +15,5 @@ extern crate std;
 pub mod argmax;
 pub mod checksum;
 pub mod images;
+pub mod outputs;
 pub mod report;

@@ -5,7 +5,9 @@
 //!   `offset..`, one [`DIGITS`] character each;
 //! - one `LASAGNA-REPORT key=value ...` line at the end ([`Report`]);
 //! - `LASAGNA-ERROR <message>` when something failed (the exit status is
-//!   then failure too).
+//!   then failure too);
+//! - `LASAGNA-OUT <index> <hex>` per image, only when asked
+//!   ([`crate::outputs`]).
 //!
 //! Other lines (QEMU's own messages) are not part of the protocol.
 

@@ -142,6 +142,20 @@ pub fn evaluate<B: Backend>(
     loss: &Loss,
     eval_batch: usize,
 ) -> Result<Evaluation> {
+    evaluate_into(b, model, data, loss, eval_batch, None)
+}
+
+/// [`evaluate`], also appending every sample's outputs to `outputs`
+/// (sample-major) when given: the same forward pass gives both, so the
+/// outputs are exactly those the accuracy was counted on.
+pub fn evaluate_into<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    data: &DeviceData<B>,
+    loss: &Loss,
+    eval_batch: usize,
+    mut outputs_to: Option<&mut Vec<f32>>,
+) -> Result<Evaluation> {
     let prev = model.mode();
     model.eval();
     let batch = eval_batch.min(model.max_batch()).max(1);
@@ -155,6 +169,11 @@ pub fn evaluate<B: Backend>(
         b.gather_rows(&data.x, &bufs.idx, n, data.sample, model.input_mut())?;
         b.gather_idx(&data.y, &bufs.idx, n, &mut bufs.targets)?;
         let logits = model.forward(b, n, 0, 0)?;
+        if let Some(all) = outputs_to.as_deref_mut() {
+            let at = all.len();
+            all.resize(at + n * outputs, 0.0);
+            b.read(logits, all.get_mut(at..).unwrap_or(&mut []))?;
+        }
         loss.forward_backward(
             b,
             logits,

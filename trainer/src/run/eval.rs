@@ -11,7 +11,9 @@ use crate::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::export::load_model;
 use crate::loss::Loss;
-use crate::train::{evaluate, DeviceData};
+use crate::run::predictions::{EvalOutputs, Predictions};
+use crate::train::{evaluate_into, DeviceData};
+use lasagna_protocol::argmax::{argmax, ordered};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -117,6 +119,23 @@ impl EvalSet {
 
     /// The test set through the trainer's forward pass on backend `b`.
     pub fn run_on<B: Backend>(&self, b: &B) -> Result<EvalReport> {
+        self.run_on_into(b, None)
+    }
+
+    /// [`EvalSet::run_on`], with every image's logits (`--predictions`).
+    pub fn run_on_with_predictions<B: Backend>(&self, b: &B) -> Result<(EvalReport, Predictions)> {
+        let mut logits = Vec::new();
+        let r = self.run_on_into(b, Some(&mut logits))?;
+        let per_image = logits.len().checked_div(self.test.len()).unwrap_or(0);
+        let p = Predictions {
+            labels: self.test.y.clone(),
+            per_image,
+            outputs: EvalOutputs::Logits(logits),
+        };
+        Ok((r, p))
+    }
+
+    fn run_on_into<B: Backend>(&self, b: &B, logits: Option<&mut Vec<f32>>) -> Result<EvalReport> {
         let m = parse(&self.path, &self.bytes)?;
         let mut model = load_model(b, &m, EVAL_BATCH)?;
         let want: usize = model.input_shape().iter().product();
@@ -132,7 +151,7 @@ impl EvalSet {
             ));
         }
         let test = DeviceData::upload(b, &self.test)?;
-        let e = evaluate(
+        let e = evaluate_into(
             b,
             &mut model,
             &test,
@@ -140,6 +159,7 @@ impl EvalSet {
                 label_smoothing: 0.0,
             },
             EVAL_BATCH,
+            logits,
         )?;
         Ok(EvalReport {
             accuracy: e.accuracy,
@@ -151,6 +171,13 @@ impl EvalSet {
     /// Runs the test set through `lasagna-infer`, one image at a time, as a
     /// microcontroller would.
     pub fn run_nostd(&self) -> Result<NostdReport> {
+        Ok(self.run_nostd_with_predictions()?.0)
+    }
+
+    /// [`EvalSet::run_nostd`], with every image's outputs as the engine
+    /// gave them: int8 levels for an int8 model, else f32 logits
+    /// (`--predictions`).
+    pub fn run_nostd_with_predictions(&self) -> Result<(NostdReport, Predictions)> {
         let (path, test) = (&self.path, &self.test);
         // The engine borrows weights in place, which needs an aligned buffer.
         let aligned = lasagna_format::AlignedModel::new(&self.bytes);
@@ -178,30 +205,32 @@ impl EvalSet {
         // the model's input quantization, dequantize the logits for the loss.
         let mut levels = vec![0i8; sample];
         let mut logits = vec![0.0f32; engine.output_len()];
+        let total = test.len() * engine.output_len();
+        let (mut all_levels, mut all_logits) = match engine.output_quant() {
+            Some(_) => (Vec::with_capacity(total), Vec::new()),
+            None => (Vec::new(), Vec::with_capacity(total)),
+        };
         let t0 = Instant::now();
         for (i, &label) in test.y.iter().enumerate() {
             let x = test.sample(i).unwrap_or(&[]);
-            let out: &[f32] = match engine.output_quant() {
+            let (out, best): (&[f32], usize) = match engine.output_quant() {
                 Some((scale, zp)) => {
                     engine.quantize_input(x, &mut levels).map_err(engine_err)?;
                     let q = engine.run_i8(arena, &levels).map_err(engine_err)?;
+                    all_levels.extend_from_slice(q);
                     for (o, &v) in logits.iter_mut().zip(q) {
                         *o = scale * (i32::from(v) - zp) as f32;
                     }
-                    &logits
+                    (&logits, argmax(q.iter().map(|&v| i32::from(v))))
                 }
-                None => engine.run(arena, x).map_err(engine_err)?,
+                None => {
+                    let y = engine.run(arena, x).map_err(engine_err)?;
+                    all_logits.extend_from_slice(y);
+                    (y, argmax(y.iter().map(|&v| ordered(v))))
+                }
             };
-            let (best, _) =
-                out.iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| {
-                        if v > bv {
-                            (j, v)
-                        } else {
-                            (bi, bv)
-                        }
-                    });
+            // `best` is the first largest output, as on the device and in
+            // `lasagna deploy` (`lasagna_protocol::argmax`).
             correct += (best == label as usize) as usize;
             // Cross-entropy through a max-shifted log-sum-exp, in f64 so
             // 10,000 images sum without losing the small ones.
@@ -215,14 +244,28 @@ impl EvalSet {
             loss += lse - out.get(label as usize).copied().unwrap_or(0.0) as f64;
         }
         let n = test.len().max(1);
-        Ok(NostdReport {
+        let report = NostdReport {
             accuracy: correct as f64 / n as f64,
             loss: loss / n as f64,
             images: test.len(),
             int8: engine.is_int8(),
             us_per_image: t0.elapsed().as_secs_f64() * 1e6 / n as f64,
             arena_bytes: engine.arena_bytes(),
-        })
+        };
+        let outputs = match engine.output_quant() {
+            Some((scale, zero_point)) => EvalOutputs::Levels {
+                levels: all_levels,
+                scale,
+                zero_point,
+            },
+            None => EvalOutputs::Logits(all_logits),
+        };
+        let p = Predictions {
+            labels: test.y.clone(),
+            per_image: engine.output_len(),
+            outputs,
+        };
+        Ok((report, p))
     }
 }
 

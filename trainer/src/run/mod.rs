@@ -15,9 +15,11 @@
 
 mod eval;
 mod options;
+mod predictions;
 mod resume;
 mod train;
 
 pub use eval::{inspect, EvalOptions, EvalReport, EvalSet, NostdReport};
 pub use options::{TrainOptions, DEFAULT_MODEL, DEFAULT_VAL};
+pub use predictions::{EvalOutputs, Predictions};
 pub use train::{train, Ready, Tested, TrainObserver, TrainReport};
