@@ -78,7 +78,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
         (Some(file), Some(p)) => lasagna_files::write_atomic(file, p.to_csv().as_bytes()),
         _ => Ok(()),
     };
-    if a.engine == Engine::Nostd {
+    // An int8 file's numbers are its integer arithmetic, which only the
+    // no_std engine runs (the trainer's layers would read its levels as
+    // f32 weights and score at chance).
+    let engine = if a.engine == Engine::Trainer && set.is_int8() {
+        println!(
+            "{}: an int8 model: evaluated on the no_std engine, the integer arithmetic the device runs",
+            a.model_file.display()
+        );
+        Engine::Nostd
+    } else {
+        a.engine
+    };
+    if engine == Engine::Nostd {
         let (r, p) = match a.predictions {
             Some(_) => {
                 let (r, p) = set.run_nostd_with_predictions()?;

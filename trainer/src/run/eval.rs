@@ -117,6 +117,15 @@ impl EvalSet {
         })
     }
 
+    /// True for an int8 file (i8 activations): the trainer's layers compute
+    /// in f32 and do not run its integer arithmetic, only
+    /// [`EvalSet::run_nostd`] does.
+    pub fn is_int8(&self) -> bool {
+        lasagna_format::Model::parse(&self.bytes)
+            .map(|m| m.ops().any(|e| e.output.dtype == lasagna_format::DType::I8))
+            .unwrap_or(false)
+    }
+
     /// The test set through the trainer's forward pass on backend `b`.
     pub fn run_on<B: Backend>(&self, b: &B) -> Result<EvalReport> {
         self.run_on_into(b, None)
