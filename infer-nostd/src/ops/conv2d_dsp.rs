@@ -322,13 +322,19 @@ mod kernel {
         if inside && dx == 1 && kw == 3 {
             // Most positions of the usual 3 × 3 kernel: three bytes per
             // kernel row, no tap on padding.
-            let mut dst = patch.chunks_exact_mut(3);
+            let mut o = 0;
             for c in 0..g.cin_g {
-                for ky in 0..kh {
-                    let at = c * g.hw + iy0.wrapping_add(ky * dy) * g.w + ix0;
-                    if let (Some(d), Some(&[a, b, e])) = (dst.next(), x.get(at..at + 3)) {
-                        d.copy_from_slice(&[a as u8, b as u8, e as u8]);
+                let mut at = c * g.hw + iy0.wrapping_add(0) * g.w + ix0;
+                for _ in 0..kh {
+                    if let (Some(d), Some(&[a, b, e])) =
+                        (patch.get_mut(o..o + 3), x.get(at..at + 3))
+                    {
+                        if let [d0, d1, d2] = d {
+                            (*d0, *d1, *d2) = (a as u8, b as u8, e as u8);
+                        }
                     }
+                    o += 3;
+                    at += dy * g.w;
                 }
             }
             return;
