@@ -68,12 +68,12 @@ mod kernel {
         fn taps(&self, o: usize) -> (usize, usize, usize) {
             let start = o * self.s;
             let lo = if self.p > start {
-                (self.p - start).div_ceil(self.d)
+                (self.p - start).div_ceil(self.d.max(1))
             } else {
                 0
             };
             let hi = if self.n + self.p > start {
-                (self.n + self.p - start).div_ceil(self.d)
+                (self.n + self.p - start).div_ceil(self.d.max(1))
             } else {
                 0
             };
@@ -194,8 +194,7 @@ mod kernel {
         let kg = g.cin_g * g.ay.k * g.ax.k;
         let quads = kg.div_ceil(4);
         let neg = neg_pair(g.zp);
-        let rows = w.chunks_exact(kg);
-        let cout = rows.len();
+        let cout = w.len() / kg.max(1);
         if !kg.is_multiple_of(4) || work.len() < 2 * quads {
             patches_bytes(g, x, w, out, work, y);
             return;
@@ -268,7 +267,7 @@ mod kernel {
             (r0, r1)
         };
         if work.len() >= 2 * quads {
-            let (a, b) = work.split_at_mut(quads);
+            let (a, b) = work.split_at_mut(quads.min(work.len()));
             let b = b.get_mut(..quads).unwrap_or_default();
             for pa in (0..g.ohw).step_by(2) {
                 let pb = (pa + 1).min(g.ohw - 1);
@@ -310,7 +309,8 @@ mod kernel {
     /// the bytes past the patch get the zero point, which widening turns
     /// into 0.
     fn gather(g: &Geo, x: &[i8], at: usize, stage: &mut [u8]) {
-        let (oy, ox) = (at / g.ow, at % g.ow);
+        let ow = g.ow.max(1);
+        let (oy, ox) = (at / ow, at % ow);
         let (iy0, ky0, ky1) = g.ay.taps(oy);
         let (ix0, kx0, kx1) = g.ax.taps(ox);
         let (kh, kw, dy, dx) = (g.ay.k, g.ax.k, g.ay.d, g.ax.d);
@@ -324,14 +324,12 @@ mod kernel {
             // kernel row, no tap on padding.
             let mut o = 0;
             for c in 0..g.cin_g {
-                let mut at = c * g.hw + iy0.wrapping_add(0) * g.w + ix0;
+                let mut at = c * g.hw + iy0 * g.w + ix0;
                 for _ in 0..kh {
-                    if let (Some(d), Some(&[a, b, e])) =
+                    if let (Some([d0, d1, d2]), Some(&[a, b, e])) =
                         (patch.get_mut(o..o + 3), x.get(at..at + 3))
                     {
-                        if let [d0, d1, d2] = d {
-                            (*d0, *d1, *d2) = (a as u8, b as u8, e as u8);
-                        }
+                        (*d0, *d1, *d2) = (a as u8, b as u8, e as u8);
                     }
                     o += 3;
                     at += dy * g.w;
@@ -447,13 +445,13 @@ mod kernel {
     /// widened patches, `⌈kk/2⌉` words each, taps in natural order.
     #[inline(never)]
     fn rows(g: &Geo, x: &[i8], w: &[i8], out: &Out<'_>, work: &mut [u32], y: &mut [i8]) {
-        let (kh, kw) = (g.ay.k, g.ax.k);
-        let kk = kh * kw;
-        let pairs = kk.div_ceil(2);
+        let (kh, kw) = (g.ay.k, g.ax.k.max(1));
+        let kk = (kh * kw).max(1);
+        let pairs = kk.div_ceil(2).max(1);
         let Some(row) = work.get_mut(..g.ow * pairs) else {
             return;
         };
-        for oy in 0..g.ohw / g.ow {
+        for oy in 0..g.ohw / g.ow.max(1) {
             let (iy0, ky0, ky1) = g.ay.taps(oy);
             for (ox, patch) in row.chunks_exact_mut(pairs).enumerate() {
                 let (ix0, kx0, kx1) = g.ax.taps(ox);
