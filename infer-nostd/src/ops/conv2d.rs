@@ -5,7 +5,9 @@
 //! rows; taps that fall on zero padding are skipped (they add exact zeros).
 
 use super::{Element, WeightScale, Weights};
-use crate::quant::{saturate, QParams, Requant};
+use crate::quant::QParams;
+#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+use crate::quant::{saturate, Requant};
 use lasagna_format::Window;
 
 /// A Conv2d op's geometry for one sample.
@@ -63,7 +65,9 @@ fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>
 /// [`Requant`]). Taps on zero padding are skipped: padding is real 0, level
 /// `zp_x`, and adds exactly nothing. Same loops as the f32 kernel, with
 /// the `i32` accumulators in `scratch` (one output plane,
-/// [`crate::scratch_bytes_int8`]).
+/// [`crate::scratch_bytes_int8`]). With the `arm-dsp` feature on a
+/// Cortex-M4/M7, `super::conv2d_dsp` computes the same integers with
+/// `SMLAD`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_i8(
     p: &Conv2d,
@@ -76,7 +80,7 @@ pub fn forward_i8(
     y: &mut [i8],
 ) {
     #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    patches_i8(p, q, x, weight, scale, bias, scratch, y);
+    super::conv2d_dsp::forward_i8(p, q, x, weight, scale, bias, scratch, y);
     #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
     planes_i8(
         p,
@@ -118,113 +122,6 @@ fn planes_i8(
             *o = saturate(m.apply(a), qy.zero_point);
         }
     });
-}
-
-/// The Cortex-M4 int8 kernel: for each output position, its input patch
-/// (in the weight's (channel, ky, kx) order, zero point subtracted, padding
-/// 0) is widened into `i16` pairs in `scratch`, then every output channel's
-/// weight row is a dot product with it, three rows at a time with `SMLAD`
-/// (the Linear kernel's [`super::dsp::dot3_wide`]). The same integers as
-/// the portable kernel: sums of exact products, in wrapping `i32`.
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[allow(clippy::too_many_arguments)]
-fn patches_i8(
-    p: &Conv2d,
-    (qx, qy): (QParams, QParams),
-    x: &[i8],
-    weight: &[i8],
-    scale: WeightScale<'_>,
-    bias: Option<&[i32]>,
-    scratch: &mut [u32],
-    y: &mut [i8],
-) {
-    use super::dsp::{dot1_wide, dot3_wide, pack};
-    let win = &p.window;
-    let (kh, kw) = (win.kernel[0] as usize, win.kernel[1] as usize);
-    let (sh, sw) = (win.stride[0].max(1) as usize, win.stride[1].max(1) as usize);
-    let (dh, dw) = (
-        win.dilation[0].max(1) as usize,
-        win.dilation[1].max(1) as usize,
-    );
-    let (ph, pw) = (win.padding[0] as usize, win.padding[1] as usize);
-    let groups = p.groups.max(1);
-    let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
-    let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
-    let kg = cin_g * kh * kw;
-    if [hw, ohw, kg, cout_g, p.ow].contains(&0) {
-        return;
-    }
-    let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
-    let Some(wide) = scratch.get_mut(..kg / 4 * 2) else {
-        return;
-    };
-    for g in 0..groups {
-        let Some(x_g) = x.get(g * cin_g * hw..(g + 1) * cin_g * hw) else {
-            return;
-        };
-        let Some(w_g) = weight.get(g * cout_g * kg..(g + 1) * cout_g * kg) else {
-            return;
-        };
-        for pos in 0..ohw {
-            let (oy, ox) = (pos / p.ow, pos % p.ow);
-            // The patch, four values at a time into two words; the last
-            // kg % 4 values stay in `tail`.
-            let (mut quad, mut n, mut words) = ([0i32; 4], 0usize, 0usize);
-            for c in 0..cin_g {
-                for ky in 0..kh {
-                    let iy = (oy * sh + ky * dh).wrapping_sub(ph);
-                    for kx in 0..kw {
-                        let ix = (ox * sw + kx * dw).wrapping_sub(pw);
-                        let v = if iy < p.h && ix < p.w {
-                            x_g.get(c * hw + iy * p.w + ix)
-                                .map_or(0, |&v| i32::from(v) - zp)
-                        } else {
-                            0
-                        };
-                        if let Some(slot) = quad.get_mut(n) {
-                            *slot = v;
-                        }
-                        n += 1;
-                        if n == 4 {
-                            if let Some([e, o]) = wide.get_mut(words..words + 2) {
-                                *e = pack(quad[0], quad[2]);
-                                *o = pack(quad[1], quad[3]);
-                            }
-                            words += 2;
-                            n = 0;
-                        }
-                    }
-                }
-            }
-            let tail = quad.get(..n).unwrap_or_default();
-            let done = kg - n;
-            let finish = |oc: usize, acc: i32, row: &[i8]| {
-                let mut acc = acc.wrapping_add(bias.and_then(|b| b.get(oc)).copied().unwrap_or(0));
-                for (&v, &w) in tail.iter().zip(row.get(done..).unwrap_or_default()) {
-                    acc = acc.wrapping_add(v.wrapping_mul(i32::from(w)));
-                }
-                saturate(Requant::new(ratio * scale.of(oc)).apply(acc), qy.zero_point)
-            };
-            let mut rows = w_g.chunks_exact(kg).enumerate();
-            let oc0 = g * cout_g;
-            while let (Some((i0, r0)), Some((i1, r1)), Some((i2, r2))) =
-                (rows.next(), rows.next(), rows.next())
-            {
-                let [a0, a1, a2] = dot3_wide(wide, [r0, r1, r2]);
-                for (i, a, r) in [(i0, a0, r0), (i1, a1, r1), (i2, a2, r2)] {
-                    if let Some(o) = y.get_mut((oc0 + i) * ohw + pos) {
-                        *o = finish(oc0 + i, a, r);
-                    }
-                }
-            }
-            // The one or two rows left over (cout_g % 3).
-            for (i, r) in w_g.chunks_exact(kg).enumerate().skip(cout_g / 3 * 3) {
-                if let Some(o) = y.get_mut((oc0 + i) * ohw + pos) {
-                    *o = finish(oc0 + i, dot1_wide(wide, r), r);
-                }
-            }
-        }
-    }
 }
 
 /// The output positions `o` whose tap `k` lands inside an input of `n`:

@@ -18,6 +18,7 @@ pub mod activation;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod conv2d;
+pub(crate) mod conv2d_dsp;
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod dsp;
 pub mod embedding;
