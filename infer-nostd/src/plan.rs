@@ -63,27 +63,32 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
 /// f32 rule. An int8 Linear widens its input once into `i16` pairs (2
 /// bytes per element, whole groups of 4) so that every group of weight
 /// rows reads them with plain loads; an int8 Conv2d accumulates one output
-/// plane in `i32` (4 bytes per output position) or widens one input patch;
+/// row in `i32` (portable), widens one output row of one-channel patches
+/// (arm-dsp, `in_channels / groups == 1`) or one input patch (arm-dsp);
 /// every other int8 op needs 0. Saturates at `usize::MAX` for sizes no target can hold.
 pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
     match *op {
         Op::Linear { in_features, .. } => (in_features as usize / 4).saturating_mul(8),
-        // The larger of the two int8 Conv2d kernels' needs, so that one
-        // file runs on both builds: an i32 accumulator plane (portable), or
-        // one widened input patch (arm-dsp: 2 bytes per element of the
-        // (in_channels / groups) x kh x kw patch, whole groups of 4).
+        // The larger of the int8 Conv2d kernels' needs, so that one file
+        // runs on both builds: a row of `ow` i32 accumulators (portable) or
+        // of `ow` one-channel patches widened into ceil(kh kw / 2) words each
+        // (arm-dsp), which is the larger of the two, or one widened input
+        // patch (arm-dsp: 2 bytes per element of the (in_channels / groups)
+        // x kh x kw patch, whole groups of 4). Not a whole output plane:
+        // that set the int8 CNN's arena (3,136 of its 16,464 bytes).
         Op::Conv2d {
             in_channels,
             groups,
             window,
             ..
         } => match op.infer_shape(*input).map(|s| s.raw()) {
-            Ok([_, oh, ow, _]) => {
-                let plane = (oh as usize).saturating_mul(ow as usize).saturating_mul(4);
-                let patch = usize::from(in_channels / groups.max(1))
-                    * usize::from(window.kernel[0])
-                    * usize::from(window.kernel[1]);
-                plane.max(patch / 4 * 8)
+            Ok([_, _, ow, _]) => {
+                let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+                let row = (ow as usize)
+                    .saturating_mul(taps.div_ceil(2))
+                    .saturating_mul(4);
+                let patch = usize::from(in_channels / groups.max(1)) * taps;
+                row.max(patch / 4 * 8)
             }
             Err(_) => usize::MAX,
         },

@@ -539,7 +539,7 @@ fn s9_scratch_bytes_follow_the_table() {
         let patch = usize::from(cin / groups) * usize::from(k) * usize::from(k);
         assert_eq!(
             scratch_bytes_int8(&op, &shape(&[u32::from(cin), h, h])),
-            (4 * o * o).max(8 * (patch / 4)),
+            (4 * o * (usize::from(k) * usize::from(k)).div_ceil(2)).max(8 * (patch / 4)),
             "{op:?}"
         );
         assert_eq!(scratch_bytes(&op, &shape(&[u32::from(cin), h, h])), 0);

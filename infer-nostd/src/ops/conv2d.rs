@@ -52,7 +52,9 @@ fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>
         // The output plane is the accumulator: start at 0, add the taps,
         // then the bias (the trainer's GEMM-then-add order).
         y_oc.fill(0.0);
-        accumulate(p, x_g, w_oc, y_oc, |acc, a, b: W| acc + a * b.to_f32());
+        accumulate(p, x_g, w_oc, (0, p.oh), y_oc, |acc, a, b: W| {
+            acc + a * b.to_f32()
+        });
         if let Some(b) = bias {
             let b = b.at(oc);
             y_oc.iter_mut().for_each(|v| *v += b);
@@ -94,8 +96,8 @@ pub fn forward_i8(
     );
 }
 
-/// The portable int8 kernel: [`accumulate`] into an `i32` plane per output
-/// channel, then requantize the plane.
+/// The portable int8 kernel: [`accumulate`] into one `i32` output row at a
+/// time, then requantize the row.
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
 #[allow(clippy::too_many_arguments)]
 fn planes_i8(
@@ -109,17 +111,26 @@ fn planes_i8(
     y: &mut [i8],
 ) {
     let (ratio, zp) = (qx.scale / qy.scale, qx.zero_point);
-    let Some(acc) = scratch.get_mut(..p.oh * p.ow) else {
+    // One output row of accumulators at a time (4 · ow bytes of scratch,
+    // not a whole plane: the plane set the int8 CNN's arena). Each output
+    // still sums its taps in the same order, so the integers are the same.
+    let Some(acc) = scratch.get_mut(..p.ow) else {
         return;
     };
+    if p.ow == 0 {
+        return;
+    }
     each_channel(p, x, weight, y, |oc, x_g, w_oc, y_oc| {
-        acc.fill(bias.and_then(|b| b.get(oc)).copied().unwrap_or(0));
-        accumulate(p, x_g, w_oc, acc, |acc: i32, a: i8, b: i8| {
-            acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b)))
-        });
+        let b = bias.and_then(|b| b.get(oc)).copied().unwrap_or(0);
         let m = Requant::new(ratio * scale.of(oc));
-        for (o, &a) in y_oc.iter_mut().zip(acc.iter()) {
-            *o = saturate(m.apply(a), qy.zero_point);
+        for (oy, y_row) in y_oc.chunks_exact_mut(p.ow).enumerate() {
+            acc.fill(b);
+            accumulate(p, x_g, w_oc, (oy, oy + 1), acc, |acc: i32, a: i8, b: i8| {
+                acc.wrapping_add((i32::from(a) - zp).wrapping_mul(i32::from(b)))
+            });
+            for (o, &a) in y_row.iter_mut().zip(acc.iter()) {
+                *o = saturate(m.apply(a), qy.zero_point);
+            }
         }
     });
 }
@@ -171,17 +182,19 @@ fn each_channel<X, W, Y>(
     }
 }
 
-/// Adds every tap of one output channel to its accumulator plane `acc`
-/// (`oh * ow`): for each input channel, ky and kx in that order, the
-/// weight times the input it meets, at every output the tap reaches (taps
-/// on padding are skipped: they add exact zeros). Each output therefore
-/// sums its taps in the order of the trainer's im2col rows, and the
+/// Adds every tap of one output channel to the accumulators `acc` of its
+/// output rows `rows.0 .. rows.1` (`acc` holds those rows, `ow` each): for
+/// each input channel, ky and kx in that order, the weight times the input
+/// it meets, at every output the tap reaches (taps on padding are skipped:
+/// they add exact zeros). Each output therefore sums its taps in the order
+/// of the trainer's im2col rows, whichever rows are asked for, and the
 /// per-tap bookkeeping is paid once per output row, not per output.
 #[inline(always)]
 fn accumulate<X: Copy, W: Copy, A: Copy>(
     p: &Conv2d,
     x_g: &[X],
     w_oc: &[W],
+    rows: (usize, usize),
     acc: &mut [A],
     mac: impl Fn(A, X, W) -> A,
 ) {
@@ -200,6 +213,7 @@ fn accumulate<X: Copy, W: Copy, A: Copy>(
     for (x_plane, w_plane) in x_g.chunks_exact(hw).zip(w_oc.chunks_exact(kh * kw)) {
         for (ky, w_row) in w_plane.chunks_exact(kw).enumerate() {
             let (oy0, oy1) = reach(ky, sh, dh, ph, p.h, p.oh);
+            let (oy0, oy1) = (oy0.max(rows.0), oy1.min(rows.1));
             for (kx, &wv) in w_row.iter().enumerate() {
                 let (ox0, ox1) = reach(kx, sw, dw, pw, w, ow);
                 if ox0 >= ox1 {
@@ -213,7 +227,8 @@ fn accumulate<X: Copy, W: Copy, A: Copy>(
                     let Some(xs) = x_plane.get(iy * w + ix0..(iy + 1) * w) else {
                         continue;
                     };
-                    let Some(a) = acc.get_mut(oy * ow + ox0..oy * ow + ox1) else {
+                    let r = (oy - rows.0) * ow;
+                    let Some(a) = acc.get_mut(r + ox0..r + ox1) else {
                         continue;
                     };
                     if sw == 1 {
