@@ -186,6 +186,9 @@ pub enum Op {
         layers: u8,
         /// Output `[T, H]` (true) or the last hidden state `[H]` (false).
         return_sequences: bool,
+        /// int8 models only (0 in an f32 model): the `i16` cell state's
+        /// scale is `2^-cell_shift` (0 to 15; FORMAT.md section 6.3).
+        cell_shift: u8,
     },
     /// Flatten to rank 1.
     Flatten,
@@ -314,6 +317,7 @@ impl Op {
                 hidden_size: u32at(4),
                 layers: p[8],
                 return_sequences: flags & FLAG_RETURN_SEQUENCES != 0,
+                cell_shift: p[9],
             },
             OpKind::Flatten => Op::Flatten,
             OpKind::Relu => Op::Relu,
@@ -390,10 +394,12 @@ impl Op {
                 hidden_size,
                 layers,
                 return_sequences,
+                cell_shift,
             } => {
                 LE::write_u32(&mut p[0..4], input_size);
                 LE::write_u32(&mut p[4..8], hidden_size);
                 p[8] = layers;
+                p[9] = cell_shift;
                 if return_sequences {
                     flags |= FLAG_RETURN_SEQUENCES;
                 }
@@ -473,6 +479,7 @@ mod tests {
                 hidden_size: 128,
                 layers: 2,
                 return_sequences: false,
+                cell_shift: 11,
             },
             Op::Flatten,
             Op::Relu,

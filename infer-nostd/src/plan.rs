@@ -248,6 +248,7 @@ fn kernel(e: &OpEntry) -> Result<Kernel, Error> {
             hidden_size,
             layers,
             return_sequences,
+            ..
         } => {
             let &[steps, _] = d else {
                 return Err(bad_shape);
@@ -483,6 +484,7 @@ mod tests {
             hidden_size: 5,
             layers: 2,
             return_sequences: true,
+            cell_shift: 0,
         };
         assert_eq!(
             scratch_bytes(&lstm, &Shape::d2(7, 3)),
@@ -494,6 +496,7 @@ mod tests {
             hidden_size: 0x3FFF_FFFF,
             layers: 63,
             return_sequences: false,
+            cell_shift: 0,
         };
         assert!(scratch_bytes(&huge, &Shape::d2(1, 1)) > u32::MAX as usize);
     }

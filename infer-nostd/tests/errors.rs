@@ -89,6 +89,7 @@ fn an_int8_model_with_an_op_the_int8_list_refuses_is_unsupported_with_the_lists_
         hidden_size: 1,
         layers: 1,
         return_sequences: false,
+        cell_shift: 0,
     };
     let mut b = ModelBuilder::new(&[3, 2]);
     b.input_type(q).push(OpSpec {
@@ -259,6 +260,7 @@ fn a_plan_without_the_engines_lstm_scratch_is_refused() {
         hidden_size: 3,
         layers: 1,
         return_sequences: false,
+        cell_shift: 0,
     };
     let rng = &mut Rng(3);
     let mut b = ModelBuilder::new(&[4, 2]);

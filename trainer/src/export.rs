@@ -330,6 +330,7 @@ pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, V
                 hidden_size,
                 layers,
                 return_sequences,
+                ..
             } => Box::new(Lstm::new(
                 input_size as usize,
                 hidden_size as usize,
