@@ -421,6 +421,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lstm_cell_shift_is_parameter_byte_9_and_at_most_15() {
+        let op = |cell_shift| Op::Lstm {
+            input_size: 3,
+            hidden_size: 4,
+            layers: 1,
+            return_sequences: true,
+            cell_shift,
+        };
+        let (_, _, p) = op(12).encode();
+        assert_eq!((p[8], p[9], p[10]), (1, 12, 0));
+        assert_eq!(op(15).check_params(), Ok(()));
+        assert_eq!(op(16).check_params(), Err("cell_shift"));
+    }
+
+    #[test]
     fn conv_output_formula_matches_pytorch_examples() {
         // torch.nn.Conv2d(1, 8, 3, padding=1) on 28x28 -> 28x28.
         let w = Window {

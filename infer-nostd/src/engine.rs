@@ -222,6 +222,18 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
     /// slot is left alone); an id outside the table is
     /// [`Error::TokenOutOfRange`].
     pub fn run_tokens<'a>(&self, arena: &'a mut [u8], ids: &[i32]) -> Result<&'a [f32], Error> {
+        self.run_tokens_observed(arena, ids, &mut |_, _| {})
+    }
+
+    /// [`run_tokens`](Engine::run_tokens), calling `observe(value, data)`
+    /// with each op's output (value `i + 1` after op `i`; the ids, value 0,
+    /// are not `f32`), as [`run_observed`](Engine::run_observed) does.
+    pub fn run_tokens_observed<'a>(
+        &self,
+        arena: &'a mut [u8],
+        ids: &[i32],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<&'a [f32], Error> {
         self.expect(DType::I32, ids.len())?;
         if self.int8 {
             return Err(Error::Unsupported {
@@ -232,6 +244,9 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
         let buf = self.arena(arena)?;
         for s in &self.steps {
             exec::step_f32(&self.tensors, s, buf, ids)?;
+            if let Ok(y) = self.slot_f32(buf, s.y, s.index) {
+                observe(usize::from(s.index) + 1, y);
+            }
         }
         let out: &'a mut [u8] = buf;
         out_f32(out, self.output, self.model.op_count())
