@@ -301,7 +301,17 @@ fn lstm_exports_int8_token_models_need_tokens_and_bad_calibration_counts_are_cle
     let (int8, _) = deploy_int8(&lstm_file(), &images(2, Normalization::NONE)).expect("int8 LSTM");
     let m = Model::parse(&int8).expect("parse");
     let e = m.op(0).expect("op 0");
-    assert!(matches!(e.op, Op::Lstm { cell_shift: 1..=15, .. }), "{:?}", e.op);
+    assert!(
+        matches!(
+            e.op,
+            Op::Lstm {
+                cell_shift: 1..=15,
+                ..
+            }
+        ),
+        "{:?}",
+        e.op
+    );
     let dtypes: Vec<DType> = (0..4)
         .map(|j| m.op_tensor(&e, j).expect("tensor").dtype)
         .collect();
@@ -486,7 +496,10 @@ fn export_int8_refuses_before_it_loads_mnist_and_names_the_file() {
     let e = export_int8(path, &already, 10, nowhere)
         .expect_err("already int8")
         .to_string();
-    assert!(e.contains("lstm.lsn: the model file is already int8"), "{e}");
+    assert!(
+        e.contains("lstm.lsn: the model file is already int8"),
+        "{e}"
+    );
     let e = export_int8(path, &lstm, 0, nowhere)
         .expect_err("0 images")
         .to_string();

@@ -120,13 +120,21 @@ pub(crate) enum Kernel {
     AvgPool2d(Pool2d, bool),
     AdaptiveAvgPool2d(Adaptive),
     BatchNorm(BatchNorm),
-    LayerNorm { cols: usize, eps: f32 },
-    Embedding { num: usize, dim: usize },
+    LayerNorm {
+        cols: usize,
+        eps: f32,
+    },
+    Embedding {
+        num: usize,
+        dim: usize,
+    },
     /// The sizes, and the int8 cell state's `cell_shift` (0 in f32).
     Lstm(Lstm, u32),
     Flatten,
     Activation(Activation),
-    Softmax { cols: usize },
+    Softmax {
+        cols: usize,
+    },
 }
 
 /// One op, prepared.

@@ -111,7 +111,10 @@ fn an_int8_lstm_needs_i8_weights_i32_biases_its_scratch_and_f32_has_no_cell_shif
     ];
     let file = int8(floats.clone(), need as u32);
     let err = Engine::new(file.bytes()).expect_err("f32 tensors in an int8 LSTM");
-    assert!(err.to_string().contains("i8 weights and an i32 bias"), "{err}");
+    assert!(
+        err.to_string().contains("i8 weights and an i32 bias"),
+        "{err}"
+    );
     let ints = || {
         vec![
             TensorData::i8_per_channel(&[4, 2], &[1; 8], vec![0.01; 4]),
@@ -122,7 +125,10 @@ fn an_int8_lstm_needs_i8_weights_i32_biases_its_scratch_and_f32_has_no_cell_shif
     };
     let file = int8(ints(), need as u32 - 1);
     let err = Engine::new(file.bytes()).expect_err("short scratch");
-    assert!(matches!(err, Error::ScratchTooSmall { op: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ScratchTooSmall { op: 0, .. }),
+        "{err:?}"
+    );
     let file = int8(ints(), need as u32);
     let engine = Engine::new(file.bytes()).expect("a valid int8 LSTM");
     let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];

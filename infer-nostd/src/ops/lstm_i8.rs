@@ -31,7 +31,9 @@ const GATE_FRAC_BITS: i32 = 12;
 /// `i16`s of scratch the int8 kernel needs: `c` per layer and the `4h`
 /// gates (`None` on overflow).
 pub fn scratch_i16(hidden: usize, layers: usize) -> Option<usize> {
-    hidden.checked_mul(layers)?.checked_add(hidden.checked_mul(4)?)
+    hidden
+        .checked_mul(layers)?
+        .checked_add(hidden.checked_mul(4)?)
 }
 
 /// Scratch bytes of the int8 kernel: the `i16`s of [`scratch_i16`], then
@@ -97,7 +99,7 @@ pub fn forward_i8(
     // Real 0 is the zero point: the recurrent sum at step 0 is 0.
     hidden.fill(saturate(0, q.1.zero_point));
     // 2^-30 / s_h: one f32 division (2^-30 is exact in f32).
-    let out = Requant::new(9.313_225_746_154_785e-10 / q.1.scale);
+    let out = Requant::new(1.0 / 1_073_741_824.0 / q.1.scale);
     let mut seq = y.chunks_exact_mut(h);
     for x_t in x.chunks_exact(input_size).take(p.steps) {
         for l in 0..p.layers {
@@ -135,7 +137,10 @@ fn pre_activations(
 ) -> Option<()> {
     let (nx, nh) = (x.len(), h.len());
     let (wx, wh) = (l.w_ih.chunks_exact(nx), l.w_hh.chunks_exact(nh));
-    let rows = gates.iter_mut().zip(wx.zip(wh)).zip(l.b_ih.iter().zip(l.b_hh));
+    let rows = gates
+        .iter_mut()
+        .zip(wx.zip(wh))
+        .zip(l.b_ih.iter().zip(l.b_hh));
     // Multiplying by 4096 = 2^12 is exact: these are s_x / 2^-12 and s_h / 2^-12.
     let (fx, fh) = (qx.scale * 4096.0, qh.scale * 4096.0);
     for (r, ((g, (wx, wh)), (&bx, &bh))) in rows.enumerate() {
@@ -170,7 +175,13 @@ fn cell(gates: &[i16], c: &mut [i16], h: &mut [i8], cs: u32, out: Requant, zp_h:
     let (gi, rest) = gates.split_at(n.min(gates.len()));
     let (gf, rest) = rest.split_at(n.min(rest.len()));
     let (gg, go) = rest.split_at(n.min(rest.len()));
-    let units = h.iter_mut().zip(c.iter_mut()).zip(gi).zip(gf).zip(gg).zip(go);
+    let units = h
+        .iter_mut()
+        .zip(c.iter_mut())
+        .zip(gi)
+        .zip(gf)
+        .zip(gg)
+        .zip(go);
     for (((((h, c), &ai), &af), &ag), &ao) in units {
         let i = i32::from(sigmoid_q15(ai));
         let f = i32::from(sigmoid_q15(af));
@@ -227,7 +238,11 @@ mod tests {
         let (per, bits) = if tanh { (64.0, 6) } else { (32.0, 7) };
         let f = |k: i64| -> i64 {
             let r = k as f64 / per;
-            let v = if tanh { r.tanh() } else { 1.0 / (1.0 + (-r).exp()) };
+            let v = if tanh {
+                r.tanh()
+            } else {
+                1.0 / (1.0 + (-r).exp())
+            };
             ((32768.0 * v).round() as i64).min(32767)
         };
         let a = i64::from(x).abs().min(32767);
@@ -354,21 +369,41 @@ mod tests {
             for l in 0..layers {
                 let n_in = if l == 0 { input_size } else { hidden };
                 let s = seed + 10 * l as u64;
-                let sc = |n, s| levels(n, s, 1, 40).iter().map(|&v| v as f32 * 1e-4).collect();
+                let sc = |n, s| {
+                    levels(n, s, 1, 40)
+                        .iter()
+                        .map(|&v| v as f32 * 1e-4)
+                        .collect()
+                };
                 ls.push(RefLayer {
-                    w_ih: levels(4 * hidden * n_in, s, -127, 127).iter().map(|&v| v as i8).collect(),
+                    w_ih: levels(4 * hidden * n_in, s, -127, 127)
+                        .iter()
+                        .map(|&v| v as i8)
+                        .collect(),
                     s_ih: sc(4 * hidden, s + 1),
-                    w_hh: levels(4 * hidden * hidden, s + 2, -127, 127).iter().map(|&v| v as i8).collect(),
-                    s_hh: if case % 2 == 0 { vec![0.002; 4 * hidden] } else { sc(4 * hidden, s + 3) },
+                    w_hh: levels(4 * hidden * hidden, s + 2, -127, 127)
+                        .iter()
+                        .map(|&v| v as i8)
+                        .collect(),
+                    s_hh: if case % 2 == 0 {
+                        vec![0.002; 4 * hidden]
+                    } else {
+                        sc(4 * hidden, s + 3)
+                    },
                     b_ih: levels(4 * hidden, s + 4, -3000, 3000),
                     b_hh: levels(4 * hidden, s + 5, -3000, 3000),
                 });
             }
-            let bytes: Vec<(Vec<u8>, Vec<u8>)> =
-                ls.iter().map(|l| (to_bytes(&l.s_ih), to_bytes(&l.s_hh))).collect();
+            let bytes: Vec<(Vec<u8>, Vec<u8>)> = ls
+                .iter()
+                .map(|l| (to_bytes(&l.s_ih), to_bytes(&l.s_hh)))
+                .collect();
             let mut w = Vec::new();
             for (l, (bi, bh)) in ls.iter().zip(&bytes) {
-                w.push(Weights::I8(&l.w_ih, WeightScale::Channel(Scales::from_le_bytes(bi))));
+                w.push(Weights::I8(
+                    &l.w_ih,
+                    WeightScale::Channel(Scales::from_le_bytes(bi)),
+                ));
                 w.push(Weights::I8(
                     &l.w_hh,
                     if case % 2 == 0 {
@@ -394,14 +429,21 @@ mod tests {
                 };
                 let mut s16 = vec![7i16; scratch_i16(hidden, layers).unwrap()];
                 let mut s8 = vec![7i8; hidden * layers];
-                let n = if return_sequences { steps * hidden } else { hidden };
+                let n = if return_sequences {
+                    steps * hidden
+                } else {
+                    hidden
+                };
                 let mut y = vec![0i8; n];
                 let got = forward_i8(&p, cs, q, &x, &w, &mut s16, &mut s8, &mut y);
                 assert_eq!(got, Some(()));
                 let want = reference(&p, cs, q, &x, &ls);
                 assert_eq!(y, want, "case {case}, return_sequences {return_sequences}");
                 // The cell saturates or not, but the outputs must not be constant.
-                assert!(want.iter().any(|&v| v != want[0]), "case {case} is degenerate");
+                assert!(
+                    want.iter().any(|&v| v != want[0]),
+                    "case {case} is degenerate"
+                );
             }
         }
     }
@@ -417,8 +459,22 @@ mod tests {
         };
         let (w, b) = ([1i8; 8], [0i32; 8]);
         let s = WeightScale::Tensor(0.1);
-        let t = [Weights::I8(&w, s), Weights::I8(&w[..4 * 2], s), Weights::I32(&b), Weights::I32(&b)];
-        let q = (QParams { scale: 0.1, zero_point: 0 }, QParams { scale: 0.01, zero_point: 0 });
+        let t = [
+            Weights::I8(&w, s),
+            Weights::I8(&w[..4 * 2], s),
+            Weights::I32(&b),
+            Weights::I32(&b),
+        ];
+        let q = (
+            QParams {
+                scale: 0.1,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.01,
+                zero_point: 0,
+            },
+        );
         let mut y = [0i8; 2];
         let x = [5i8, -5];
         let run = |t: &[Weights<'_>], n16: usize, n8: usize, y: &mut [i8]| {
@@ -429,6 +485,9 @@ mod tests {
         assert_eq!(run(&t, 10, 1, &mut y), None);
         assert_eq!(run(&t[..3], 10, 2, &mut y), None);
         let f = [0.0f32; 8];
-        assert_eq!(run(&[Weights::F32(&f), t[1], t[2], t[3]], 10, 2, &mut y), None);
+        assert_eq!(
+            run(&[Weights::F32(&f), t[1], t[2], t[3]], 10, 2, &mut y),
+            None
+        );
     }
 }

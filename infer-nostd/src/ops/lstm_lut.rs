@@ -132,7 +132,10 @@ mod tests {
             for (k, (&t, &e)) in table.iter().zip(&exact).enumerate() {
                 assert_eq!(i32::from(t), (e.round() as i32).min(32767), "entry {k}");
                 // A tie could round either way in another implementation.
-                assert!((e - e.floor() - 0.5).abs() > 1e-6, "entry {k} is near a tie");
+                assert!(
+                    (e - e.floor() - 0.5).abs() > 1e-6,
+                    "entry {k} is near a tie"
+                );
             }
         }
     }
