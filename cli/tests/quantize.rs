@@ -276,7 +276,7 @@ fn the_same_images_give_the_same_bytes() {
     assert_eq!(deploy_int8(&file, &first).expect("subset").0, a);
 }
 
-/// A trained one-op LSTM file over `[4, 4]`: an op with no int8 form.
+/// A trained one-op LSTM file over `[4, 4]`.
 fn lstm_file() -> Vec<u8> {
     trained_file(
         vec![(
@@ -285,6 +285,7 @@ fn lstm_file() -> Vec<u8> {
                 hidden_size: 3,
                 layers: 1,
                 return_sequences: false,
+                cell_shift: 0,
             },
             vec![vec![0.1; 48], vec![0.1; 36], vec![0.0; 12], vec![0.0; 12]],
         )],
@@ -294,27 +295,41 @@ fn lstm_file() -> Vec<u8> {
 }
 
 #[test]
-fn lstm_embedding_int8_inputs_and_bad_calibration_counts_are_clear_errors() {
-    let lstm = lstm_file();
-    let e = deploy_int8(&lstm, &images(2, Normalization::NONE))
-        .expect_err("LSTM has no int8 form")
-        .to_string();
+fn lstm_exports_int8_token_models_need_tokens_and_bad_calibration_counts_are_clear_errors() {
+    // LSTM has an int8 form (FORMAT.md section 6.3): i8 weights, i32
+    // biases, and a cell_shift from calibration.
+    let (int8, _) = deploy_int8(&lstm_file(), &images(2, Normalization::NONE)).expect("int8 LSTM");
+    let m = Model::parse(&int8).expect("parse");
+    let e = m.op(0).expect("op 0");
     assert!(
-        e.contains("op 0 (LSTM)") && e.contains("--quantize f16"),
-        "{e}"
+        matches!(
+            e.op,
+            Op::Lstm {
+                cell_shift: 1..=15,
+                ..
+            }
+        ),
+        "{:?}",
+        e.op
     );
+    let dtypes: Vec<DType> = (0..4)
+        .map(|j| m.op_tensor(&e, j).expect("tensor").dtype)
+        .collect();
+    assert_eq!(dtypes, [DType::I8, DType::I8, DType::I32, DType::I32]);
+    assert_eq!(e.output.dtype, DType::I8);
 
+    // `lasagna export` calibrates on MNIST images, which are not token ids.
     let mut b = lasagna_format::ModelBuilder::new(&[3]);
     b.input_type(lasagna_format::ValueType::I32).op(
         Op::Embedding { num: 5, dim: 2 },
         vec![lasagna_format::TensorData::f32(&[5, 2], &[0.5; 10])],
     );
     let emb = b.build().expect("embedding model");
-    let e = deploy_int8(&emb, &images(1, Normalization::NONE))
-        .expect_err("Embedding has no int8 form")
+    let e = export_int8(std::path::Path::new("emb.lsn"), &emb, 10, None)
+        .expect_err("token model on MNIST")
         .to_string();
     assert!(
-        e.contains("Embedding") && e.contains("--quantize f16"),
+        e.contains("emb.lsn") && e.contains("token ids") && e.contains("--quantize f16"),
         "{e}"
     );
 
@@ -426,7 +441,7 @@ fn the_int8_engine_agrees_with_f32_on_mnist() {
 }
 
 #[test]
-fn the_cli_refuses_bad_calibration_and_int8_lstm_with_a_hint() {
+fn the_cli_refuses_bad_calibration_with_a_hint() {
     let lstm = tmp("lstm.lsn");
     std::fs::write(
         &lstm,
@@ -437,6 +452,7 @@ fn the_cli_refuses_bad_calibration_and_int8_lstm_with_a_hint() {
                     hidden_size: 3,
                     layers: 1,
                     return_sequences: false,
+                    cell_shift: 0,
                 },
                 vec![vec![0.1; 336], vec![0.1; 36], vec![0.0; 12], vec![0.0; 12]],
             )],
@@ -446,7 +462,6 @@ fn the_cli_refuses_bad_calibration_and_int8_lstm_with_a_hint() {
     )
     .expect("write");
     let cases: &[(&[&str], &str)] = &[
-        (&["--quantize", "int8"], "--quantize f16"),
         (&["--quantize", "int8", "--calibration", "0"], "at least 1"),
         (&["--calibration", "10"], "--quantize int8"),
     ];
@@ -477,11 +492,12 @@ fn export_int8_refuses_before_it_loads_mnist_and_names_the_file() {
     // No MNIST here: an error about the data would mean it was loaded first.
     let nowhere = Some(std::path::Path::new("/nonexistent/mnist"));
     let path = std::path::Path::new("lstm.lsn");
-    let e = export_int8(path, &lstm, 10, nowhere)
-        .expect_err("LSTM")
+    let (already, _) = deploy_int8(&lstm, &images(2, Normalization::NONE)).expect("int8 LSTM");
+    let e = export_int8(path, &already, 10, nowhere)
+        .expect_err("already int8")
         .to_string();
     assert!(
-        e.contains("lstm.lsn: op 0 (LSTM) cannot be quantized to int8"),
+        e.contains("lstm.lsn: the model file is already int8"),
         "{e}"
     );
     let e = export_int8(path, &lstm, 0, nowhere)

@@ -186,6 +186,9 @@ pub enum Op {
         layers: u8,
         /// Output `[T, H]` (true) or the last hidden state `[H]` (false).
         return_sequences: bool,
+        /// int8 models only (0 in an f32 model): the `i16` cell state's
+        /// scale is `2^-cell_shift` (0 to 15; FORMAT.md section 6.3).
+        cell_shift: u8,
     },
     /// Flatten to rank 1.
     Flatten,
@@ -314,6 +317,7 @@ impl Op {
                 hidden_size: u32at(4),
                 layers: p[8],
                 return_sequences: flags & FLAG_RETURN_SEQUENCES != 0,
+                cell_shift: p[9],
             },
             OpKind::Flatten => Op::Flatten,
             OpKind::Relu => Op::Relu,
@@ -390,10 +394,12 @@ impl Op {
                 hidden_size,
                 layers,
                 return_sequences,
+                cell_shift,
             } => {
                 LE::write_u32(&mut p[0..4], input_size);
                 LE::write_u32(&mut p[4..8], hidden_size);
                 p[8] = layers;
+                p[9] = cell_shift;
                 if return_sequences {
                     flags |= FLAG_RETURN_SEQUENCES;
                 }
@@ -413,6 +419,21 @@ impl Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lstm_cell_shift_is_parameter_byte_9_and_at_most_15() {
+        let op = |cell_shift| Op::Lstm {
+            input_size: 3,
+            hidden_size: 4,
+            layers: 1,
+            return_sequences: true,
+            cell_shift,
+        };
+        let (_, _, p) = op(12).encode();
+        assert_eq!((p[8], p[9], p[10]), (1, 12, 0));
+        assert_eq!(op(15).check_params(), Ok(()));
+        assert_eq!(op(16).check_params(), Err("cell_shift"));
+    }
 
     #[test]
     fn conv_output_formula_matches_pytorch_examples() {
@@ -473,6 +494,7 @@ mod tests {
                 hidden_size: 128,
                 layers: 2,
                 return_sequences: false,
+                cell_shift: 11,
             },
             Op::Flatten,
             Op::Relu,

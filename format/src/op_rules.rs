@@ -84,10 +84,15 @@ impl Op {
                 input_size,
                 hidden_size,
                 layers,
+                cell_shift,
                 ..
             } => {
                 nonzero(input_size, "input_size")?;
                 nonzero(hidden_size, "hidden_size")?;
+                // The cell state is an i16 with scale 2^-cell_shift.
+                if cell_shift > 15 {
+                    return Err("cell_shift");
+                }
                 // 4 * hidden rows must fit a u32 dimension.
                 if hidden_size > u32::MAX / 4 {
                     return Err("hidden_size");

@@ -214,7 +214,7 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
             what: "input slot",
         })?;
         copy(bytemuck::cast_slice(input), slot);
-        self.execute_i8(buf)
+        self.execute_i8(buf, &[])
     }
 
     /// Runs one sequence of token ids through a model whose first op is an
@@ -222,18 +222,54 @@ impl<'m, const OPS: usize, const TENSORS: usize> EngineWith<'m, OPS, TENSORS> {
     /// slot is left alone); an id outside the table is
     /// [`Error::TokenOutOfRange`].
     pub fn run_tokens<'a>(&self, arena: &'a mut [u8], ids: &[i32]) -> Result<&'a [f32], Error> {
+        self.run_tokens_observed(arena, ids, &mut |_, _| {})
+    }
+
+    /// [`run_tokens`](Engine::run_tokens), calling `observe(value, data)`
+    /// with each op's output (value `i + 1` after op `i`; the ids, value 0,
+    /// are not `f32`), as [`run_observed`](Engine::run_observed) does.
+    pub fn run_tokens_observed<'a>(
+        &self,
+        arena: &'a mut [u8],
+        ids: &[i32],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<&'a [f32], Error> {
         self.expect(DType::I32, ids.len())?;
+        if self.int8 {
+            return Err(Error::Unsupported {
+                op: 0,
+                what: "an int8 token model through run_tokens (call run_tokens_i8)",
+            });
+        }
         let buf = self.arena(arena)?;
         for s in &self.steps {
             exec::step_f32(&self.tensors, s, buf, ids)?;
+            if let Ok(y) = self.slot_f32(buf, s.y, s.index) {
+                observe(usize::from(s.index) + 1, y);
+            }
         }
         let out: &'a mut [u8] = buf;
         out_f32(out, self.output, self.model.op_count())
     }
 
-    fn execute_i8<'a>(&self, buf: &'a mut [u8]) -> Result<&'a [i8], Error> {
+    /// [`run_tokens`](Engine::run_tokens) for an int8 model: the
+    /// Embedding's ids in, output levels out (see
+    /// [`output_quant`](Engine::output_quant)).
+    pub fn run_tokens_i8<'a>(&self, arena: &'a mut [u8], ids: &[i32]) -> Result<&'a [i8], Error> {
+        self.expect(DType::I32, ids.len())?;
+        if !self.int8 {
+            return Err(Error::Unsupported {
+                op: 0,
+                what: "an f32 token model through run_tokens_i8 (call run_tokens)",
+            });
+        }
+        let buf = self.arena(arena)?;
+        self.execute_i8(buf, ids)
+    }
+
+    fn execute_i8<'a>(&self, buf: &'a mut [u8], ids: &[i32]) -> Result<&'a [i8], Error> {
         for s in &self.steps {
-            exec::step_i8(&self.tensors, s, buf)?;
+            exec::step_i8(&self.tensors, s, buf, ids)?;
         }
         let out: &'a [u8] = buf;
         out.get(self.output.range())

@@ -79,7 +79,9 @@ pub(crate) fn step_f32(
                 }
             })?;
         }
-        Kernel::Lstm(p) => ops::lstm::forward(&p, x, t, scratch, y).ok_or(bad("LSTM scratch"))?,
+        Kernel::Lstm(p, _) => {
+            ops::lstm::forward(&p, x, t, scratch, y).ok_or(bad("LSTM scratch"))?
+        }
         // Ops that may run in place run the same code out of place on a
         // copy, so both plans give bit-identical results.
         _ => {
@@ -111,9 +113,13 @@ fn in_place_f32(k: &Kernel, xy: &mut [f32], t: &[Weights<'_>]) -> Option<()> {
 }
 
 /// Runs an int8 step over the byte arena `buf`, its tensors taken from
-/// `table` (the engine's tensor table). No token ids: prepare refuses an
-/// int8 Embedding.
-pub(crate) fn step_i8(table: &[Weights<'_>], s: &Step, buf: &mut [u8]) -> Result<(), Error> {
+/// `table` (the engine's tensor table); an Embedding reads `ids`.
+pub(crate) fn step_i8(
+    table: &[Weights<'_>],
+    s: &Step,
+    buf: &mut [u8],
+    ids: &[i32],
+) -> Result<(), Error> {
     let bad = |what| Error::Inconsistent { op: s.index, what };
     let t = tensors(table, s)?;
     if s.x == s.y {
@@ -138,6 +144,30 @@ pub(crate) fn step_i8(table: &[Weights<'_>], s: &Step, buf: &mut [u8]) -> Result
         Kernel::MaxPool2d(p) => ops::maxpool2d::forward_i8(&p, x, y, Rescale::new(s.q.0, s.q.1)),
         Kernel::AvgPool2d(p, include_pad) => ops::avgpool2d::forward_i8(&p, include_pad, s.q, x, y),
         Kernel::AdaptiveAvgPool2d(p) => ops::avgpool2d::adaptive_forward_i8(&p, s.q, x, y),
+        Kernel::Embedding { num, dim } => {
+            let &[Weights::I8(w, scale)] = t else {
+                return Err(missing);
+            };
+            ops::embedding::forward_i8(ids, w, scale, s.q.1, dim, y).map_err(|b| {
+                Error::TokenOutOfRange {
+                    position: b.position,
+                    id: b.id,
+                    num,
+                }
+            })?;
+        }
+        Kernel::Lstm(p, cell_shift) => {
+            // i16 cell states and gates first (the span is 4-aligned), then
+            // the i8 hidden states: see ops::lstm_i8::scratch_bytes.
+            let n16 = ops::lstm_i8::scratch_i16(p.hidden, p.layers).ok_or(bad("LSTM scratch"))?;
+            let (a, b) = scratch
+                .split_at_mut_checked(n16.saturating_mul(2))
+                .ok_or(bad("LSTM scratch"))?;
+            let s16 = view::<i16>(a).ok_or(bad("i16 region"))?;
+            let s8: &mut [i8] = bytemuck::cast_slice_mut(b);
+            ops::lstm_i8::forward_i8(&p, cell_shift, s.q, x, t, s16, s8, y)
+                .ok_or(bad("LSTM scratch"))?;
+        }
         // Element-wise and normalization ops: on a copy, as in f32.
         _ => {
             copy(x, y);

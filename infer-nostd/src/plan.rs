@@ -11,6 +11,7 @@ use crate::ops::batchnorm::BatchNorm;
 use crate::ops::conv2d::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::lstm::{self, Lstm};
+use crate::ops::lstm_i8;
 use crate::ops::maxpool2d::Pool2d;
 use crate::ops::{WeightScale, Weights};
 use crate::quant::{int8_refusal, QParams};
@@ -65,7 +66,9 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
 /// rows reads them with plain loads; an int8 Conv2d accumulates one output
 /// row in `i32` (portable), widens one output row of one-channel patches
 /// (arm-dsp, `in_channels / groups == 1`) or one input patch (arm-dsp);
-/// every other int8 op needs 0. Saturates at `usize::MAX` for sizes no target can hold.
+/// an int8 LSTM keeps its `i16` cell states and gates and its `i8` hidden
+/// states ([`lstm_i8::scratch_bytes`]); every other int8 op needs 0.
+/// Saturates at `usize::MAX` for sizes no target can hold.
 pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
     match *op {
         Op::Linear { in_features, .. } => (in_features as usize / 4).saturating_mul(8),
@@ -92,6 +95,11 @@ pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
             }
             Err(_) => usize::MAX,
         },
+        Op::Lstm {
+            hidden_size,
+            layers,
+            ..
+        } => lstm_i8::scratch_bytes(hidden_size as usize, layers as usize).unwrap_or(usize::MAX),
         _ => 0,
     }
 }
@@ -118,12 +126,21 @@ pub(crate) enum Kernel {
     AvgPool2d(Pool2d, bool),
     AdaptiveAvgPool2d(Adaptive),
     BatchNorm(BatchNorm),
-    LayerNorm { cols: usize, eps: f32 },
-    Embedding { num: usize, dim: usize },
-    Lstm(Lstm),
+    LayerNorm {
+        cols: usize,
+        eps: f32,
+    },
+    Embedding {
+        num: usize,
+        dim: usize,
+    },
+    /// The sizes, and the int8 cell state's `cell_shift` (0 in f32).
+    Lstm(Lstm, u32),
     Flatten,
     Activation(Activation),
-    Softmax { cols: usize },
+    Softmax {
+        cols: usize,
+    },
 }
 
 /// One op, prepared.
@@ -253,17 +270,19 @@ fn kernel(e: &OpEntry) -> Result<Kernel, Error> {
             hidden_size,
             layers,
             return_sequences,
+            cell_shift,
         } => {
             let &[steps, _] = d else {
                 return Err(bad_shape);
             };
-            Kernel::Lstm(Lstm {
+            let sizes = Lstm {
                 steps: n(steps),
                 input_size: n(input_size),
                 hidden: n(hidden_size),
                 layers: layers as usize,
                 return_sequences,
-            })
+            };
+            Kernel::Lstm(sizes, u32::from(cell_shift))
         }
         Op::Flatten => Kernel::Flatten,
         Op::Relu => Kernel::Activation(Activation::Relu),
@@ -318,9 +337,9 @@ fn weights<'m>(op: u16, t: &TensorRef<'m>) -> Result<Weights<'m>, Error> {
 
 /// Checks an op's values and tensors against the model's precision: all
 /// `f32` activations (or `i32` ids into an Embedding), or all `i8`. In an
-/// int8 model Linear and Conv2d take `i8` weights and `i32` biases; every
-/// other tensor (LayerNorm, unfolded BatchNorm), like every tensor of an
-/// f32 model, is `f32` or `f16`. An int8 model holds only the kinds
+/// int8 model Linear, Conv2d and LSTM take `i8` weights and `i32` biases
+/// and Embedding an `i8` table; every other tensor (LayerNorm, unfolded
+/// BatchNorm), like every tensor of an f32 model, is `f32` or `f16`. An int8 model holds only the kinds
 /// [`int8_refusal`] lets through.
 fn check_dtypes(e: &OpEntry, int8: bool, tensors: &[Weights<'_>]) -> Result<(), Error> {
     let unsupported = |what| Error::Unsupported { op: e.index, what };
@@ -341,17 +360,29 @@ fn check_dtypes(e: &OpEntry, int8: bool, tensors: &[Weights<'_>]) -> Result<(), 
     if e.output.dtype != act {
         return Err(unsupported(mixed));
     }
-    let conv_like = int8 && matches!(e.op, Op::Linear { .. } | Op::Conv2d { .. });
+    if !int8 && matches!(e.op, Op::Lstm { cell_shift, .. } if cell_shift != 0) {
+        return Err(unsupported(
+            "an f32 LSTM with a cell_shift (only int8 models have an i16 cell state)",
+        ));
+    }
     for (j, w) in tensors.iter().enumerate() {
-        let ok = matches!(
-            (conv_like, j, w),
-            (true, 0, Weights::I8(..))
-                | (true, 1, Weights::I32(_))
-                | (false, _, Weights::F32(_) | Weights::F16(_))
-        );
+        let ok = match (int8, &e.op, w) {
+            (false, _, Weights::F32(_) | Weights::F16(_)) => true,
+            (true, Op::Linear { .. } | Op::Conv2d { .. }, w) => {
+                matches!((j, w), (0, Weights::I8(..)) | (1, Weights::I32(_)))
+            }
+            // weight_ih, weight_hh i8; bias_ih, bias_hh i32 (section 6.3).
+            (true, Op::Lstm { .. }, w) => matches!(
+                (j % 4, w),
+                (0 | 1, Weights::I8(..)) | (2 | 3, Weights::I32(_))
+            ),
+            (true, Op::Embedding { .. }, w) => matches!(w, Weights::I8(..)),
+            (true, _, Weights::F32(_) | Weights::F16(_)) => true,
+            _ => false,
+        };
         if !ok {
             return Err(unsupported(if int8 {
-                "int8 Linear/Conv2d tensors other than i8 weights and an i32 bias"
+                "int8 tensors other than i8 weights and an i32 bias (Linear, Conv2d, LSTM) or an i8 table (Embedding)"
             } else {
                 "an i8 or i32 tensor in an f32 model (export all int8 with --quantize int8)"
             }));
@@ -488,6 +519,7 @@ mod tests {
             hidden_size: 5,
             layers: 2,
             return_sequences: true,
+            cell_shift: 0,
         };
         assert_eq!(
             scratch_bytes(&lstm, &Shape::d2(7, 3)),
@@ -499,6 +531,7 @@ mod tests {
             hidden_size: 0x3FFF_FFFF,
             layers: 63,
             return_sequences: false,
+            cell_shift: 0,
         };
         assert!(scratch_bytes(&huge, &Shape::d2(1, 1)) > u32::MAX as usize);
     }

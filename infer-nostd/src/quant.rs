@@ -144,10 +144,10 @@ pub fn div_round(sum: i32, count: i32) -> i32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Int8Refusal {
     /// What the engine refuses, as [`Error::Unsupported`](crate::Error::Unsupported)
-    /// names it ("an int8 LSTM (export the model as f32 or f16)").
+    /// names it ("this op kind in an int8 model (export the model as f32 or f16)").
     pub what: &'static str,
-    /// Why the kind has no int8 form, for an exporter's message ("its
-    /// gates and cell state have no int8 form in the engine").
+    /// Why the kind has no int8 form, for an exporter's message ("this
+    /// engine has no int8 kernel for it").
     pub why: &'static str,
 }
 
@@ -172,6 +172,8 @@ pub fn int8_refusal(kind: OpKind) -> Option<Int8Refusal> {
         | OpKind::AdaptiveAvgPool2d
         | OpKind::BatchNorm
         | OpKind::LayerNorm
+        | OpKind::Embedding
+        | OpKind::Lstm
         | OpKind::Flatten
         | OpKind::Relu
         | OpKind::LeakyRelu
@@ -180,14 +182,6 @@ pub fn int8_refusal(kind: OpKind) -> Option<Int8Refusal> {
         | OpKind::Sigmoid
         | OpKind::Tanh
         | OpKind::Softmax => None,
-        OpKind::Lstm => Some(Int8Refusal {
-            what: "an int8 LSTM (export the model as f32 or f16)",
-            why: "its gates and cell state have no int8 form in the engine",
-        }),
-        OpKind::Embedding => Some(Int8Refusal {
-            what: "an int8 Embedding (export the model as f32 or f16)",
-            why: "its input is i32 token ids, not an int8 value",
-        }),
         _ => Some(Int8Refusal {
             what: "this op kind in an int8 model (export the model as f32 or f16)",
             why: "this engine has no int8 kernel for it",
@@ -263,13 +257,12 @@ mod tests {
     }
 
     #[test]
-    fn int8_runs_every_kind_but_lstm_and_embedding() {
+    fn int8_runs_every_kind_of_the_format() {
         for code in 0..=u8::MAX {
             let Some(kind) = OpKind::from_code(code) else {
                 continue;
             };
-            let refused = matches!(kind, OpKind::Lstm | OpKind::Embedding);
-            assert_eq!(int8_supported(kind), !refused, "{kind}");
+            assert!(int8_supported(kind), "{kind}");
         }
     }
 }

@@ -2,7 +2,7 @@
 mod common;
 
 use common::{arena, Aligned, Net, Rng};
-use lasagna_format::{DType, ModelBuilder, Op, OpSpec, TensorData, ValueType};
+use lasagna_format::{DType, ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType};
 use lasagna_infer::{Engine, Error, MAX_OPS, MAX_TENSORS};
 
 fn small_net() -> Net {
@@ -79,7 +79,7 @@ fn int8_weights_in_an_f32_model_and_mixed_models_are_unsupported() {
 }
 
 #[test]
-fn an_int8_model_with_an_op_the_int8_list_refuses_is_unsupported_with_the_lists_words() {
+fn an_int8_lstm_needs_i8_weights_i32_biases_its_scratch_and_f32_has_no_cell_shift() {
     let q = ValueType::I8 {
         scale: 0.1,
         zero_point: 0,
@@ -89,26 +89,65 @@ fn an_int8_model_with_an_op_the_int8_list_refuses_is_unsupported_with_the_lists_
         hidden_size: 1,
         layers: 1,
         return_sequences: false,
+        cell_shift: 11,
     };
-    let mut b = ModelBuilder::new(&[3, 2]);
-    b.input_type(q).push(OpSpec {
-        op: lstm,
-        tensors: vec![
-            TensorData::f32(&[4, 2], &[0.1; 8]),
-            TensorData::f32(&[4, 1], &[0.1; 4]),
-            TensorData::f32(&[4], &[0.0; 4]),
-            TensorData::f32(&[4], &[0.0; 4]),
-        ],
-        output: q,
-        scratch_bytes: 0,
-    });
-    let file = Aligned::new(&b.build().expect("builds"));
-    let err = Engine::new(file.bytes()).expect_err("int8 LSTM");
-    let refusal = lasagna_infer::int8_refusal(lstm.kind()).expect("LSTM has no int8 form");
+    let int8 = |tensors: Vec<TensorData>, scratch_bytes: u32| {
+        let mut b = ModelBuilder::new(&[3, 2]);
+        b.input_type(q).push(OpSpec {
+            op: lstm,
+            tensors,
+            output: q,
+            scratch_bytes,
+        });
+        Aligned::new(&b.build().expect("builds"))
+    };
+    let need = lasagna_infer::scratch_bytes_int8(&lstm, &Shape::d2(3, 2));
+    assert_eq!(need, 2 * (1 + 4) + 1);
+    let floats = vec![
+        TensorData::f32(&[4, 2], &[0.1; 8]),
+        TensorData::f32(&[4, 1], &[0.1; 4]),
+        TensorData::f32(&[4], &[0.0; 4]),
+        TensorData::f32(&[4], &[0.0; 4]),
+    ];
+    let file = int8(floats.clone(), need as u32);
+    let err = Engine::new(file.bytes()).expect_err("f32 tensors in an int8 LSTM");
     assert!(
-        matches!(err, Error::Unsupported { op: 0, what } if what == refusal.what),
+        err.to_string().contains("i8 weights and an i32 bias"),
+        "{err}"
+    );
+    let ints = || {
+        vec![
+            TensorData::i8_per_channel(&[4, 2], &[1; 8], vec![0.01; 4]),
+            TensorData::i8_per_channel(&[4, 1], &[1; 4], vec![0.01; 4]),
+            TensorData::i32(&[4], &[0; 4]),
+            TensorData::i32(&[4], &[0; 4]),
+        ]
+    };
+    let file = int8(ints(), need as u32 - 1);
+    let err = Engine::new(file.bytes()).expect_err("short scratch");
+    assert!(
+        matches!(err, Error::ScratchTooSmall { op: 0, .. }),
         "{err:?}"
     );
+    let file = int8(ints(), need as u32);
+    let engine = Engine::new(file.bytes()).expect("a valid int8 LSTM");
+    let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
+    let y = engine
+        .run_i8(bytemuck::cast_slice_mut(&mut arena), &[10, -10, 3, 4, 5, 6])
+        .expect("runs");
+    assert_eq!(y.len(), 1);
+
+    // The same op in an f32 model: a cell_shift there means nothing.
+    let mut b = ModelBuilder::new(&[3, 2]);
+    b.push(OpSpec {
+        op: lstm,
+        tensors: floats,
+        output: ValueType::F32,
+        scratch_bytes: lasagna_infer::scratch_bytes(&lstm, &Shape::d2(3, 2)) as u32,
+    });
+    let file = Aligned::new(&b.build().expect("builds"));
+    let err = Engine::new(file.bytes()).expect_err("f32 with cell_shift");
+    assert!(err.to_string().contains("cell_shift"), "{err}");
 }
 
 #[test]
@@ -259,6 +298,7 @@ fn a_plan_without_the_engines_lstm_scratch_is_refused() {
         hidden_size: 3,
         layers: 1,
         return_sequences: false,
+        cell_shift: 0,
     };
     let rng = &mut Rng(3);
     let mut b = ModelBuilder::new(&[4, 2]);

@@ -135,6 +135,7 @@ fn lstm_net(seed: u64, layers: u8, return_sequences: bool) -> Net {
             hidden_size: 5,
             layers,
             return_sequences,
+            cell_shift: 0,
         },
         rng,
     )
@@ -195,6 +196,7 @@ fn embedding_lstm_classifier_runs_on_token_ids() {
                 hidden_size: 6,
                 layers: 1,
                 return_sequences: false,
+                cell_shift: 0,
             },
             rng,
         )

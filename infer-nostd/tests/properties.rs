@@ -89,6 +89,7 @@ fn random_op(rng: &mut Rng, x: Shape) -> Op {
             hidden_size: rng.range(1, 6),
             layers: rng.range(1, 3) as u8,
             return_sequences: rng.coin(),
+            cell_shift: 0,
         },
         8 => Op::Flatten,
         _ => activation(rng),

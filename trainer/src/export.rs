@@ -62,7 +62,16 @@ pub fn write_model(
     weights: WeightType,
 ) -> Result<Vec<u8>> {
     let specs = float_specs(input, &ops, weights)?;
-    write_specs(input, ValueType::F32, specs, info)
+    write_specs(input, float_input(&ops), specs, info)
+}
+
+/// The input value type of a float model of `ops`: `i32` token ids when
+/// the first op is an Embedding (the format's rule), else `f32`.
+pub fn float_input(ops: &[ExportOp]) -> ValueType {
+    match ops.first() {
+        Some((lasagna_format::Op::Embedding { .. }, _)) => ValueType::I32,
+        _ => ValueType::F32,
+    }
 }
 
 /// Format op specs for ops with float weights: tensors stored as `weights`,
@@ -330,6 +339,7 @@ pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, V
                 hidden_size,
                 layers,
                 return_sequences,
+                ..
             } => Box::new(Lstm::new(
                 input_size as usize,
                 hidden_size as usize,

@@ -26,6 +26,8 @@ pub mod flatten;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
+pub mod lstm_i8;
+pub mod lstm_lut;
 pub mod maxpool2d;
 pub mod softmax;
 

@@ -186,6 +186,7 @@ fn op(op: &Op, shape: Shape, out: Shape, x: &[f64], t: &[Vec<f64>]) -> Vec<f64> 
             hidden_size,
             layers,
             return_sequences,
+            ..
         } => lstm(
             x,
             d[0],

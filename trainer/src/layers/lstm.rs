@@ -462,6 +462,7 @@ impl<B: Backend> Layer<B> for Lstm<B> {
             layers: u8::try_from(self.num_layers)
                 .map_err(|_| Error::config("export", "LSTM num_layers does not fit a u8"))?,
             return_sequences: self.return_sequences,
+            cell_shift: 0,
         };
         let tensors = self
             .params

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 /// back to back, already normalized) through the f32 model file `model`
 /// and returns the range of every value, input first. Samples are split
 /// across threads; min and max do not depend on the order, so the result
-/// is the same on any number of threads. A NaN or infinity in any value is
+/// is the same on any number of threads. A model whose input is token ids
+/// (an Embedding first) takes them as `f32` whole numbers, as the trainer
+/// stores them; its input value's range stays empty. A NaN or infinity in any value is
 /// an error naming the value.
 pub fn calibrate(model: &[u8], samples: &[f32]) -> Result<Vec<Range>> {
     // The engine borrows weights in place, which needs an aligned buffer.
@@ -34,6 +36,7 @@ pub fn calibrate(model: &[u8], samples: &[f32]) -> Result<Vec<Range>> {
         ));
     }
     let values = usize::from(engine.model().op_count()) + 1;
+    let tokens = engine.input_dtype() == lasagna_format::DType::I32;
     let n = samples.len() / per;
     let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
     let parts = samples
@@ -44,14 +47,20 @@ pub fn calibrate(model: &[u8], samples: &[f32]) -> Result<Vec<Range>> {
             let mut ranges = vec![Range::EMPTY; values];
             let mut non_finite: Option<usize> = None;
             for x in part.chunks(per) {
-                engine
-                    .run_observed(arena, x, &mut |v, data| {
-                        let finite = ranges.get_mut(v).is_none_or(|r| r.observe(data));
-                        if !finite && non_finite.is_none_or(|w| v < w) {
-                            non_finite = Some(v);
-                        }
-                    })
-                    .map_err(engine_err)?;
+                let mut observe = |v: usize, data: &[f32]| {
+                    let finite = ranges.get_mut(v).is_none_or(|r| r.observe(data));
+                    if !finite && non_finite.is_none_or(|w| v < w) {
+                        non_finite = Some(v);
+                    }
+                };
+                // A token model's samples are ids (whole numbers stored as f32).
+                let run = if tokens {
+                    let ids: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                    engine.run_tokens_observed(arena, &ids, &mut observe)
+                } else {
+                    engine.run_observed(arena, x, &mut observe)
+                };
+                run.map_err(engine_err)?;
             }
             Ok((ranges, non_finite))
         })

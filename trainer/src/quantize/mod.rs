@@ -42,25 +42,36 @@
 //!   ([`ValueQuant::SOFTMAX`]). GELU, SiLU, Sigmoid, Tanh, LeakyReLU,
 //!   LayerNorm, unfolded BatchNorm, Linear and Conv2d outputs have their
 //!   own calibrated range.
-//! - **Not supported**: LSTM, and Embedding (its input is `i32` token
-//!   ids). The exporter refuses them and suggests `--quantize f16`.
-//! - **Scratch** is 0 for every op: the int8 engine needs none.
+//! - **LSTM** (FORMAT.md section 6.3): weights `i8` per gate row, biases
+//!   `i32` (`bias_ih` in units of `s_in · s_wi[r]`, `bias_hh` in
+//!   `s_h · s_wh[r]`). Every layer's hidden state uses the op's output
+//!   quantization, calibrated on the union of all layers' `h` at every step,
+//!   and the `i16` cell state gets the scale `2^-cell_shift` that holds the
+//!   largest calibrated `|c|` ([`calibrate_lstms`], [`cell_shift`]).
+//! - **Embedding**: the table `i8`, one symmetric scale per row; the output
+//!   is calibrated like any value. Calibrating a token model needs token
+//!   sequences ([`deploy_int8`] with ids stored as `f32`), so
+//!   `lasagna export`, which calibrates on MNIST, refuses it.
+//! - **Scratch** is what [`lasagna_infer::scratch_bytes_int8`] asks.
 //! - **Metadata**: the trained file's, with `lasagna.export.weights = int8`,
 //!   `lasagna.export.calibration = N` and
 //!   `lasagna.export.folded_batchnorm`.
 
 mod calibrate;
+mod lstm;
 mod scheme;
 mod weights;
 
 pub use calibrate::calibrate;
+pub use lstm::{calibrate_lstms, cell_shift, LstmRange};
 pub use scheme::{passes_through, share_groups, value_quants, Range, ValueQuant};
 pub use weights::{quantize_bias, quantize_per_channel};
 
 use crate::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::export::{
-    float_specs, fold_model, tensor_dims, write_specs, DeployReport, Folded, WeightType,
+    float_input, float_specs, fold_model, tensor_dims, write_specs, DeployReport, Folded,
+    WeightType,
 };
 use crate::layers::ExportOp;
 use lasagna_format::{DType, Op, OpSpec, TensorData, ValueType};
@@ -162,6 +173,10 @@ pub fn int8_specs(
                 let s_in = quants[i].scale;
                 weight_bias(i, &op, &tensors, s_in)?
             }
+            Op::Lstm { .. } => {
+                lstm::lstm_tensors(i, &op, &tensors, quants[i].scale, quants[i + 1].scale)?
+            }
+            Op::Embedding { .. } => lstm::embedding_table(i, &op, &tensors)?,
             _ => tensors
                 .iter()
                 .enumerate()
@@ -231,6 +246,17 @@ pub fn export_int8(
     })?;
     check_calibration(images, None)?;
     check_int8_file(&m).map_err(|e| in_file(e, path))?;
+    if m.input().is_some_and(|v| v.dtype == DType::I32) {
+        return Err(in_file(
+            Error::config(
+                "--quantize int8",
+                "the model reads token ids (an Embedding first), and `lasagna export` \
+                 calibrates on MNIST images. HINT: quantize it with \
+                 `lasagna_trainer::quantize::deploy_int8` and token sequences, or use --quantize f16",
+            ),
+            path,
+        ));
+    }
     let (mean, std) = m.normalization();
     let dir = resolve_data_dir(data);
     let mnist = load_mnist(&dir, Normalization { mean, std })?;
@@ -268,7 +294,7 @@ fn quantize_model(
 ) -> Result<(Vec<u8>, DeployReport)> {
     let Folded {
         input,
-        ops,
+        mut ops,
         mut info,
         report,
     } = fold_model(m)?;
@@ -288,17 +314,31 @@ fn quantize_model(
     // engine runs files: it gets the folded ops as an f32 file in memory.
     let f32_file = write_specs(
         &input,
-        ValueType::F32,
+        float_input(&ops),
         float_specs(&input, &ops, WeightType::F32)?,
         &info,
     )?;
-    let ranges = calibrate(&f32_file, &calibration.x)?;
+    let mut ranges = calibrate(&f32_file, &calibration.x)?;
+    // An LSTM's output quantization holds every layer's h at every step,
+    // and its cell state gets a power-of-two scale (section 6.3).
+    let lstms = calibrate_lstms(&f32_file, &ops, &calibration.x)?;
+    for (i, ((op, _), seen)) in ops.iter_mut().zip(lstms).enumerate() {
+        if let (Op::Lstm { cell_shift: cs, .. }, Some(seen)) = (op, seen) {
+            *cs = cell_shift(seen.cell_max);
+            if let Some(r) = ranges.get_mut(i + 1) {
+                *r = r.union(seen.hidden);
+            }
+        }
+    }
     let kinds: Vec<Op> = ops.iter().map(|(op, _)| *op).collect();
     let quants = value_quants(&kinds, &ranges, info.normalization)?;
-    let input_type = quants
-        .first()
-        .map(|q| q.value_type())
-        .ok_or_else(|| Error::config("int8 export", "the model has no input value"))?;
+    let input_type = match kinds.first() {
+        Some(Op::Embedding { .. }) => ValueType::I32,
+        _ => quants
+            .first()
+            .map(|q| q.value_type())
+            .ok_or_else(|| Error::config("int8 export", "the model has no input value"))?,
+    };
     let specs = int8_specs(&input, ops, &quants)?;
     info.meta
         .push(("lasagna.export.weights".into(), "int8".into()));
