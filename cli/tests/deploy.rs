@@ -58,6 +58,7 @@ fn linear_model(inputs: u32, outputs: u32) -> Vec<u8> {
             in_features: inputs,
             out_features: outputs,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![
             TensorData::f32(&[outputs, inputs], &vec![0.01; n]),

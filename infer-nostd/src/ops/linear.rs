@@ -3,6 +3,7 @@
 
 use super::{WeightScale, Weights};
 use crate::quant::{saturate, QParams, Requant};
+use lasagna_format::WeightLayout;
 
 /// A Linear op's sizes for one sample: `rows` is the input's element count
 /// divided by `in_features` (Linear acts on the last dimension).
@@ -14,6 +15,9 @@ pub struct Linear {
     pub in_features: usize,
     /// Output features.
     pub out_features: usize,
+    /// How an int8 weight's elements are ordered (f32 and f16 weights are
+    /// always row-major: the format allows the flag on i8 weights only).
+    pub layout: WeightLayout,
 }
 
 /// `y[r, o] = dot(x[r, :], weight[o, :]) + bias[o]`.
@@ -62,6 +66,18 @@ pub fn forward_i8(
     let n = p.in_features;
     if n == 0 || p.out_features == 0 {
         return;
+    }
+    if p.layout == WeightLayout::Interleaved4 {
+        return super::linear_interleaved::forward_i8(
+            p,
+            (qx, qy),
+            x,
+            weight,
+            scale,
+            bias,
+            scratch,
+            y,
+        );
     }
     let ratio = qx.scale / qy.scale;
     let zp = qx.zero_point;
@@ -112,7 +128,7 @@ pub(crate) fn dot_i8(x: &[i8], zp: i32, w: &[i8]) -> i32 {
 /// as they go, and the compiler vectorizes them on the host.
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
 #[inline]
-fn widen<'s>(_x: &[i8], _zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
+pub(super) fn widen<'s>(_x: &[i8], _zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
     scratch
 }
 
@@ -151,7 +167,7 @@ fn dot_block(x: &[i8], zp: i32, _wide: &[u32], w: [&[i8]; 4]) -> [i32; 4] {
 /// (the scratch [`crate::scratch_bytes_int8`] plans), once per input row.
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 #[inline]
-fn widen<'s>(x: &[i8], zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
+pub(super) fn widen<'s>(x: &[i8], zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
     use super::dsp::{neg_pair, sxtab16, sxtab16_ror8, word};
     let off = neg_pair(zp);
     let mut used = 0;
@@ -236,6 +252,7 @@ mod tests {
                     rows,
                     in_features: i,
                     out_features: o,
+                    layout: WeightLayout::RowMajor,
                 };
                 let mut y = vec![0.0; rows * o];
                 let bw = bias.then_some(Weights::F32(&b));
@@ -257,6 +274,7 @@ mod tests {
             rows: 1,
             in_features: i,
             out_features: o,
+            layout: WeightLayout::RowMajor,
         };
         let mut y = vec![0.0; o];
         forward(&p, &x, Weights::F16(&w16), None, &mut y);
@@ -269,6 +287,7 @@ mod tests {
             rows: 2,
             in_features: 3,
             out_features: 2,
+            layout: WeightLayout::RowMajor,
         };
         let mut y = [0.0; 1];
         forward(&p, &[1.0; 2], Weights::F32(&[1.0; 1]), None, &mut y);
@@ -276,6 +295,7 @@ mod tests {
             rows: 1,
             in_features: 0,
             out_features: 0,
+            layout: WeightLayout::RowMajor,
         };
         forward(&p0, &[], Weights::F32(&[]), None, &mut []);
     }
@@ -307,6 +327,7 @@ mod tests {
                 rows,
                 in_features: i,
                 out_features: o,
+                layout: WeightLayout::RowMajor,
             };
             let mut y = vec![0i8; rows * o];
             let mut scratch = vec![0u32; i / 4 * 2];
