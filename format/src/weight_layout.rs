@@ -122,4 +122,103 @@ mod tests {
         ];
         assert_eq!(s, want);
     }
+
+    fn linear(layout: WeightLayout, weight: crate::TensorData) -> std::vec::Vec<u8> {
+        let mut b = crate::ModelBuilder::new(&[7]);
+        b.op(
+            crate::Op::Linear {
+                in_features: 7,
+                out_features: 5,
+                bias: false,
+                layout,
+            },
+            std::vec![weight],
+        );
+        b.build().unwrap()
+    }
+
+    /// Sets `bits` in op 0's flag byte and recomputes the CRC.
+    fn with_flags(mut bytes: std::vec::Vec<u8>, bits: u8) -> std::vec::Vec<u8> {
+        bytes[crate::layout::HEADER_BYTES + 1] |= bits;
+        let crc = crc32fast::hash(&bytes[crate::layout::CRC_START..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn the_interleaved_flag_is_canonical_on_a_linear_with_i8_weights_only() {
+        use crate::{Error, Model, Op, TensorData, FLAG_WEIGHTS_INTERLEAVED};
+        let q: Vec<i8> = (0..35).map(|v| v as i8 - 17).collect();
+        let i8w = || TensorData::i8_per_channel(&[5, 7], &q, std::vec![0.01; 5]);
+        // Written by the builder: the flag is in the record and reads back.
+        let file = linear(WeightLayout::Interleaved4, i8w());
+        assert_eq!(
+            file[crate::layout::HEADER_BYTES + 1],
+            FLAG_WEIGHTS_INTERLEAVED
+        );
+        let m = Model::parse(&file).unwrap();
+        let e = m.op(0).unwrap();
+        assert_eq!(e.op.weight_layout(), WeightLayout::Interleaved4);
+        // The same bytes with the flag set by hand parse to the same model.
+        let flagged = with_flags(
+            linear(WeightLayout::RowMajor, i8w()),
+            FLAG_WEIGHTS_INTERLEAVED,
+        );
+        assert_eq!(flagged, file);
+        // On an f32 weight the flag is refused by the weight's dtype.
+        let f32w = TensorData::f32(&[5, 7], &[0.5; 35]);
+        let bad = with_flags(
+            linear(WeightLayout::RowMajor, f32w),
+            FLAG_WEIGHTS_INTERLEAVED,
+        );
+        assert!(
+            matches!(
+                Model::parse(&bad),
+                Err(Error::TensorDtype { name: "weight", .. })
+            ),
+            "{:?}",
+            Model::parse(&bad)
+        );
+        // On any other kind the bit is unknown: not canonical.
+        let mut b = crate::ModelBuilder::new(&[1, 4, 4]);
+        b.op(
+            Op::MaxPool2d {
+                window: crate::Window {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                    dilation: [1, 1],
+                },
+            },
+            std::vec![],
+        );
+        let pool = with_flags(b.build().unwrap(), FLAG_WEIGHTS_INTERLEAVED);
+        assert!(matches!(
+            Model::parse(&pool),
+            Err(Error::NonCanonicalOp { op: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn values_read_in_the_weights_layout_come_back_in_row_major_order() {
+        let w: Vec<i8> = (0..35).map(|v| v as i8 - 17).collect();
+        let scales: Vec<f32> = (1..=5).map(|c| 0.01 * c as f32).collect();
+        let stored = WeightLayout::Interleaved4.store(&w, 5, 7);
+        let file = linear(
+            WeightLayout::Interleaved4,
+            crate::TensorData::i8_per_channel(&[5, 7], &stored, scales.clone()),
+        );
+        let m = crate::Model::parse(&file).unwrap();
+        let e = m.op(0).unwrap();
+        let t = m.op_tensor(&e, 0).unwrap();
+        for (i, &q) in w.iter().enumerate() {
+            let want = scales[i / 7] * f32::from(q);
+            assert_eq!(
+                t.value_f32_in(e.op.weight_layout(), i),
+                Some(want),
+                "element {i}"
+            );
+        }
+        assert_eq!(t.value_f32_in(e.op.weight_layout(), 35), None);
+    }
 }

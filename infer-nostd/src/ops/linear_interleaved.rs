@@ -161,33 +161,28 @@ mod tests {
             x[0] = -128;
             w[0] = -128;
             let b: Vec<i32> = (0..o as i32).map(|c| c * 53 - 200).collect();
-            let mut p = Linear {
+            let row_major = Linear {
                 rows,
                 in_features: i,
                 out_features: o,
                 layout: WeightLayout::RowMajor,
             };
-            let want = run(&p, &x, &w, Some(&b), q);
-            p.layout = WeightLayout::Interleaved4;
+            let interleaved = Linear {
+                layout: WeightLayout::Interleaved4,
+                ..row_major
+            };
             let stored = WeightLayout::Interleaved4.store(&w, o, i);
             if o > 1 && i > 4 {
                 assert_ne!(stored, w, "({rows}, {i}, {o}): the layouts must differ");
             }
-            assert_eq!(
-                run(&p, &x, &stored, Some(&b), q),
-                want,
-                "({rows}, {i}, {o})"
-            );
-            assert_eq!(
-                run(&p, &x, &stored, None, q),
-                {
-                    p.layout = WeightLayout::RowMajor;
-                    let y = run(&p, &x, &w, None, q);
-                    p.layout = WeightLayout::Interleaved4;
-                    y
-                },
-                "({rows}, {i}, {o}) without bias"
-            );
+            for bias in [Some(&b[..]), None] {
+                assert_eq!(
+                    run(&interleaved, &x, &stored, bias, q),
+                    run(&row_major, &x, &w, bias, q),
+                    "({rows}, {i}, {o}), bias {}",
+                    bias.is_some()
+                );
+            }
         }
     }
 }
