@@ -5,9 +5,11 @@
 //! instructions instead of twelve. This is how CMSIS-NN's `arm_nn_mat_mult`
 //! kernels work, and stable Rust has no intrinsics for it, hence `asm!`.
 //!
-//! Every function wraps one instruction on registers only (`pure`,
+//! Every `asm!` wraps one instruction on registers only (`pure`,
 //! `nomem`, `nostack`): no memory is touched, so there is nothing unsafe to
-//! get wrong beyond the instruction's documented arithmetic. The results
+//! get wrong beyond the instruction's documented arithmetic. The one
+//! exception, [`dot4_interleaved`], is a whole loop in `global_asm!` that
+//! reads two slices whose bounds its safe wrapper passes in. The results
 //! equal the portable code's wrapping `i32` arithmetic exactly: the lane
 //! products of `(x − zp) ∈ [−255, 255]` and `w ∈ [−128, 127]` fit `i16 · i16`,
 //! and `SMLAD` wraps its sum modulo 2^32 like `wrapping_add` (it only also

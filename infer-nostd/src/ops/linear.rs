@@ -48,7 +48,7 @@ pub fn forward(
     }
 }
 
-/// int8: `y[r, o] = zp_y + round(M_o · (bias[o] + sum_k (x[r, k] − zp_x) · w[o, k]))`,
+/// int8, row-major weights: `y[r, o] = zp_y + round(M_o · (bias[o] + sum_k (x[r, k] − zp_x) · w[o, k]))`,
 /// saturated, with `M_o = (s_x / s_y) · s_w[o]` as a [`Requant`]. The sum
 /// is exact in `i32` (wrapping, never panicking, for rows longer than
 /// 65,000 that could overflow it).
@@ -67,17 +67,10 @@ pub fn forward_i8(
     if n == 0 || p.out_features == 0 {
         return;
     }
-    if p.layout == WeightLayout::Interleaved4 {
-        return super::linear_interleaved::forward_i8(
-            p,
-            (qx, qy),
-            x,
-            weight,
-            scale,
-            bias,
-            scratch,
-            y,
-        );
+    // Interleaved weights are [`super::linear_interleaved::forward_i8`]'s
+    // (the engine sends each layout to its kernel).
+    if p.layout != WeightLayout::RowMajor {
+        return;
     }
     let ratio = qx.scale / qy.scale;
     let zp = qx.zero_point;

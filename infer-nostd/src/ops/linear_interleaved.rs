@@ -18,7 +18,7 @@ use lasagna_format::INTERLEAVE_ROWS;
 /// [`super::linear::forward_i8`] for the interleaved layout: the same
 /// arguments, the same outputs.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn forward_i8(
+pub fn forward_i8(
     p: &Linear,
     (qx, qy): (QParams, QParams),
     x: &[i8],
@@ -74,8 +74,16 @@ pub(super) fn forward_i8(
 fn block(x: &[i8], zp: i32, _wide: &[u32], groups: &[i8], r: usize) -> [i32; INTERLEAVE_ROWS] {
     let mut acc = [0i32; INTERLEAVE_ROWS];
     for (xq, wq) in x.chunks_exact(4).zip(groups.chunks_exact(4 * r.max(1))) {
+        // The group's inputs, zero point subtracted once for all r rows.
+        let &[x0, x1, x2, x3] = xq else { continue };
+        let v = [x0, x1, x2, x3].map(|q| i32::from(q) - zp);
         for (a, w) in acc.iter_mut().zip(wq.chunks_exact(4)) {
-            *a = a.wrapping_add(dot_i8(xq, zp, w));
+            if let &[w0, w1, w2, w3] = w {
+                let m = |x: i32, w: i8| x.wrapping_mul(i32::from(w));
+                let s = m(v[0], w0).wrapping_add(m(v[1], w1));
+                let t = m(v[2], w2).wrapping_add(m(v[3], w3));
+                *a = a.wrapping_add(s.wrapping_add(t));
+            }
         }
     }
     acc
@@ -123,7 +131,12 @@ mod tests {
         let mut y = vec![0i8; p.rows * p.out_features];
         let mut scratch = vec![0u32; p.in_features / 4 * 2];
         let scale = WeightScale::Channel(s);
-        linear::forward_i8(p, q, x, w, scale, b, &mut scratch, &mut y);
+        match p.layout {
+            WeightLayout::RowMajor => {
+                linear::forward_i8(p, q, x, w, scale, b, &mut scratch, &mut y)
+            }
+            WeightLayout::Interleaved4 => forward_i8(p, q, x, w, scale, b, &mut scratch, &mut y),
+        }
         y
     }
 

@@ -24,7 +24,7 @@ pub mod embedding;
 pub mod flatten;
 pub mod layernorm;
 pub mod linear;
-mod linear_interleaved;
+pub mod linear_interleaved;
 pub mod lstm;
 pub mod maxpool2d;
 pub mod softmax;
