@@ -85,6 +85,7 @@ impl WeightLayout {
 }
 
 #[cfg(all(test, feature = "std"))]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
 mod tests {
     use super::*;
     use std::vec::Vec;
