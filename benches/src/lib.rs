@@ -71,6 +71,7 @@ pub fn mnist_cnn_f32() -> Vec<u8> {
             in_features: 576,
             out_features: 10,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![
             TensorData::f32(&[10, 576], &det(5760, 3)),
@@ -108,6 +109,7 @@ fn mnist_mlp(f16: bool) -> Vec<u8> {
                 in_features: fan_in,
                 out_features: fan_out,
                 bias: true,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             if f16 {
                 vec![

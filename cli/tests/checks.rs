@@ -366,6 +366,7 @@ fn eval_of_a_model_file_with_9_outputs_is_refused_before_mnist_loads() {
             in_features: 784,
             out_features: 9,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![
             TensorData::f32(&[9, 784], &vec![0.01; 9 * 784]),

@@ -58,6 +58,7 @@ fn linear_model(inputs: u32, outputs: u32) -> Vec<u8> {
             in_features: inputs,
             out_features: outputs,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![
             TensorData::f32(&[outputs, inputs], &vec![0.01; n]),
@@ -510,5 +511,89 @@ fn the_int8_cnn_runs_on_the_emulated_stm32f405_like_the_host_and_counts_like_mps
     assert!(
         a > 0 && a.abs_diff(b) <= 40 + 6,
         "netduinoplus2 {a} vs qemu-m4 {b}"
+    );
+}
+
+/// An int8 MLP whose Linear weights are interleaved (FORMAT.md 6.2) with
+/// shapes the MNIST presets never have: 784 -> 31 (a last block of 3 rows)
+/// -> 10 (31 inputs: 3 tail columns; a last block of 2 rows). The
+/// Cortex-M4's DSP kernel (one `LDM` per 4-row block, word-by-word for the
+/// last block, byte-wise tail columns) must give the host's bits.
+#[test]
+fn interleaved_int8_linears_with_tail_rows_and_columns_match_the_host_on_the_m4() {
+    use lasagna_format::{OpSpec, ValueType, WeightLayout};
+    if !have_qemu() {
+        eprintln!(
+            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
+             CI installs it and runs this test"
+        );
+        return;
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let layout = WeightLayout::Interleaved4;
+    let mut b = ModelBuilder::new(&[784]);
+    // MNIST pixels as levels p - 128 (FORMAT.md 6.1).
+    b.input_type(ValueType::I8 {
+        scale: 1.0 / 255.0,
+        zero_point: -128,
+    });
+    let mut shape = lasagna_format::Shape::d1(784);
+    for (i, o, out) in [(784u32, 31u32, (0.05, -20)), (31, 10, (0.1, 3))] {
+        let op = Op::Linear {
+            in_features: i,
+            out_features: o,
+            bias: true,
+            layout,
+        };
+        let w: Vec<i8> = (0..i * o).map(|_| (next() % 255) as i8).collect();
+        let bias: Vec<i32> = (0..o).map(|_| (next() % 2001) as i32 - 1000).collect();
+        let scales = (0..o).map(|c| 0.002 + 0.0001 * c as f32).collect();
+        b.push(OpSpec {
+            op,
+            tensors: vec![
+                TensorData::i8_per_channel(
+                    &[o, i],
+                    &layout.store(&w, o as usize, i as usize),
+                    scales,
+                ),
+                TensorData::i32(&[o], &bias),
+            ],
+            output: ValueType::I8 {
+                scale: out.0,
+                zero_point: out.1,
+            },
+            scratch_bytes: lasagna_infer::scratch_bytes_int8(&op, &shape) as u32,
+        });
+        shape = lasagna_format::Shape::d1(o);
+    }
+    b.labels((0..10).map(|d| d.to_string()));
+    let file = tmp("tails-int8.lsn");
+    std::fs::write(&file, b.build().expect("valid model")).expect("write");
+    let o = lasagna()
+        .args([
+            "deploy",
+            "--board",
+            "qemu-m4",
+            "--images",
+            "100",
+            "--model-file",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run lasagna");
+    let _ = std::fs::remove_file(&file);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains(
+            "host check  predictions identical on 100/100 images; int8 outputs bit-identical"
+        ),
+        "{out}"
     );
 }

@@ -53,6 +53,7 @@ fn linear_f32(path: &Path, weight: impl Fn(usize, usize) -> f32) {
             in_features: 784,
             out_features: 10,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![
             TensorData::f32(&[10, 784], &w),

@@ -6,7 +6,9 @@
 
 mod quantize_common;
 
-use lasagna_format::{AlignedModel, DType, Model, Op, Quant, Window};
+use lasagna_format::{
+    AlignedModel, DType, Model, Op, Quant, WeightLayout, Window, FLAG_WEIGHTS_INTERLEAVED,
+};
 use lasagna_trainer::data::{Dataset, Normalization};
 use lasagna_trainer::export::{deploy, fold_file, write_model, ExportInfo, WeightType};
 use lasagna_trainer::layers::ExportOp;
@@ -76,6 +78,7 @@ fn small_ops(linear_bias: bool) -> Vec<ExportOp> {
                 in_features: 8,
                 out_features: 3,
                 bias: linear_bias,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             linear,
         ),
@@ -180,7 +183,9 @@ fn weights_are_per_channel_symmetric_and_biases_are_in_accumulator_units() {
     let m = Model::parse(&out).expect("parse");
     let folded = fold_file(&file).expect("fold").ops;
     for (e, (op, t)) in m.ops().zip(&folded) {
-        assert_eq!(e.op, *op);
+        // The exporter stores every int8 Linear weight interleaved
+        // (FORMAT.md 6.2) and says so in the op's flags.
+        assert_eq!(e.op, op.with_weight_layout(WeightLayout::Interleaved4));
         if !matches!(op, Op::Linear { .. } | Op::Conv2d { .. }) {
             assert_eq!(e.n_tensors, 0);
             continue;
@@ -188,8 +193,10 @@ fn weights_are_per_channel_symmetric_and_biases_are_in_accumulator_units() {
         let w = m.op_tensor(&e, 0).expect("weight");
         assert_eq!(w.dtype, DType::I8);
         let scales = per_channel(&w);
-        let codes = w.as_i8().expect("codes");
-        let per = codes.len() / scales.len();
+        let per = w.as_i8().expect("codes").len() / scales.len();
+        let codes =
+            e.op.weight_layout()
+                .row_major(w.as_i8().expect("codes"), scales.len(), per);
         for (c, (&s, row)) in scales.iter().zip(t[0].chunks(per)).enumerate() {
             let max = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
             assert_eq!(s, max / 127.0, "op {} channel {c}", e.index);
@@ -227,6 +234,8 @@ fn a_linear_without_bias_stays_without_one_and_metadata_and_labels_are_kept() {
     let m = Model::parse(&out).expect("parse");
     let linear = m.op(4).expect("op 4");
     assert!(matches!(linear.op, Op::Linear { bias: false, .. }));
+    assert_eq!(linear.op.weight_layout(), WeightLayout::Interleaved4);
+    assert_ne!(linear.op.encode().1 & FLAG_WEIGHTS_INTERLEAVED, 0);
     assert_eq!(linear.n_tensors, 1);
     assert_eq!(m.labels().collect::<Vec<_>>(), ["a", "b", "c"]);
     assert_eq!(m.meta_get("lasagna.train.model"), Some("hand"));

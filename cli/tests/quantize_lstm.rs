@@ -218,6 +218,7 @@ fn an_int8_token_model_with_an_lstm_tracks_its_f32_outputs() {
                 in_features: hidden,
                 out_features: 3,
                 bias: true,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             vec![random(&mut r, 18, -1.0, 1.0), random(&mut r, 3, -0.2, 0.2)],
         ),

@@ -62,6 +62,7 @@ fn a_5_gb_sparse_model_file_is_refused_by_inspect_eval_export_and_deploy() {
             in_features: 4,
             out_features: 2,
             bias: false,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![lasagna_format::TensorData::f32(&[2, 4], &[0.5; 8])],
     );

@@ -23,6 +23,7 @@ fn a_5_gb_sparse_model_file_is_refused_after_its_header() {
             in_features: 4,
             out_features: 2,
             bias: false,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![TensorData::f32(&[2, 4], &[0.5; 8])],
     );

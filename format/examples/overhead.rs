@@ -16,6 +16,7 @@ fn mlp(dtype: &str) -> Vec<u8> {
             in_features: fi,
             out_features: fo,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         };
         let tensors = match dtype {
             "f16" => vec![

@@ -26,6 +26,7 @@ mod records;
 mod shape;
 mod strings;
 mod tensor;
+mod weight_layout;
 #[cfg(feature = "std")]
 mod writer;
 
@@ -35,7 +36,7 @@ pub use dtype::{DType, QuantKind};
 pub use error::{Error, Section};
 pub use op::{
     Op, OpKind, TensorRole, Window, FLAG_BIAS, FLAG_COUNT_INCLUDE_PAD, FLAG_GELU_TANH,
-    FLAG_RETURN_SEQUENCES,
+    FLAG_RETURN_SEQUENCES, FLAG_WEIGHTS_INTERLEAVED,
 };
 #[cfg(feature = "std")]
 pub use read_file::{read_file, ReadFileError};
@@ -43,6 +44,7 @@ pub use reader::{Model, OpEntry, Ops, ValueInfo};
 pub use shape::{Shape, MAX_RANK};
 pub use strings::{check_key, Labels, Meta};
 pub use tensor::{Quant, Scales, TensorRef};
+pub use weight_layout::{WeightLayout, INTERLEAVE_ROWS};
 #[cfg(feature = "std")]
 pub use writer::{ModelBuilder, OpSpec, Plan, QuantData, TensorData, ValueType, WriteError};
 

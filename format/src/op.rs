@@ -3,6 +3,7 @@
 //! Each op record carries a kind code, a flag byte and 16 parameter bytes whose
 //! layout depends on the kind (see `docs/FORMAT.md`, "Op parameters").
 
+use crate::weight_layout::WeightLayout;
 use byteorder::{ByteOrder, LittleEndian as LE};
 use core::fmt;
 
@@ -14,6 +15,9 @@ pub const FLAG_COUNT_INCLUDE_PAD: u8 = 1 << 1;
 pub const FLAG_RETURN_SEQUENCES: u8 = 1 << 2;
 /// Flag bit: GELU uses the tanh approximation instead of the exact erf form.
 pub const FLAG_GELU_TANH: u8 = 1 << 3;
+/// Flag bit: a Linear's i8 weight is stored in blocks of four interleaved
+/// rows ([`WeightLayout::Interleaved4`], `docs/FORMAT.md` section 6.2).
+pub const FLAG_WEIGHTS_INTERLEAVED: u8 = 1 << 4;
 
 macro_rules! op_kinds {
     ($($(#[$doc:meta])* $name:ident = $code:literal, $text:literal;)*) => {
@@ -122,6 +126,8 @@ pub enum Op {
         out_features: u32,
         /// Whether a bias tensor follows the weight.
         bias: bool,
+        /// The order of the weight's elements in its data block.
+        layout: WeightLayout,
     },
     /// 2-D convolution.
     Conv2d {
@@ -269,6 +275,34 @@ impl Op {
         }
     }
 
+    /// How the op's weight (tensor 0) is ordered in its data block:
+    /// row-major for every op but a Linear with `FLAG_WEIGHTS_INTERLEAVED`.
+    pub fn weight_layout(&self) -> WeightLayout {
+        match *self {
+            Op::Linear { layout, .. } => layout,
+            _ => WeightLayout::RowMajor,
+        }
+    }
+
+    /// The op with its weight stored in `layout`: a Linear takes it, every
+    /// other op (whose weights are always row-major) is returned unchanged.
+    pub fn with_weight_layout(self, layout: WeightLayout) -> Op {
+        match self {
+            Op::Linear {
+                in_features,
+                out_features,
+                bias,
+                ..
+            } => Op::Linear {
+                in_features,
+                out_features,
+                bias,
+                layout,
+            },
+            op => op,
+        }
+    }
+
     /// Decodes a record's kind, flags and parameter bytes. Unknown flag bits and
     /// non-zero unused bytes are caught by the caller, which re-encodes and
     /// compares (the encoding is canonical).
@@ -281,6 +315,11 @@ impl Op {
                 in_features: u32at(0),
                 out_features: u32at(4),
                 bias: flags & FLAG_BIAS != 0,
+                layout: if flags & FLAG_WEIGHTS_INTERLEAVED != 0 {
+                    WeightLayout::Interleaved4
+                } else {
+                    WeightLayout::RowMajor
+                },
             },
             OpKind::Conv2d => Op::Conv2d {
                 in_channels: u16at(0),
@@ -341,11 +380,15 @@ impl Op {
                 in_features,
                 out_features,
                 bias,
+                layout,
             } => {
                 LE::write_u32(&mut p[0..4], in_features);
                 LE::write_u32(&mut p[4..8], out_features);
                 if bias {
                     flags |= FLAG_BIAS;
+                }
+                if layout == WeightLayout::Interleaved4 {
+                    flags |= FLAG_WEIGHTS_INTERLEAVED;
                 }
             }
             Op::Conv2d {
@@ -469,6 +512,13 @@ mod tests {
                 in_features: 784,
                 out_features: 10,
                 bias: true,
+                layout: WeightLayout::RowMajor,
+            },
+            Op::Linear {
+                in_features: 7,
+                out_features: 5,
+                bias: false,
+                layout: WeightLayout::Interleaved4,
             },
             Op::Conv2d {
                 in_channels: 4,

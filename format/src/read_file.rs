@@ -206,6 +206,7 @@ mod tests {
                 in_features: 4,
                 out_features: 2,
                 bias: false,
+                layout: crate::WeightLayout::RowMajor,
             },
             vec![TensorData::f32(&[2, 4], &[0.5; 8])],
         );

@@ -10,6 +10,7 @@ use crate::records::{
 use crate::shape::{Shape, MAX_RANK};
 use crate::strings::{self, Labels, Meta};
 use crate::tensor::{Quant, Scales, TensorRef};
+use crate::weight_layout::WeightLayout;
 
 /// A validated model, borrowing its bytes. Every accessor is infallible in
 /// practice because `parse` has already checked everything it reads.
@@ -332,7 +333,17 @@ impl<'a> Model<'a> {
                 found: rec.shape,
             });
         }
+        // The interleaved layout is defined for i8 weights only (section
+        // 6.2): a float weight with the flag is refused by its dtype.
+        let interleaved = matches!(
+            op,
+            Op::Linear {
+                layout: WeightLayout::Interleaved4,
+                ..
+            }
+        );
         let allowed = match role {
+            TensorRole::Weight if interleaved => rec.dtype == DType::I8,
             TensorRole::Weight => matches!(rec.dtype, DType::F32 | DType::F16 | DType::I8),
             TensorRole::Bias => matches!(rec.dtype, DType::F32 | DType::F16 | DType::I32),
         };

@@ -4,6 +4,7 @@ use crate::dtype::DType;
 use crate::error::Error;
 use crate::layout::le;
 use crate::shape::Shape;
+use crate::weight_layout::WeightLayout;
 
 /// Quantization parameters of a tensor, borrowed from the file.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,8 +105,37 @@ impl<'a> TensorRef<'a> {
         self.cast(DType::I32)
     }
 
+    /// Element `i` in row-major order of the tensor's dims, converted to
+    /// `f32` like [`value_f32`](Self::value_f32), from a data block stored
+    /// in `layout` (an op's [`Op::weight_layout`](crate::Op::weight_layout)
+    /// for its weight; `docs/FORMAT.md` section 6.2). For a row-major
+    /// block it is `value_f32(i)`.
+    pub fn value_f32_in(&self, layout: WeightLayout, i: usize) -> Option<f32> {
+        let &[out, inp] = self.shape.dims() else {
+            return match layout {
+                WeightLayout::RowMajor => self.value_f32(i),
+                WeightLayout::Interleaved4 => None,
+            };
+        };
+        let (out, inp) = (out as usize, inp as usize);
+        let o = i.checked_div(inp)?;
+        if o >= out {
+            return None;
+        }
+        let stored = layout.index(out, inp, o, i % inp);
+        match (self.dtype, self.quant) {
+            // The scale is row `o`'s, wherever the byte sits.
+            (DType::I8, Quant::PerChannel(s)) => {
+                Some(s.get(o)? * *self.data.get(stored)? as i8 as f32)
+            }
+            _ => self.value_f32(stored),
+        }
+    }
+
     /// Element `i` converted to `f32` (dequantized for `i8`), for tools that
-    /// want a value whatever the storage type. Not for hot loops.
+    /// want a value whatever the storage type. Not for hot loops. `i` is the
+    /// position in the data block: for a weight stored interleaved, use
+    /// [`value_f32_in`](Self::value_f32_in).
     pub fn value_f32(&self, i: usize) -> Option<f32> {
         let at = i.checked_mul(self.dtype.size())?;
         match self.dtype {

@@ -64,6 +64,7 @@ fn golden_builder() -> ModelBuilder {
                 in_features: 18,
                 out_features: 4,
                 bias: true,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             tensors: vec![
                 TensorData::i8_per_channel(
@@ -84,6 +85,7 @@ fn golden_builder() -> ModelBuilder {
                 in_features: 4,
                 out_features: 3,
                 bias: false,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             vec![TensorData::i8_per_tensor(
                 &[3, 4],

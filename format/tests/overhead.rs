@@ -9,6 +9,7 @@ fn linear(b: &mut ModelBuilder, fi: u32, fo: u32, dtype: &str) {
         in_features: fi,
         out_features: fo,
         bias: true,
+        layout: lasagna_format::WeightLayout::RowMajor,
     };
     b.op(op, tensors(dtype, &[fo, fi], &w, fo));
 }

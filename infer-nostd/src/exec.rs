@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::ops::{self, copy, Weights};
 use crate::plan::{carve, Kernel, Step};
 use crate::quant::{QParams, Rescale};
+use lasagna_format::WeightLayout;
 
 /// The step's own tensors out of the engine's whole `table`.
 fn tensors<'t, 'm>(table: &'t [Weights<'m>], s: &Step) -> Result<&'t [Weights<'m>], Error> {
@@ -134,7 +135,14 @@ pub(crate) fn step_i8(
         Kernel::Linear(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;
             let words = view::<u32>(scratch).ok_or(bad("u32 region"))?;
-            ops::linear::forward_i8(&p, s.q, x, w, scale, b, words, y);
+            match p.layout {
+                WeightLayout::RowMajor => {
+                    ops::linear::forward_i8(&p, s.q, x, w, scale, b, words, y)
+                }
+                WeightLayout::Interleaved4 => {
+                    ops::linear_interleaved::forward_i8(&p, s.q, x, w, scale, b, words, y)
+                }
+            }
         }
         Kernel::Conv2d(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;

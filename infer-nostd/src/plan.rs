@@ -197,11 +197,13 @@ fn kernel(e: &OpEntry) -> Result<Kernel, Error> {
         Op::Linear {
             in_features,
             out_features,
+            layout,
             ..
         } => Kernel::Linear(Linear {
             rows: numel / n(in_features).max(1),
             in_features: n(in_features),
             out_features: n(out_features),
+            layout,
         }),
         Op::Conv2d {
             in_channels,

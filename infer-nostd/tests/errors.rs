@@ -13,6 +13,7 @@ fn small_net() -> Net {
             in_features: 4,
             out_features: 3,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         rng,
     )
@@ -26,6 +27,7 @@ fn int8_weights_in_an_f32_model_and_mixed_models_are_unsupported() {
         in_features: 4,
         out_features: 2,
         bias: true,
+        layout: lasagna_format::WeightLayout::RowMajor,
     };
     let mut b = ModelBuilder::new(&[4]);
     b.op(

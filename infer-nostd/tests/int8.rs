@@ -158,6 +158,7 @@ fn nets() -> Vec<Net> {
                 in_features: 12,
                 out_features: 5,
                 bias: true,
+                layout: lasagna_format::WeightLayout::RowMajor,
             },
             rng,
         )
@@ -168,6 +169,7 @@ fn nets() -> Vec<Net> {
             in_features: 20,
             out_features: 13,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         rng,
     )
@@ -177,6 +179,7 @@ fn nets() -> Vec<Net> {
             in_features: 13,
             out_features: 7,
             bias: false,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         rng,
     )
@@ -186,6 +189,7 @@ fn nets() -> Vec<Net> {
             in_features: 7,
             out_features: 4,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         rng,
     )

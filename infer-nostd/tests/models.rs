@@ -38,6 +38,7 @@ fn linear(i: u32, o: u32, bias: bool) -> Op {
         in_features: i,
         out_features: o,
         bias,
+        layout: lasagna_format::WeightLayout::RowMajor,
     }
 }
 

@@ -50,6 +50,7 @@ fn random_op(rng: &mut Rng, x: Shape) -> Op {
             in_features: x.last(),
             out_features: rng.range(1, 12),
             bias: rng.coin(),
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         2 if d.len() == 3 && d[0] <= 8 => {
             let g = if rng.coin() { 1 } else { d[0] as u16 };

@@ -165,6 +165,7 @@ fn s6_1_linear_accumulator_wraps_modulo_2_32() {
         in_features: n,
         out_features: 1,
         bias: false,
+        layout: lasagna_format::WeightLayout::RowMajor,
     };
     let w = TensorData::i8_per_channel(&[1, n], &vec![127i8; n as usize], vec![1.0]);
     let (qx, qy) = ((1.0f32, -128), (f32::from_bits((127 + 24) << 23), 0));
@@ -183,6 +184,7 @@ fn s6_1_a_multiplier_that_overflows_f32_gives_the_output_zero_point() {
         in_features: 4,
         out_features: 2,
         bias: false,
+        layout: lasagna_format::WeightLayout::RowMajor,
     };
     let w = TensorData::i8_per_channel(&[2, 4], &[1, 2, 3, 4, -5, 6, -7, 8], vec![1.0, 2.0]);
     // s_x / s_y = 3e38 / 1e-30 is +inf in f32.
@@ -516,6 +518,7 @@ fn s9_scratch_bytes_follow_the_table() {
             in_features: fi,
             out_features: fo,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         };
         assert_eq!(
             scratch_bytes_int8(&op, &shape(&[fi])),
@@ -549,10 +552,15 @@ fn s9_scratch_bytes_follow_the_table() {
         hidden_size: 64,
         layers: 2,
         return_sequences: false,
+        cell_shift: 0,
     };
     assert_eq!(
         scratch_bytes(&lstm, &shape(&[28, 28])),
         4 * (2 * 2 * 64 + 4 * 64)
+    );
+    assert_eq!(
+        scratch_bytes_int8(&lstm, &shape(&[28, 28])),
+        2 * (2 * 64 + 4 * 64) + 2 * 64
     );
     for op in [Op::Relu, Op::Softmax, Op::Flatten, Op::Tanh] {
         assert_eq!(scratch_bytes(&op, &shape(&[10])), 0);
@@ -574,6 +582,7 @@ fn s4_1_lstm_starts_at_zero_stacks_layers_and_returns_the_last_layer() {
                 hidden_size: hid as u32,
                 layers: 2,
                 return_sequences,
+                cell_shift: 0,
             },
             rng,
         );

@@ -10,7 +10,7 @@ use crate::layers::{
     Layer, LayerNorm, Layers, Linear, Lstm, MaxPool2d, Softmax,
 };
 use crate::model::Model;
-use lasagna_format::{ModelBuilder, Op, OpSpec, TensorData, ValueType};
+use lasagna_format::{ModelBuilder, Op, OpSpec, TensorData, ValueType, WeightLayout};
 
 /// What the exporter writes besides the network.
 #[derive(Clone, Debug, Default)]
@@ -160,7 +160,8 @@ pub fn write_specs(
 }
 
 /// The ops of a model file with their tensors as host `f32` (dequantized if
-/// stored otherwise).
+/// stored otherwise) and row-major (an interleaved int8 Linear weight is put
+/// back in order, and its op says row-major).
 pub fn file_ops(m: &lasagna_format::Model<'_>) -> Result<Vec<ExportOp>> {
     let mut ops = Vec::new();
     for e in m.ops() {
@@ -170,9 +171,21 @@ pub fn file_ops(m: &lasagna_format::Model<'_>) -> Result<Vec<ExportOp>> {
                 Error::config("model file", format!("op {} lacks tensor {j}", e.index))
             })?;
             let n = t.shape.numel() as usize;
-            tensors.push((0..n).map(|i| t.value_f32(i).unwrap_or(f32::NAN)).collect());
+            // Tensor 0 in the op's weight layout (an int8 Linear may be
+            // interleaved, FORMAT.md 6.2), the rest as stored: host order.
+            let layout = if j == 0 {
+                e.op.weight_layout()
+            } else {
+                WeightLayout::RowMajor
+            };
+            tensors.push(
+                (0..n)
+                    .map(|i| t.value_f32_in(layout, i).unwrap_or(f32::NAN))
+                    .collect(),
+            );
         }
-        ops.push((e.op, tensors));
+        // The tensors are now in host (row-major) order, and so is the op.
+        ops.push((e.op.with_weight_layout(WeightLayout::RowMajor), tensors));
     }
     Ok(ops)
 }
@@ -276,6 +289,7 @@ pub fn import<B: Backend>(m: &lasagna_format::Model<'_>) -> Result<(Layers<B>, V
                 in_features,
                 out_features,
                 bias,
+                ..
             } => Box::new(Linear::new(
                 in_features as usize,
                 out_features as usize,

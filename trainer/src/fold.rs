@@ -144,6 +144,7 @@ mod tests {
             in_features: 3,
             out_features: 4,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         };
         let bn = Op::BatchNorm {
             features: 4,

@@ -1,6 +1,6 @@
 //! `lasagna inspect`: a human-readable listing of a model file.
 
-use lasagna_format::{Model, Quant, ValueInfo};
+use lasagna_format::{Model, Quant, ValueInfo, WeightLayout};
 use std::fmt::Write;
 
 /// `scale, zero point` of an i8 value; empty for other dtypes.
@@ -15,7 +15,8 @@ fn value_quant(v: &ValueInfo) -> String {
 /// a model. Int8 models get a column with each op output's scale and zero
 /// point (`real = scale * (q - zero point)`); tensors show their
 /// quantization kind (`/channel`: one scale per output channel, `/tensor`:
-/// one scale and zero point).
+/// one scale and zero point) and, for a weight stored in blocks of four
+/// interleaved rows, `/interleaved4` (FORMAT.md 6.2).
 pub fn render(model: &Model<'_>) -> String {
     let mut s = String::new();
     let (mean, std) = model.normalization();
@@ -59,7 +60,11 @@ pub fn render(model: &Model<'_>) -> String {
                     Quant::PerTensor { .. } => "/tensor".into(),
                     Quant::PerChannel(_) => "/channel".into(),
                 };
-                let _ = write!(tensors, "{}{}{} ", t.dtype, t.shape, q);
+                let layout = match (j, e.op.weight_layout()) {
+                    (0, WeightLayout::Interleaved4) => "/interleaved4",
+                    _ => "",
+                };
+                let _ = write!(tensors, "{}{}{}{} ", t.dtype, t.shape, q, layout);
             }
         }
         let _ = writeln!(

@@ -65,6 +65,7 @@ fn model() -> Vec<u8> {
             in_features: 784,
             out_features: 10,
             bias: false,
+            layout: lasagna_format::WeightLayout::RowMajor,
         },
         vec![TensorData::f32(&[10, 784], &[0.0; 7840])],
     );

@@ -2,7 +2,7 @@
 //! CNN trained and exported through the CLI, and a fake-quantized reference
 //! that runs an int8 file op by op in f32 between int8 values.
 
-use lasagna_format::{AlignedModel, DType, Model, Quant, TensorRef};
+use lasagna_format::{AlignedModel, DType, Model, Quant, TensorRef, WeightLayout};
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use lasagna_trainer::quantize::ValueQuant;
 use std::path::PathBuf;
@@ -159,6 +159,10 @@ pub fn fake_quant_predictions(int8_file: &[u8], data: &Dataset) -> Vec<usize> {
                         .map(|(&b, &s)| b as f32 * s_in * s)
                         .collect()
                 }
+                // The weight in row-major order whatever its stored layout.
+                (_, 0) => (0..t.shape.numel() as usize)
+                    .map(|i| t.value_f32_in(e.op.weight_layout(), i).expect("value"))
+                    .collect(),
                 _ => (0..t.shape.numel() as usize)
                     .map(|i| t.value_f32(i).expect("value"))
                     .collect(),
@@ -166,7 +170,7 @@ pub fn fake_quant_predictions(int8_file: &[u8], data: &Dataset) -> Vec<usize> {
             tensors.push(lasagna_format::TensorData::f32(t.shape.dims(), &values));
         }
         let mut b = lasagna_format::ModelBuilder::new(e.input.shape.dims());
-        b.op(e.op, tensors);
+        b.op(e.op.with_weight_layout(WeightLayout::RowMajor), tensors);
         let file = b.build().expect("one-op model");
         files.push(AlignedModel::new(&file));
     }

@@ -5,9 +5,11 @@
 //! instructions instead of twelve. This is how CMSIS-NN's `arm_nn_mat_mult`
 //! kernels work, and stable Rust has no intrinsics for it, hence `asm!`.
 //!
-//! Every function wraps one instruction on registers only (`pure`,
+//! Every `asm!` wraps one instruction on registers only (`pure`,
 //! `nomem`, `nostack`): no memory is touched, so there is nothing unsafe to
-//! get wrong beyond the instruction's documented arithmetic. The results
+//! get wrong beyond the instruction's documented arithmetic. The one
+//! exception, [`dot4_interleaved`], is a whole loop in `global_asm!` that
+//! reads two slices whose bounds its safe wrapper passes in. The results
 //! equal the portable code's wrapping `i32` arithmetic exactly: the lane
 //! products of `(x − zp) ∈ [−255, 255]` and `w ∈ [−128, 127]` fit `i16 · i16`,
 //! and `SMLAD` wraps its sum modulo 2^32 like `wrapping_add` (it only also
@@ -148,3 +150,107 @@ pub(crate) fn dot1_wide(wide: &[u32], w: &[i8]) -> i32 {
     }
     acc
 }
+
+/// Four interleaved weight rows (`WeightLayout::Interleaved4`: per group
+/// of four inputs, the four rows' words one after the other) against the
+/// widened input (whole groups of 4): the `i32` sums of [`mac_word`] for
+/// each row, bit for bit.
+///
+/// The loop is the hand-written `lasagna_dot4_interleaved` below, because
+/// LLVM does not find it: compiled from Rust (four accumulators over
+/// `chunks_exact`), it loads the two input words and the four weight words
+/// with five loads and copies two accumulators each time round, 25
+/// instructions per 16 multiply-accumulates. It needs 14 registers (four
+/// accumulators, two input words, four weight words, a temporary, two
+/// pointers and a count), one more than `asm!` may name when the frame
+/// pointer `r7` is reserved, so it is a whole function in `global_asm!`
+/// that saves and restores what it uses (AAPCS). Per group: one `LDRD`
+/// for the input pair, one `LDM` for the four weight words, eight
+/// `SXTB16` and eight `SMLAD`; the loop runs four groups per branch:
+/// 74 instructions per 64 multiply-accumulates.
+pub(crate) fn dot4_interleaved(wide: &[u32], w: &[u32]) -> [i32; 4] {
+    let groups = (wide.len() / 2).min(w.len() / 4);
+    let mut acc = [0i32; 4];
+    // SAFETY: the function reads `2 · groups` words from `wide` and
+    // `4 · groups` from `w`, both in bounds by the `min` above and
+    // word-aligned (they are `u32` slices, as `LDRD`/`LDM` need), writes
+    // the four words of `acc`, and follows the AAPCS (r4-r11 and lr saved
+    // and restored, nothing else touched but its own stack slots).
+    unsafe { lasagna_dot4_interleaved(wide.as_ptr(), w.as_ptr(), groups, acc.as_mut_ptr()) };
+    acc
+}
+
+extern "C" {
+    /// `acc[j] = Σ_g smlad(x[2g + 1], sxtb16(w[4g + j] ror 8),
+    /// smlad(x[2g], sxtb16(w[4g + j]), ·))` for `g < groups`, `j < 4`.
+    fn lasagna_dot4_interleaved(x: *const u32, w: *const u32, groups: usize, acc: *mut i32);
+}
+
+/// One group: the input pair (r7, r8) and the four rows' weight words
+/// (r9-r12), each word's even then odd bytes into its row's accumulator
+/// (r3-r6), lr the widened weights.
+macro_rules! dot4_group {
+    () => {
+        "ldrd r7, r8, [r0], #8
+        ldmia r1!, {{r9, r10, r11, r12}}
+        sxtb16 lr, r9
+        smlad r3, r7, lr, r3
+        sxtb16 r9, r9, ror #8
+        smlad r3, r8, r9, r3
+        sxtb16 lr, r10
+        smlad r4, r7, lr, r4
+        sxtb16 r10, r10, ror #8
+        smlad r4, r8, r10, r4
+        sxtb16 lr, r11
+        smlad r5, r7, lr, r5
+        sxtb16 r11, r11, ror #8
+        smlad r5, r8, r11, r5
+        sxtb16 lr, r12
+        smlad r6, r7, lr, r6
+        sxtb16 r12, r12, ror #8
+        smlad r6, r8, r12, r6
+        "
+    };
+}
+
+// r0 = x, r1 = w, r2 = groups, r3 = acc (kept on the stack while r3 is an
+// accumulator). Four groups per trip while four remain, then one at a time.
+core::arch::global_asm!(
+    ".syntax unified
+    .thumb
+    .section .text.lasagna_dot4_interleaved,\"ax\",%progbits
+    .globl lasagna_dot4_interleaved
+    .p2align 2
+    .type lasagna_dot4_interleaved,%function
+    .thumb_func
+lasagna_dot4_interleaved:
+    push {{r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}}
+    movs r3, #0
+    movs r4, #0
+    movs r5, #0
+    movs r6, #0
+    subs r2, r2, #4
+    blo 2f
+1:
+    ",
+    dot4_group!(),
+    dot4_group!(),
+    dot4_group!(),
+    dot4_group!(),
+    "subs r2, r2, #4
+    bhs 1b
+2:
+    adds r2, r2, #4
+    beq 4f
+3:
+    ",
+    dot4_group!(),
+    "subs r2, r2, #1
+    bne 3b
+4:
+    ldr r7, [sp]
+    stm r7, {{r3, r4, r5, r6}}
+    pop {{r3, r4, r5, r6, r7, r8, r9, r10, r11, pc}}
+    .size lasagna_dot4_interleaved, . - lasagna_dot4_interleaved
+    "
+);

@@ -3,6 +3,7 @@
 
 use super::{WeightScale, Weights};
 use crate::quant::{saturate, QParams, Requant};
+use lasagna_format::WeightLayout;
 
 /// A Linear op's sizes for one sample: `rows` is the input's element count
 /// divided by `in_features` (Linear acts on the last dimension).
@@ -14,6 +15,9 @@ pub struct Linear {
     pub in_features: usize,
     /// Output features.
     pub out_features: usize,
+    /// How an int8 weight's elements are ordered (f32 and f16 weights are
+    /// always row-major: the format allows the flag on i8 weights only).
+    pub layout: WeightLayout,
 }
 
 /// `y[r, o] = dot(x[r, :], weight[o, :]) + bias[o]`.
@@ -44,7 +48,7 @@ pub fn forward(
     }
 }
 
-/// int8: `y[r, o] = zp_y + round(M_o · (bias[o] + sum_k (x[r, k] − zp_x) · w[o, k]))`,
+/// int8, row-major weights: `y[r, o] = zp_y + round(M_o · (bias[o] + sum_k (x[r, k] − zp_x) · w[o, k]))`,
 /// saturated, with `M_o = (s_x / s_y) · s_w[o]` as a [`Requant`]. The sum
 /// is exact in `i32` (wrapping, never panicking, for rows longer than
 /// 65,000 that could overflow it).
@@ -61,6 +65,11 @@ pub fn forward_i8(
 ) {
     let n = p.in_features;
     if n == 0 || p.out_features == 0 {
+        return;
+    }
+    // Interleaved weights are [`super::linear_interleaved::forward_i8`]'s
+    // (the engine sends each layout to its kernel).
+    if p.layout != WeightLayout::RowMajor {
         return;
     }
     let ratio = qx.scale / qy.scale;
@@ -112,7 +121,7 @@ pub(crate) fn dot_i8(x: &[i8], zp: i32, w: &[i8]) -> i32 {
 /// as they go, and the compiler vectorizes them on the host.
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
 #[inline]
-fn widen<'s>(_x: &[i8], _zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
+pub(super) fn widen<'s>(_x: &[i8], _zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
     scratch
 }
 
@@ -151,7 +160,7 @@ fn dot_block(x: &[i8], zp: i32, _wide: &[u32], w: [&[i8]; 4]) -> [i32; 4] {
 /// (the scratch [`crate::scratch_bytes_int8`] plans), once per input row.
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 #[inline]
-fn widen<'s>(x: &[i8], zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
+pub(super) fn widen<'s>(x: &[i8], zp: i32, scratch: &'s mut [u32]) -> &'s [u32] {
     use super::dsp::{neg_pair, sxtab16, sxtab16_ror8, word};
     let off = neg_pair(zp);
     let mut used = 0;
@@ -236,6 +245,7 @@ mod tests {
                     rows,
                     in_features: i,
                     out_features: o,
+                    layout: WeightLayout::RowMajor,
                 };
                 let mut y = vec![0.0; rows * o];
                 let bw = bias.then_some(Weights::F32(&b));
@@ -257,6 +267,7 @@ mod tests {
             rows: 1,
             in_features: i,
             out_features: o,
+            layout: WeightLayout::RowMajor,
         };
         let mut y = vec![0.0; o];
         forward(&p, &x, Weights::F16(&w16), None, &mut y);
@@ -269,6 +280,7 @@ mod tests {
             rows: 2,
             in_features: 3,
             out_features: 2,
+            layout: WeightLayout::RowMajor,
         };
         let mut y = [0.0; 1];
         forward(&p, &[1.0; 2], Weights::F32(&[1.0; 1]), None, &mut y);
@@ -276,6 +288,7 @@ mod tests {
             rows: 1,
             in_features: 0,
             out_features: 0,
+            layout: WeightLayout::RowMajor,
         };
         forward(&p0, &[], Weights::F32(&[]), None, &mut []);
     }
@@ -307,6 +320,7 @@ mod tests {
                 rows,
                 in_features: i,
                 out_features: o,
+                layout: WeightLayout::RowMajor,
             };
             let mut y = vec![0i8; rows * o];
             let mut scratch = vec![0u32; i / 4 * 2];

@@ -25,6 +25,7 @@ pub mod embedding;
 pub mod flatten;
 pub mod layernorm;
 pub mod linear;
+pub mod linear_interleaved;
 pub mod lstm;
 pub mod lstm_i8;
 pub mod lstm_lut;

@@ -34,6 +34,7 @@ fn op(op: &Op, shape: Shape, out: Shape, x: &[f64], t: &[Vec<f64>]) -> Vec<f64> 
             in_features,
             out_features,
             bias,
+            ..
         } => {
             let (i, o) = (in_features as usize, out_features as usize);
             let rows = x.len() / i;

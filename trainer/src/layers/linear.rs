@@ -242,6 +242,7 @@ impl<B: Backend> Layer<B> for Linear<B> {
             in_features: export_dim(self.in_features, "in_features")?,
             out_features: export_dim(self.out_features, "out_features")?,
             bias: self.bias,
+            layout: lasagna_format::WeightLayout::RowMajor,
         };
         let tensors = self
             .params

@@ -16,7 +16,9 @@
 //! - **Linear and Conv2d weights**: `i8`, symmetric, one scale per output
 //!   channel: `s_w[c] = max |w[c, ..]| / 127` (1 for an all-zero row),
 //!   `q = round(w / s_w[c])` clamped to `[-127, 127]`
-//!   ([`quantize_per_channel`]). **Biases**: `i32`,
+//!   ([`quantize_per_channel`]); Linear weights are stored in blocks of
+//!   four interleaved rows (`FLAG_WEIGHTS_INTERLEAVED`, FORMAT.md 6.2).
+//!   **Biases**: `i32`,
 //!   `round(b[c] / (s_in * s_w[c]))` in `f64`, clamped to the `i32` range,
 //!   where `s_in` is the scale of the op's input value ([`quantize_bias`]).
 //!   An op without a bias stays without one.
@@ -74,7 +76,7 @@ use crate::export::{
     WeightType,
 };
 use crate::layers::ExportOp;
-use lasagna_format::{DType, Op, OpSpec, TensorData, ValueType};
+use lasagna_format::{DType, Op, OpSpec, TensorData, ValueType, WeightLayout};
 use std::path::Path;
 
 /// Calibration images when `--calibration` is not given: TFLite's guidance
@@ -168,6 +170,10 @@ pub fn int8_specs(
     }
     let mut specs = Vec::with_capacity(ops.len());
     for (i, (op, tensors)) in ops.into_iter().enumerate() {
+        // An int8 Linear's weight is stored in blocks of four interleaved
+        // rows (FORMAT.md 6.2), the layout the Cortex-M4 kernel reads with
+        // one pointer per block; other ops are unchanged.
+        let op = op.with_weight_layout(WeightLayout::Interleaved4);
         let tensors = match op {
             Op::Linear { .. } | Op::Conv2d { .. } => {
                 let s_in = quants[i].scale;
@@ -213,6 +219,15 @@ fn weight_bias(i: usize, op: &Op, tensors: &[Vec<f32>], s_in: f32) -> Result<Vec
         .first()
         .ok_or_else(|| Error::config("int8 export", format!("{name} is missing")))?;
     let (q, s_w) = quantize_per_channel(w, channels, &name)?;
+    let q = match *op {
+        Op::Linear {
+            in_features,
+            out_features,
+            layout,
+            ..
+        } => layout.store(&q, out_features as usize, in_features as usize),
+        _ => q,
+    };
     let mut out = Vec::with_capacity(tensors.len());
     if let Some(b) = tensors.get(1) {
         let name = format!("op {i} ({}) bias", op.kind());

@@ -249,6 +249,7 @@ mod tests {
             in_features: 4,
             out_features: 4,
             bias: true,
+            layout: lasagna_format::WeightLayout::RowMajor,
         };
         let ops = [Op::Flatten, lin, Op::Relu, lin, Op::Softmax];
         assert_eq!(share_groups(&ops), vec![0, 0, 2, 2, 4, 5]);
