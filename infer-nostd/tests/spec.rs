@@ -258,8 +258,13 @@ fn s6_1_conv2d_padding_taps_hold_the_input_zero_point() {
 
 #[test]
 fn s6_1_leaky_relu_rounds_then_applies_the_sign() {
-    let (qx, qy) = ((0.07f32, 13), (0.05f32, -20));
-    for alpha in [-0.3f32, 0.25, 0.0, -1.7] {
+    // The second pair makes s_x / s_y exactly 0.5, so that with alpha -1
+    // or -0.5 some products are exact ties, where rounding before or after
+    // the sign differ.
+    for ((qx, qy), alpha) in [((0.07f32, 13), (0.05f32, -20)), ((0.5, 3), (1.0, -2))]
+        .into_iter()
+        .flat_map(|q| [-0.3f32, 0.25, 0.0, -1.7, -1.0, -0.5].map(|a| (q, a)))
+    {
         let file = int8_model(&[256], qx, Op::LeakyRelu { alpha }, vec![], qy);
         let got = run_i8(&file, &all_levels());
         let r = qx.0 / qy.0;
@@ -277,7 +282,7 @@ fn s6_1_leaky_relu_rounds_then_applies_the_sign() {
                 level(y, qy.1)
             })
             .collect();
-        assert_eq!(got, want, "alpha {alpha}");
+        assert_eq!(got, want, "alpha {alpha}, q {qx:?} -> {qy:?}");
     }
 }
 
