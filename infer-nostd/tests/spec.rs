@@ -71,6 +71,7 @@ fn spec_quantize(x: f32, (s, zp): Q) -> i8 {
     }
 }
 
+#[cfg(not(feature = "fast-math"))]
 fn deq(q: i8, (s, zp): Q) -> f32 {
     s * (i32::from(q) - zp) as f32
 }
