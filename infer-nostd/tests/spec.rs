@@ -640,7 +640,16 @@ fn s4_1_lstm_starts_at_zero_stacks_layers_and_returns_the_last_layer() {
         } else {
             seq[t - 1].clone()
         };
-        assert_close(&got, &want, 1e-5, "2-layer LSTM");
+        // fast-math swaps exp and tanh for approximations with the error
+        // bounds `math::measured_error_bounds` states (exp 2.5e-3 relative,
+        // tanh 1.2e-3 absolute); two stacked layers over five steps stay
+        // within 5e-3 of the f64 reference.
+        let tol = if cfg!(feature = "fast-math") {
+            5e-3
+        } else {
+            1e-5
+        };
+        assert_close(&got, &want, tol, "2-layer LSTM");
     }
 }
 
