@@ -25,5 +25,5 @@ pub mod quant;
 pub use engine::{Engine, EngineWith};
 pub use error::Error;
 pub use lasagna_format as format;
-pub use plan::{scratch_bytes, scratch_bytes_int8, MAX_OPS, MAX_TENSORS};
+pub use plan::{scratch_bytes, scratch_bytes_int8, scratch_min_bytes_int8, MAX_OPS, MAX_TENSORS};
 pub use quant::{int8_refusal, int8_supported, Int8Refusal};

@@ -65,7 +65,8 @@ pub fn scratch_bytes(op: &Op, input: &Shape) -> usize {
 /// bytes per element, whole groups of 4) so that every group of weight
 /// rows reads them with plain loads; an int8 Conv2d accumulates one output
 /// row in `i32` (portable), widens one output row of one-channel patches
-/// (arm-dsp, `in_channels / groups == 1`) or one input patch (arm-dsp);
+/// (arm-dsp, `in_channels / groups == 1`) or two input patches side by
+/// side (arm-dsp; the engine runs with one, [`scratch_min_bytes_int8`]);
 /// an int8 LSTM keeps its `i16` cell states and gates and its `i8` hidden
 /// states ([`lstm_i8::scratch_bytes`]); every other int8 op needs 0.
 /// Saturates at `usize::MAX` for sizes no target can hold.
@@ -75,10 +76,47 @@ pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
         // The larger of the int8 Conv2d kernels' needs, so that one file
         // runs on both builds: a row of `ow` i32 accumulators (portable) or
         // of `ow` one-channel patches widened into ceil(kh kw / 2) words each
-        // (arm-dsp), which is the larger of the two, or one widened input
-        // patch (arm-dsp: 2 bytes per element of the (in_channels / groups)
-        // x kh x kw patch, whole groups of 4). Not a whole output plane:
+        // (arm-dsp), which is the larger of the two, or two widened input
+        // patches side by side (arm-dsp: 2 bytes per element of the
+        // (in_channels / groups) x kh x kw patch, whole groups of 4, for
+        // two output positions) followed, per pair of output channels, by
+        // its four i32 sums and its two channels' requantization
+        // (multiplier, shift, bias: 40 bytes). Not a whole output plane:
         // that set the int8 CNN's arena (3,136 of its 16,464 bytes).
+        Op::Conv2d {
+            in_channels,
+            groups,
+            window,
+            out_channels,
+            ..
+        } => match op.infer_shape(*input).map(|s| s.raw()) {
+            Ok([_, _, ow, _]) => {
+                let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+                let row = (ow as usize)
+                    .saturating_mul(taps.div_ceil(2))
+                    .saturating_mul(4);
+                let patch = usize::from(in_channels / groups.max(1)) * taps;
+                let pairs = usize::from(out_channels / groups.max(1)).div_ceil(2);
+                row.max(patch / 4 * 16 + 40 * pairs)
+            }
+            Err(_) => usize::MAX,
+        },
+        Op::Lstm {
+            hidden_size,
+            layers,
+            ..
+        } => lstm_i8::scratch_bytes(hidden_size as usize, layers as usize).unwrap_or(usize::MAX),
+        _ => 0,
+    }
+}
+
+/// The least scratch `op` runs with in an int8 model: what
+/// [`scratch_bytes_int8`] plans, except that an int8 Conv2d runs with one
+/// widened input patch (`8 · ⌊kg / 4⌋` bytes) instead of two, slower, so
+/// files whose exporter planned one patch (as `lasagna export` did before
+/// the two-patch kernel) load unchanged. The engine refuses less.
+pub fn scratch_min_bytes_int8(op: &Op, input: &Shape) -> usize {
+    match *op {
         Op::Conv2d {
             in_channels,
             groups,
@@ -95,12 +133,7 @@ pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
             }
             Err(_) => usize::MAX,
         },
-        Op::Lstm {
-            hidden_size,
-            layers,
-            ..
-        } => lstm_i8::scratch_bytes(hidden_size as usize, layers as usize).unwrap_or(usize::MAX),
-        _ => 0,
+        _ => scratch_bytes_int8(op, input),
     }
 }
 
@@ -416,7 +449,7 @@ pub(crate) fn prepare<'m, const T: usize>(
     }
     check_dtypes(e, int8, table.get(first..).unwrap_or_default())?;
     let needed = if int8 {
-        scratch_bytes_int8(&e.op, &e.input.shape)
+        scratch_min_bytes_int8(&e.op, &e.input.shape)
     } else {
         scratch_bytes(&e.op, &e.input.shape)
     };
@@ -428,12 +461,14 @@ pub(crate) fn prepare<'m, const T: usize>(
             planned,
         });
     }
+    // The kernel gets all the scratch the file planned (at least what it
+    // needs): a file planned with more runs the faster kernels.
     let scratch = if needed == 0 {
         Span::default()
     } else {
         Span {
             start: offset,
-            len: needed,
+            len: planned,
         }
     };
     Ok(Step {

@@ -74,6 +74,45 @@ impl Requant {
         }
     }
 
+    /// The multiplier and shift as two words, for kernels that keep a
+    /// channel's requantization in their scratch ([`Requant::from_words`]).
+    #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+    #[inline(always)]
+    pub(crate) fn to_words(self) -> [u32; 2] {
+        [self.mult as u32, self.shift]
+    }
+
+    /// The inverse of [`Requant::to_words`]; a shift outside `1..=62`
+    /// (never written by `to_words`) is clamped into it.
+    #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+    #[inline(always)]
+    pub(crate) fn from_words([mult, shift]: [u32; 2]) -> Requant {
+        Requant {
+            mult: mult as i32,
+            shift: shift.clamp(1, 62),
+        }
+    }
+
+    /// `y[i] = saturate(apply(acc[i] + bias), zero_point)` for a run of
+    /// accumulators of one channel, with [`Requant::apply`]'s test of the
+    /// shift made once for the run rather than per value (the same
+    /// integers).
+    #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+    #[inline]
+    pub(crate) fn levels(self, bias: i32, zero_point: i32, acc: &[i32], y: &mut [i8]) {
+        if self.shift >= 33 {
+            let (round, sh) = (1i32 << (self.shift - 33), self.shift - 32);
+            for (o, &a) in y.iter_mut().zip(acc) {
+                let hi = ((i64::from(a.wrapping_add(bias)) * i64::from(self.mult)) >> 32) as i32;
+                *o = saturate((hi + round) >> sh, zero_point);
+            }
+        } else {
+            for (o, &a) in y.iter_mut().zip(acc) {
+                *o = saturate(self.apply(a.wrapping_add(bias)), zero_point);
+            }
+        }
+    }
+
     /// `round(acc · m)`, saturated to `i32`.
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {

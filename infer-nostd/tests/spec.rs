@@ -9,7 +9,7 @@ mod common;
 use common::{arena, assert_close, run_engine, square, Aligned, Net, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType};
 use lasagna_infer::quant::Requant;
-use lasagna_infer::{scratch_bytes, scratch_bytes_int8, Engine, Error};
+use lasagna_infer::{scratch_bytes, scratch_bytes_int8, scratch_min_bytes_int8, Engine, Error};
 
 type Q = (f32, i32);
 
@@ -546,9 +546,17 @@ fn s9_scratch_bytes_follow_the_table() {
         };
         let o = (h + 2 * u32::from(pad) - u32::from(k) + 1) as usize;
         let patch = usize::from(cin / groups) * usize::from(k) * usize::from(k);
+        let row = 4 * o * (usize::from(k) * usize::from(k)).div_ceil(2);
+        let pairs = usize::from(cout / groups).div_ceil(2);
         assert_eq!(
             scratch_bytes_int8(&op, &shape(&[u32::from(cin), h, h])),
-            (4 * o * (usize::from(k) * usize::from(k)).div_ceil(2)).max(8 * (patch / 4)),
+            row.max(16 * (patch / 4) + 40 * pairs),
+            "{op:?}"
+        );
+        // What the engine runs with (files planned for one patch).
+        assert_eq!(
+            scratch_min_bytes_int8(&op, &shape(&[u32::from(cin), h, h])),
+            row.max(8 * (patch / 4)),
             "{op:?}"
         );
         assert_eq!(scratch_bytes(&op, &shape(&[u32::from(cin), h, h])), 0);

@@ -254,3 +254,182 @@ lasagna_dot4_interleaved:
     .size lasagna_dot4_interleaved, . - lasagna_dot4_interleaved
     "
 );
+
+/// Two output positions by every pair of output channels of an int8
+/// convolution: for pair `k` (weight rows `2k`, `2k + 1`, each `q` words,
+/// one after the other in `w`), `out[4k..4k + 4] = [A·w0, A·w1, B·w0,
+/// B·w1]`, where `wide` holds the two positions' widened patches side by
+/// side (per group of four taps: A's even and odd lane words, then B's, the
+/// layout `conv2d_dsp::gather_wide` writes). Bit for bit the sums of
+/// [`mac_word`] for each (position, row).
+///
+/// A whole `global_asm!` loop for the same reason as
+/// [`dot4_interleaved`]: the inner loop needs 14 registers (four
+/// accumulators, the four patch words, a weight word and its widened
+/// lanes, three pointers and a count), so the outer loop's state (patch
+/// start, `q`, pairs left, `out`) lives on the stack. Per group: one `LDM`
+/// for the four patch words, two `LDR` for the two rows' weight words, four
+/// `SXTB16` and eight `SMLAD`, each widened weight feeding both positions:
+/// 15 instructions per 16 multiply-accumulates, 62 per 64 with the loop
+/// (four groups per branch), and about 20 per channel pair around it.
+pub(crate) fn dot2x2_all(wide: &[u32], w: &[u32], q: usize, out: &mut [i32]) {
+    if q == 0 || wide.len() < 4 * q {
+        return;
+    }
+    let pairs = (w.len() / (2 * q)).min(out.len() / 4);
+    // SAFETY: the function reads `4 · q` words from `wide` and `2 · q`
+    // words per pair from `w`, all in bounds by the checks above and
+    // word-aligned (`u32` slices, as `LDM` needs), writes `4 · pairs` words
+    // of `out`, in bounds by the `min`, and follows the AAPCS (r4-r11 and
+    // lr saved and restored, its 16 bytes of locals freed).
+    unsafe { lasagna_conv_dot2x2(wide.as_ptr(), w.as_ptr(), q, pairs, out.as_mut_ptr()) };
+}
+
+extern "C" {
+    /// See [`dot2x2_all`]; `out` is the fifth argument (on the stack).
+    fn lasagna_conv_dot2x2(x: *const u32, w: *const u32, q: usize, pairs: usize, out: *mut i32);
+}
+
+/// One group: A's lanes (r8, r9) and B's (r10, r11); row 0's weight word
+/// (r12, then widened into lr and r12 in place) into r4 (A) and r6 (B),
+/// then row 1's into r5 (A) and r7 (B).
+macro_rules! dot2x2_group {
+    () => {
+        "ldmia r0!, {{r8, r9, r10, r11}}
+        ldr r12, [r1], #4
+        sxtb16 lr, r12
+        smlad r4, r8, lr, r4
+        smlad r6, r10, lr, r6
+        sxtb16 r12, r12, ror #8
+        smlad r4, r9, r12, r4
+        smlad r6, r11, r12, r6
+        ldr r12, [r2], #4
+        sxtb16 lr, r12
+        smlad r5, r8, lr, r5
+        smlad r7, r10, lr, r7
+        sxtb16 r12, r12, ror #8
+        smlad r5, r9, r12, r5
+        smlad r7, r11, r12, r7
+        "
+    };
+}
+
+// Entry: r0 = x, r1 = w, r2 = q, r3 = pairs, out at [sp]. Locals after
+// the push and `sub sp, #16`: [sp] patch start, [sp, #4] q, [sp, #8]
+// pairs left, [sp, #12] out (the fifth argument is at [sp, #52]). r1 and
+// r2 walk rows 2k and 2k + 1; after a pair, r2 is where row 2k + 2 starts.
+core::arch::global_asm!(
+    ".syntax unified
+    .thumb
+    .section .text.lasagna_conv_dot2x2,\"ax\",%progbits
+    .globl lasagna_conv_dot2x2
+    .p2align 2
+    .type lasagna_conv_dot2x2,%function
+    .thumb_func
+lasagna_conv_dot2x2:
+    push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}
+    sub sp, sp, #16
+    ldr r12, [sp, #52]
+    str r0, [sp]
+    str r2, [sp, #4]
+    str r3, [sp, #8]
+    str r12, [sp, #12]
+    cmp r3, #0
+    beq 9f
+    add r2, r1, r2, lsl #2
+5:
+    ldr r0, [sp]
+    ldr r3, [sp, #4]
+    movs r4, #0
+    movs r5, #0
+    movs r6, #0
+    movs r7, #0
+    subs r3, r3, #4
+    blo 2f
+1:
+    ",
+    dot2x2_group!(),
+    dot2x2_group!(),
+    dot2x2_group!(),
+    dot2x2_group!(),
+    "subs r3, r3, #4
+    bhs 1b
+2:
+    adds r3, r3, #4
+    beq 4f
+3:
+    ",
+    dot2x2_group!(),
+    "subs r3, r3, #1
+    bne 3b
+4:
+    ldr r8, [sp, #12]
+    stmia r8!, {{r4, r5, r6, r7}}
+    str r8, [sp, #12]
+    ldr r3, [sp, #4]
+    mov r1, r2
+    add r2, r2, r3, lsl #2
+    ldr r3, [sp, #8]
+    subs r3, r3, #1
+    str r3, [sp, #8]
+    bne 5b
+9:
+    add sp, sp, #16
+    pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}
+    .size lasagna_conv_dot2x2, . - lasagna_conv_dot2x2
+    "
+);
+
+/// The rows kernel's sums for a 3 × 3 one-channel convolution (five
+/// widened tap pairs per output): `acc[i] = Σ_j smlad(patches[5i + j],
+/// w[j])` for every whole patch that `acc` has room for.
+///
+/// In `global_asm!` because compiled from Rust the loop spills a weight
+/// pair and its pointers (22 instructions per output); here the five
+/// weight pairs stay in r4-r8 and each output is one `LDM` of its five
+/// patch words, one `SMUAD`, four `SMLAD`, a store and the loop: 9
+/// instructions.
+pub(crate) fn dot5_run(patches: &[u32], w: &[u32; 5], acc: &mut [i32]) {
+    let n = (patches.len() / 5).min(acc.len());
+    // SAFETY: the function reads `5 · n` words of `patches` (in bounds by
+    // the `min` above, word-aligned as a `u32` slice, as `LDM` needs) and
+    // the five words of `w`, writes `n` words of `acc` (in bounds), and
+    // follows the AAPCS (r4-r11 and lr saved and restored).
+    unsafe { lasagna_dot5_run(patches.as_ptr(), w.as_ptr(), n, acc.as_mut_ptr()) };
+}
+
+extern "C" {
+    /// See [`dot5_run`].
+    fn lasagna_dot5_run(x: *const u32, w: *const u32, n: usize, acc: *mut i32);
+}
+
+// r0 = patches, r1 = w (then the sum), r2 = n, r3 = acc; r4-r8 the weight
+// pairs, r9-r12 and lr one patch.
+core::arch::global_asm!(
+    ".syntax unified
+    .thumb
+    .section .text.lasagna_dot5_run,\"ax\",%progbits
+    .globl lasagna_dot5_run
+    .p2align 2
+    .type lasagna_dot5_run,%function
+    .thumb_func
+lasagna_dot5_run:
+    push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}
+    ldmia r1, {{r4, r5, r6, r7, r8}}
+    cmp r2, #0
+    beq 2f
+1:
+    ldmia r0!, {{r9, r10, r11, r12, lr}}
+    smuad r1, r9, r4
+    smlad r1, r10, r5, r1
+    smlad r1, r11, r6, r1
+    smlad r1, r12, r7, r1
+    smlad r1, lr, r8, r1
+    str r1, [r3], #4
+    subs r2, r2, #1
+    bne 1b
+2:
+    pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}
+    .size lasagna_dot5_run, . - lasagna_dot5_run
+    "
+);
