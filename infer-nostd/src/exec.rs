@@ -147,6 +147,9 @@ pub(crate) fn step_i8(
         Kernel::Conv2d(p) => {
             let (w, scale, b) = weight_bias_i8(t).ok_or(missing)?;
             let words = view::<u32>(scratch).ok_or(bad("u32 region"))?;
+            #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+            ops::conv2d_dsp::forward_i8(&p, s.q, x, w, scale, b, words, y);
+            #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
             ops::conv2d::forward_i8(&p, s.q, x, w, scale, b, words, y);
         }
         Kernel::MaxPool2d(p) => ops::maxpool2d::forward_i8(&p, x, y, Rescale::new(s.q.0, s.q.1)),

@@ -6,7 +6,6 @@
 
 use super::{Element, WeightScale, Weights};
 use crate::quant::QParams;
-#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
 use crate::quant::{saturate, Requant};
 use lasagna_format::Window;
 
@@ -68,8 +67,8 @@ fn run<W: Element>(p: &Conv2d, x: &[f32], weight: &[W], bias: Option<Weights<'_>
 /// `zp_x`, and adds exactly nothing. Same loops as the f32 kernel, with
 /// the `i32` accumulators in `scratch` (one output plane,
 /// [`crate::scratch_bytes_int8`]). With the `arm-dsp` feature on a
-/// Cortex-M4/M7, `super::conv2d_dsp` computes the same integers with
-/// `SMLAD`.
+/// Cortex-M4/M7 the engine runs `super::conv2d_dsp` instead, which
+/// computes the same integers with `SMLAD` (and is tested against this).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_i8(
     p: &Conv2d,
@@ -81,9 +80,6 @@ pub fn forward_i8(
     scratch: &mut [u32],
     y: &mut [i8],
 ) {
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    super::conv2d_dsp::forward_i8(p, q, x, weight, scale, bias, scratch, y);
-    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
     planes_i8(
         p,
         q,
@@ -98,7 +94,6 @@ pub fn forward_i8(
 
 /// The portable int8 kernel: [`accumulate`] into one `i32` output row at a
 /// time, then requantize the row.
-#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
 #[allow(clippy::too_many_arguments)]
 fn planes_i8(
     p: &Conv2d,

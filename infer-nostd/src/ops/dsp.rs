@@ -5,11 +5,13 @@
 //! instructions instead of twelve. This is how CMSIS-NN's `arm_nn_mat_mult`
 //! kernels work, and stable Rust has no intrinsics for it, hence `asm!`.
 //!
-//! Every `asm!` wraps one instruction on registers only (`pure`,
-//! `nomem`, `nostack`): no memory is touched, so there is nothing unsafe to
-//! get wrong beyond the instruction's documented arithmetic. The one
-//! exception, [`dot4_interleaved`], is a whole loop in `global_asm!` that
-//! reads two slices whose bounds its safe wrapper passes in. The results
+//! Every `asm!` wraps one instruction (two for [`max8`]) on registers
+//! only (`pure`, `nomem`, `nostack`): no memory is touched, so there is
+//! nothing unsafe to get wrong beyond the instructions' documented
+//! arithmetic. The exceptions are whole loops in `global_asm!` where LLVM
+//! spills what the loop needs in registers ([`dot4_interleaved`] for the
+//! Linear, [`dot2x2_all`] and [`dot5_run`] for the Conv2d): each reads
+//! slices whose bounds its safe wrapper checks and passes in. The results
 //! equal the portable code's wrapping `i32` arithmetic exactly: the lane
 //! products of `(x − zp) ∈ [−255, 255]` and `w ∈ [−128, 127]` fit `i16 · i16`,
 //! and `SMLAD` wraps its sum modulo 2^32 like `wrapping_add` (it only also
@@ -70,6 +72,19 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     // sets the sticky Q flag on overflow, which nothing in Rust observes.
     unsafe {
         asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, c = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// The larger of each pair of signed bytes: `SSUB8` sets a GE flag per
+/// byte where `a ≥ b`, `SEL` takes those bytes from `a`, the rest from `b`.
+/// One block, so nothing runs between them that could change the flags.
+#[inline(always)]
+pub fn max8(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: two register-only instructions; see the module comment.
+    unsafe {
+        asm!("ssub8 {t}, {a}, {b}", "sel {r}, {a}, {b}", t = out(reg) _, r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
     };
     r
 }

@@ -73,6 +73,9 @@ fn pool_2x2(p: &Pool2d, x: &[i8], y: &mut [i8]) {
     for (xp, yp) in planes.take(p.channels) {
         for (pair, y_row) in xp.chunks_exact(2 * w).zip(yp.chunks_exact_mut(ow)) {
             let (r0, r1) = pair.split_at(w);
+            // Four outputs per step from two words of each row (Cortex-M4).
+            #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+            let (r0, r1, y_row) = four_at_a_time(r0, r1, y_row);
             let cols = r0.chunks_exact(2).zip(r1.chunks_exact(2));
             for (o, (a, b)) in y_row.iter_mut().zip(cols) {
                 if let ([a0, a1], [b0, b1]) = (a, b) {
@@ -81,6 +84,55 @@ fn pool_2x2(p: &Pool2d, x: &[i8], y: &mut [i8]) {
             }
         }
     }
+}
+
+/// [`pool_2x2`]'s outputs four at a time with byte-parallel maxima
+/// (`SSUB8` + `SEL`, 2 instructions for 4 bytes): the vertical maxima of
+/// two words of each row, then each word against itself shifted by a
+/// byte, whose bytes 0 and 2 are the outputs. Returns the rows and outputs
+/// left for the scalar loop. Measured on the int8 CNN: 109 k instructions
+/// for its three poolings with the scalar loop alone.
+#[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+fn four_at_a_time<'a, 'b>(
+    r0: &'a [i8],
+    r1: &'a [i8],
+    y: &'b mut [i8],
+) -> (&'a [i8], &'a [i8], &'b mut [i8]) {
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    use super::dsp::max8;
+    let word = |b: &[i8]| match *b {
+        [a, b, c, d] => u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]),
+        _ => 0,
+    };
+    let n = (y.len() / 4).min(r0.len() / 8).min(r1.len() / 8);
+    let (y4, y_rest) = y.split_at_mut(4 * n);
+    let (a8, a_rest) = r0.split_at(8 * n);
+    let (b8, b_rest) = r1.split_at(8 * n);
+    for ((o, a), b) in y4
+        .chunks_exact_mut(4)
+        .zip(a8.chunks_exact(8))
+        .zip(b8.chunks_exact(8))
+    {
+        let (a0, a1) = a.split_at(4);
+        let (b0, b1) = b.split_at(4);
+        let v0 = max8(word(a0), word(b0));
+        let v1 = max8(word(a1), word(b1));
+        let (h0, h1) = (max8(v0, v0 >> 8), max8(v1, v1 >> 8));
+        let lo = (h0 & 0xff) | ((h0 >> 8) & 0xff00);
+        let hi = (h1 & 0xff) | ((h1 >> 8) & 0xff00);
+        o.copy_from_slice(&(lo | (hi << 16)).to_le_bytes().map(|v| v as i8));
+    }
+    (a_rest, b_rest, y_rest)
+}
+
+/// The lane arithmetic of `dsp::max8` in portable Rust, for the host tests.
+#[cfg(all(test, not(all(feature = "arm-dsp", target_arch = "arm"))))]
+fn max8(a: u32, b: u32) -> u32 {
+    let mut r = [0u8; 4];
+    for ((r, x), y) in r.iter_mut().zip(a.to_le_bytes()).zip(b.to_le_bytes()) {
+        *r = (x as i8).max(y as i8) as u8;
+    }
+    u32::from_le_bytes(r)
 }
 
 /// The window loop shared by both element types: `better(v, best)` says
@@ -182,6 +234,8 @@ pub(crate) mod tests {
             // The 2 × 2 fast path with an odd height and width (the last
             // row and column belong to no window).
             (3, 7, 5, [2, 2], [2, 2], [0, 0]),
+            // Rows long enough for the four-at-a-time loop, and a rest.
+            (2, 5, 19, [2, 2], [2, 2], [0, 0]),
             (1, 7, 5, [3, 3], [2, 2], [1, 1]),
             (3, 5, 8, [3, 2], [1, 2], [1, 0]),
             (1, 1, 1, [1, 1], [1, 1], [0, 0]),
