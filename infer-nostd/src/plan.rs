@@ -83,24 +83,7 @@ pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
         // its four i32 sums and its two channels' requantization
         // (multiplier, shift, bias: 40 bytes). Not a whole output plane:
         // that set the int8 CNN's arena (3,136 of its 16,464 bytes).
-        Op::Conv2d {
-            in_channels,
-            groups,
-            window,
-            out_channels,
-            ..
-        } => match op.infer_shape(*input).map(|s| s.raw()) {
-            Ok([_, _, ow, _]) => {
-                let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-                let row = (ow as usize)
-                    .saturating_mul(taps.div_ceil(2))
-                    .saturating_mul(4);
-                let patch = usize::from(in_channels / groups.max(1)) * taps;
-                let pairs = usize::from(out_channels / groups.max(1)).div_ceil(2);
-                row.max(patch / 4 * 16 + 40 * pairs)
-            }
-            Err(_) => usize::MAX,
-        },
+        Op::Conv2d { .. } => conv2d_int8_scratch(op, input, true),
         Op::Lstm {
             hidden_size,
             layers,
@@ -117,23 +100,39 @@ pub fn scratch_bytes_int8(op: &Op, input: &Shape) -> usize {
 /// the two-patch kernel) load unchanged. The engine refuses less.
 pub fn scratch_min_bytes_int8(op: &Op, input: &Shape) -> usize {
     match *op {
-        Op::Conv2d {
-            in_channels,
-            groups,
-            window,
-            ..
-        } => match op.infer_shape(*input).map(|s| s.raw()) {
-            Ok([_, _, ow, _]) => {
-                let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-                let row = (ow as usize)
-                    .saturating_mul(taps.div_ceil(2))
-                    .saturating_mul(4);
-                let patch = usize::from(in_channels / groups.max(1)) * taps;
-                row.max(patch / 4 * 8)
-            }
-            Err(_) => usize::MAX,
-        },
+        Op::Conv2d { .. } => conv2d_int8_scratch(op, input, false),
         _ => scratch_bytes_int8(op, input),
+    }
+}
+
+/// An int8 Conv2d's scratch with two widened patches and the channel
+/// pairs' sums and requantization (`two`: what the exporter plans) or one
+/// widened patch (the least the engine runs with); see the comment in
+/// [`scratch_bytes_int8`].
+fn conv2d_int8_scratch(op: &Op, input: &Shape, two: bool) -> usize {
+    let Op::Conv2d {
+        in_channels,
+        out_channels,
+        groups,
+        window,
+        ..
+    } = *op
+    else {
+        return 0;
+    };
+    let Ok([_, _, ow, _]) = op.infer_shape(*input).map(|s| s.raw()) else {
+        return usize::MAX;
+    };
+    let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+    let row = (ow as usize)
+        .saturating_mul(taps.div_ceil(2))
+        .saturating_mul(4);
+    let quads = usize::from(in_channels / groups.max(1)) * taps / 4;
+    if two {
+        let pairs = usize::from(out_channels / groups.max(1)).div_ceil(2);
+        row.max(quads * 16 + 40 * pairs)
+    } else {
+        row.max(quads * 8)
     }
 }
 

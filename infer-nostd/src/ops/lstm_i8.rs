@@ -137,19 +137,43 @@ fn pre_activations(
 ) -> Option<()> {
     let (nx, nh) = (x.len(), h.len());
     let (wx, wh) = (l.w_ih.chunks_exact(nx), l.w_hh.chunks_exact(nh));
+    // Multiplying by 4096 = 2^12 is exact: these are s_x / 2^-12 and s_h / 2^-12.
+    let (fx, fh) = (qx.scale * 4096.0, qh.scale * 4096.0);
+    let gate = |r: usize, (bx, bh): (i32, i32), (sx, sh): (i32, i32)| {
+        let mx = Requant::new(fx * l.s_ih.of(r));
+        let mh = Requant::new(fh * l.s_hh.of(r));
+        let v = mx
+            .apply(bx.wrapping_add(sx))
+            .saturating_add(mh.apply(bh.wrapping_add(sh)));
+        v.clamp(-32768, 32767) as i16
+    };
+    // The Cortex-M4's SMLAD loop when the sizes suit it (and its host
+    // emulation in the tests), else the portable one: the same integers.
+    #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+    {
+        let n = gates.len();
+        let (bi, bh) = (l.b_ih, l.b_hh);
+        let done = super::lstm_i8_dsp::gate_sums(
+            (l.w_ih, x, qx.zero_point),
+            (l.w_hh, h, qh.zero_point),
+            n.min(bi.len()).min(bh.len()),
+            |r, sx, sh| {
+                if let (Some(g), Some(&b0), Some(&b1)) = (gates.get_mut(r), bi.get(r), bh.get(r)) {
+                    *g = gate(r, (b0, b1), (sx, sh));
+                }
+            },
+        );
+        if done {
+            return (gates.len() == l.b_ih.len()).then_some(());
+        }
+    }
     let rows = gates
         .iter_mut()
         .zip(wx.zip(wh))
         .zip(l.b_ih.iter().zip(l.b_hh));
-    // Multiplying by 4096 = 2^12 is exact: these are s_x / 2^-12 and s_h / 2^-12.
-    let (fx, fh) = (qx.scale * 4096.0, qh.scale * 4096.0);
     for (r, ((g, (wx, wh)), (&bx, &bh))) in rows.enumerate() {
-        let ax = bx.wrapping_add(dot(x, qx.zero_point, wx));
-        let ah = bh.wrapping_add(dot(h, qh.zero_point, wh));
-        let mx = Requant::new(fx * l.s_ih.of(r));
-        let mh = Requant::new(fh * l.s_hh.of(r));
-        let v = mx.apply(ax).saturating_add(mh.apply(ah));
-        *g = v.clamp(-32768, 32767) as i16;
+        let sums = (dot(x, qx.zero_point, wx), dot(h, qh.zero_point, wh));
+        *g = gate(r, (bx, bh), sums);
     }
     (gates.len() == l.b_ih.len()).then_some(())
 }
@@ -353,6 +377,9 @@ mod tests {
             (6, 2, 4, 3, 14),
             (7, 5, 6, 2, 9),
             (4, 3, 5, 1, 15),
+            // Sizes the Cortex-M4's SMLAD loop takes (multiples of 4):
+            // 32 gate rows, three at a time and a remainder of two.
+            (3, 12, 8, 2, 12),
         ];
         for (case, &(steps, input_size, hidden, layers, cs)) in cases.iter().enumerate() {
             let seed = case as u64 * 100;

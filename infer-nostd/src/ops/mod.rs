@@ -23,11 +23,15 @@ pub(crate) mod conv2d_dsp;
 pub mod dsp;
 pub mod embedding;
 pub mod flatten;
+#[cfg(all(test, not(all(feature = "arm-dsp", target_arch = "arm"))))]
+pub(crate) mod lanes;
 pub mod layernorm;
 pub mod linear;
 pub mod linear_interleaved;
 pub mod lstm;
 pub mod lstm_i8;
+#[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
+mod lstm_i8_dsp;
 pub mod lstm_lut;
 pub mod maxpool2d;
 pub mod softmax;

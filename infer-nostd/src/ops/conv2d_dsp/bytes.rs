@@ -3,9 +3,9 @@
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 use super::super::dsp::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
-use super::kernel::{Geo, Out};
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-use super::lanes::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+use super::super::lanes::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+use super::kernel::{Geo, Out};
 
 /// The patches kernel's layouts with the patches kept as bytes: when
 /// `kg % 4 != 0` or the scratch has no room for a widened patch.

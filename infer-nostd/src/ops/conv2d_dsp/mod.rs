@@ -44,9 +44,6 @@ mod kernel;
 mod patches;
 #[cfg(any(test, all(feature = "arm-dsp", target_arch = "arm")))]
 mod rows;
-// The DSP instructions in portable Rust for the host tests.
-#[cfg(all(test, not(all(feature = "arm-dsp", target_arch = "arm"))))]
-mod lanes;
 #[cfg(test)]
 mod tests;
 

@@ -3,10 +3,10 @@
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 use super::super::dsp::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+use super::super::lanes::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
 use super::bytes::patches_bytes;
 use super::kernel::{pack, Geo, Out};
-#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-use super::lanes::{neg_pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
 use crate::quant::{saturate, Requant};
 
 /// The patches kernel (see the module comment for the layouts): two

@@ -3,9 +3,9 @@
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 use super::super::dsp::smlad;
-use super::kernel::{pack, Chans, Geo, Out, CHAN_BLOCK, ROW_TAPS};
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-use super::lanes::smlad;
+use super::super::lanes::smlad;
+use super::kernel::{pack, Chans, Geo, Out, CHAN_BLOCK, ROW_TAPS};
 use crate::quant::Requant;
 
 /// The rows kernel (see the module comment), for one input channel

@@ -166,7 +166,7 @@ fn dsp_kernels_give_the_portable_kernels_levels_on_every_geometry_class() {
 
 #[test]
 fn dsp_lane_functions_follow_the_arm_definitions() {
-    use super::lanes::*;
+    use super::super::lanes::*;
     // SXTAB16 adds the sign-extended bytes 0 and 2 to the 16-bit lanes.
     assert_eq!(sxtab16(neg_pair(5), 0x80_7f_01_ff), 0x007a_fffa);
     assert_eq!(sxtab16_ror8(0, 0x80_7f_01_ff), 0xff80_0001);

@@ -1,6 +1,6 @@
-//! The DSP instructions' lane arithmetic in portable Rust, so that the
-//! host tests run the kernels above (ARM ARM A7.7: SXTAB16, SXTB16,
-//! SMLAD).
+//! The DSP instructions' lane arithmetic in portable Rust (ARM ARM A7.7:
+//! SXTAB16, SXTB16, SMLAD), so that the host tests run the Cortex-M4
+//! kernels' loops (`conv2d_dsp`, `lstm_i8_dsp`) with the same lane layouts.
 fn lanes(v: u32) -> (i32, i32) {
     (
         i32::from(v as u16 as i16),
