@@ -70,7 +70,8 @@ bash scripts/ptxas.sh
 python3 kernels-ptx/gen/gemm_f16.py | cmp - kernels-ptx/ptx/gemm_f16.ptx
 
 step "tests: cargo test (workspace, unit + property + golden + doc tests; includes cli/tests/deploy.rs:"
-echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host)"
+echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host;"
+echo "    cli/tests/deploy_kernels.rs: every Cortex-M4 int8 conv, max-pool and LSTM loop on the device, == host)"
 cargo test --workspace --locked
 
 step "tests: every kernel test on the strict simulator (warps interleaved, blocks shuffled, race detector,"
