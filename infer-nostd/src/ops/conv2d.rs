@@ -243,7 +243,7 @@ fn accumulate<X: Copy, W: Copy, A: Copy>(
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ops::testutil::{assert_close, values};
     use std::vec;
@@ -286,7 +286,16 @@ mod tests {
         y
     }
 
-    fn geometry(cin: usize, cout: usize, groups: usize, h: usize, w: usize, win: Window) -> Conv2d {
+    /// A Conv2d's geometry from its window and input (also the DSP
+    /// kernels' tests').
+    pub(crate) fn geometry(
+        cin: usize,
+        cout: usize,
+        groups: usize,
+        h: usize,
+        w: usize,
+        win: Window,
+    ) -> Conv2d {
         let out = |a: usize, n: usize| {
             let (k, s, p, d) = (
                 win.kernel[a] as usize,

@@ -1,7 +1,7 @@
 //! The DSP kernels against the portable kernel (`conv2d.rs`) on every
 //! geometry class and scratch layout, with the lane functions of `lanes`.
 #![allow(clippy::indexing_slicing)]
-use super::super::conv2d::{self, Conv2d};
+use super::super::conv2d::{self, tests::geometry};
 use super::super::WeightScale;
 use super::*;
 use crate::ops::testutil::values;
@@ -9,28 +9,6 @@ use crate::quant::QParams;
 use lasagna_format::{Scales, Window};
 use std::vec;
 use std::vec::Vec;
-
-fn geometry(cin: usize, cout: usize, groups: usize, h: usize, w: usize, win: Window) -> Conv2d {
-    let out = |a: usize, n: usize| {
-        let (k, s, p, d) = (
-            win.kernel[a] as usize,
-            win.stride[a] as usize,
-            win.padding[a] as usize,
-            win.dilation[a] as usize,
-        );
-        (n + 2 * p - d * (k - 1) - 1) / s + 1
-    };
-    Conv2d {
-        in_channels: cin,
-        out_channels: cout,
-        groups,
-        h,
-        w,
-        oh: out(0, h),
-        ow: out(1, w),
-        window: win,
-    }
-}
 
 /// Levels spread over the whole `i8` range, extremes included.
 fn levels(n: usize, seed: u64) -> Vec<i8> {
