@@ -414,3 +414,64 @@ fn every_error_displays_what_and_where() {
         let _: &dyn std::error::Error = &e;
     }
 }
+
+/// An int8 Conv2d runs with the scratch `lasagna export` plans and with
+/// the least the engine accepts (files planned for one widened patch),
+/// with the same outputs, and a file planning one byte less than that is
+/// refused with `ScratchTooSmall`, not run short.
+#[test]
+fn int8_conv_scratch_below_the_least_is_refused_and_both_plans_agree() {
+    let q = ValueType::I8 {
+        scale: 0.05,
+        zero_point: -3,
+    };
+    let conv = Op::Conv2d {
+        in_channels: 4,
+        out_channels: 3,
+        groups: 1,
+        window: lasagna_format::Window {
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+        },
+        bias: true,
+    };
+    let shape = Shape::d3(4, 5, 5);
+    let build = |scratch_bytes: usize| {
+        let mut b = ModelBuilder::new(&[4, 5, 5]);
+        let w: Vec<i8> = (0..108).map(|i| (i * 37 % 255) as i8).collect();
+        b.input_type(q).push(OpSpec {
+            op: conv,
+            tensors: vec![
+                TensorData::i8_per_channel(&[3, 4, 3, 3], &w, vec![0.01, 0.02, 0.03]),
+                TensorData::i32(&[3], &[5, -7, 900]),
+            ],
+            output: q,
+            scratch_bytes: scratch_bytes as u32,
+        });
+        Aligned::new(&b.build().expect("builds"))
+    };
+    let (full, least) = (
+        lasagna_infer::scratch_bytes_int8(&conv, &shape),
+        lasagna_infer::scratch_min_bytes_int8(&conv, &shape),
+    );
+    assert!(least < full, "{least} {full}");
+    let x: Vec<i8> = (0..100).map(|i| (i * 53 % 255) as i8).collect();
+    let run = |scratch: usize| {
+        let file = build(scratch);
+        let engine = Engine::new(file.bytes()).expect("a valid int8 conv");
+        let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
+        engine
+            .run_i8(bytemuck::cast_slice_mut(&mut arena), &x)
+            .expect("runs")
+            .to_vec()
+    };
+    assert_eq!(run(full), run(least));
+    let file = build(least - 1);
+    let err = Engine::new(file.bytes()).expect_err("short scratch");
+    assert!(
+        matches!(err, Error::ScratchTooSmall { op: 0, .. }),
+        "{err:?}"
+    );
+}
