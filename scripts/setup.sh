@@ -55,6 +55,27 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# ONNX Runtime, onnx and numpy (PyPI), for scripts/onnx-ort-check.py: the
+# ONNX tests (cli/tests/onnx.rs) check every `lasagna import` and `lasagna
+# export --onnx` against ONNX Runtime on the MNIST test set. Nothing is
+# installed when python3 already imports all three. Otherwise the versions
+# the fixtures were made with (onnx/fixtures/make_fixtures.py) go into
+# .tools/python (git-ignored; pip --target, like scripts/zigbuild.sh, so a
+# system Python that refuses pip installs (PEP 668) is left alone), and the
+# tests put that folder on PYTHONPATH. A stamp holds the versions, so a
+# second run only compares it.
+ORT_PACKAGES="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6"
+ort_dir="$PWD/.tools/python"
+if ! python3 -c 'import onnxruntime, onnx, numpy' >/dev/null 2>&1 &&
+  [ "$(cat "$ort_dir/.installed" 2>/dev/null)" != "$ORT_PACKAGES" ]; then
+  echo "setup: installing $ORT_PACKAGES (PyPI) into $ort_dir"
+  rm -rf "$ort_dir"
+  # shellcheck disable=SC2086 # one word per package
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --target "$ort_dir" $ORT_PACKAGES
+  echo "$ORT_PACKAGES" >"$ort_dir/.installed"
+fi
+
 # zig and cargo-zigbuild (PyPI, into .tools/zigbuild): the GPU bundle is
 # linked against glibc 2.28 with them (scripts/gpu-bundle.sh).
 bash scripts/zigbuild.sh ensure

@@ -23,12 +23,14 @@ bash scripts/check-data.sh
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
 
-step "architecture: no import cycles inside a crate; the trainer has no UI crates, the deploy tool no trainer, the files crate neither (ARCHITECTURE.md)"
+step "architecture: no import cycles inside a crate; the trainer and the ONNX converter have no UI crates, the deploy tool no trainer, the files crate neither (ARCHITECTURE.md)"
 python3 scripts/import-cycles.py
-if cargo tree --locked -p lasagna-trainer -e normal --prefix none | grep -E '^(clap|indicatif|plotters) '; then
-  echo "lasagna-trainer depends on a UI crate (above): that belongs in lasagna-cli" >&2
-  exit 1
-fi
+for crate in lasagna-trainer lasagna-onnx; do
+  if cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(clap|indicatif|plotters) '; then
+    echo "$crate depends on a UI crate (above): that belongs in lasagna-cli" >&2
+    exit 1
+  fi
+done
 if cargo tree --locked -p lasagna-deploy --prefix none | grep -E '^lasagna-trainer '; then
   echo "lasagna-deploy depends on lasagna-trainer: the deploy tool needs only format, infer, protocol and files" >&2
   exit 1
@@ -71,8 +73,12 @@ python3 kernels-ptx/gen/gemm_f16.py | cmp - kernels-ptx/ptx/gemm_f16.ptx
 
 step "tests: cargo test (workspace, unit + property + golden + doc tests; includes cli/tests/deploy.rs:"
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host;"
-echo "    cli/tests/deploy_kernels.rs: every Cortex-M4 int8 conv, max-pool and LSTM loop on the device, == host)"
-cargo test --workspace --locked
+echo "    cli/tests/deploy_kernels.rs: every Cortex-M4 int8 conv, max-pool and LSTM loop on the device, == host;"
+echo "    lasagna-onnx's own tests, and cli/tests/onnx.rs: PyTorch's ONNX fixtures imported and the presets"
+echo "    exported as ONNX, each against ONNX Runtime on the 10,000 test images; import, export, import"
+echo "    byte-identical; the README's \"From PyTorch\" commands, deployed, device == host)"
+# setup.sh installed ONNX Runtime: a missing one is a failure here, not a skip.
+LASAGNA_REQUIRE_ORT=1 cargo test --workspace --locked
 
 step "tests: every kernel test on the strict simulator (warps interleaved, blocks shuffled, race detector,"
 echo "    poisoned registers and shared memory, deferred cp.async, .approx at the ISA bound, FMA contraction,"

@@ -31,6 +31,29 @@ pub fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A finite number (`--input-mean`): NaN or infinity would turn every
+/// input into NaN.
+pub fn finite(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err(format!("`{s}` is not a finite number (e.g. 0.1307)")),
+        Err(_) => Err(format!("`{s}` is not a number (e.g. 0.1307)")),
+    }
+}
+
+/// A finite number above 0 (`--input-std`): every input is divided by it.
+pub fn positive_finite(s: &str) -> Result<f32, String> {
+    match finite(s) {
+        Ok(x) if x > 0.0 => Ok(x),
+        Ok(_) => Err(format!(
+            "`{s}` is not above 0; inputs are divided by it (e.g. 0.3081)"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is not a finite number above 0 (e.g. 0.3081)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +69,13 @@ mod tests {
         assert!(bytes("0").is_err());
         assert_eq!(at_least_one("3"), Ok(3));
         assert!(at_least_one("0").is_err());
+        assert_eq!(finite("-0.5"), Ok(-0.5));
+        assert_eq!(positive_finite("0.3081"), Ok(0.3081));
+        for bad in ["nan", "inf", "-inf", "x"] {
+            assert!(finite(bad).is_err(), "{bad}");
+        }
+        for bad in ["0", "-1", "nan", "inf", "1e39"] {
+            assert!(positive_finite(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! The `lasagna` command line: argument parsing, progress bars, charts and
 //! messages. The work itself is in the libraries (`lasagna-trainer`,
-//! `lasagna-deploy`).
+//! `lasagna-deploy`, `lasagna-onnx`).
 mod args;
 mod deploy;
 mod device;
 mod error;
 mod eval;
 mod export;
+mod import;
 mod info;
 mod plot;
 mod progress;
@@ -21,7 +22,8 @@ use std::process::ExitCode;
 /// Start with `lasagna train --model mlp` (MNIST, about a minute on two cores),
 /// then `lasagna eval --model-file model.lsn` and `lasagna inspect model.lsn`;
 /// `lasagna deploy --model-file model-int8.lsn --board qemu-m4` runs it on an
-/// emulated microcontroller.
+/// emulated microcontroller. `lasagna import model.onnx --out model.lsn`
+/// brings in a network trained in PyTorch.
 #[derive(Parser)]
 #[command(name = "lasagna", version, about, long_about)]
 struct Cli {
@@ -53,8 +55,10 @@ fn size_thread_pool(threads: Option<u16>) -> Result<(), error::CliError> {
 enum Command {
     /// Train a model on MNIST and export it.
     Train(Box<train::TrainArgs>),
-    /// Turn a trained model into a deployment file (BatchNorm folded; f32, f16 or int8).
+    /// Turn a trained model into a deployment file (BatchNorm folded; f32, f16 or int8), or ONNX.
     Export(export::ExportArgs),
+    // The help text is ImportArgs' doc comment (the ops it reads, what comes next).
+    Import(import::ImportArgs),
     /// Evaluate a model file on the MNIST test set.
     Eval(eval::EvalArgs),
     /// Print a model file's ops, shapes, dtypes, sizes, memory plan and metadata.
@@ -87,7 +91,8 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), error::CliError> {
     match command {
         Command::Train(a) => train::run(*a).map_err(Into::into),
-        Command::Export(a) => export::run(a).map_err(Into::into),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
         Command::Eval(a) => eval::run(a).map_err(Into::into),
         Command::Inspect(a) => eval::inspect(a).map_err(Into::into),
         Command::Deploy(a) => deploy::run(*a),
