@@ -7,7 +7,6 @@ use crate::error::CliError;
 use clap::Args;
 use lasagna_onnx::{ImportOptions, Imported};
 use lasagna_trainer::Error;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The largest ONNX file read. The chapter's networks are a few MB; the
@@ -87,44 +86,17 @@ fn labels(s: &str) -> Result<Labels, String> {
     Ok(Labels(names))
 }
 
-/// Reads the file at `path`, refusing one over `cap` bytes before reading it
-/// (from its metadata), or once `cap + 1` bytes are read (a pipe, or a file
-/// growing meanwhile): `lasagna_trainer::read::text_file` for bytes.
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let too_big = |len: String| Error::BadData {
-        path: path.to_path_buf(),
-        reason: format!(
-            "{len} bytes, more than the {cap} bytes ({} MiB) an ONNX file may have here. \
-             HINT: check the path names the model you meant; a model that large does not \
-             fit a microcontroller",
-            cap >> 20
-        ),
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len > cap {
-        return Err(too_big(len.to_string()));
-    }
-    let mut bytes = Vec::new();
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > cap {
-        return Err(too_big(format!("at least {}", bytes.len())));
-    }
-    Ok(bytes)
-}
-
 pub fn run(a: ImportArgs) -> Result<(), CliError> {
     // Refused before any work: writing over the input, an unwritable
     // --out, or one another process is writing.
     lasagna_files::check_distinct(&[("MODEL.onnx", &a.model), ("--out", &a.out)])?;
     let _locks = lasagna_files::claim(&[("--out", &a.out)])?;
-    let onnx = read_capped(&a.model, MAX_ONNX_BYTES)?;
+    let onnx = lasagna_trainer::read::capped_file(
+        &a.model,
+        MAX_ONNX_BYTES,
+        &format!("({} MiB) an ONNX file may have here", MAX_ONNX_BYTES >> 20),
+        "check the path names the model you meant; a model that large does not fit a microcontroller",
+    )?;
     if onnx.starts_with(&lasagna_format::layout::MAGIC) {
         return Err(Error::BadData {
             path: a.model.clone(),

@@ -2,15 +2,11 @@
 //! of the activation at index 0 or -1 of a unit axis, a squeeze (how
 //! `h_n[-1]` of a one-layer LSTM exports).
 
-use crate::error::{ErrorKind, OnnxError, Result};
-use crate::layers::u32c;
+use crate::error::{ErrorKind, Result};
+use crate::layers::{err, u32c};
 use crate::proto::NodeProto;
-use crate::walk::{node_label, Act, Walk};
+use crate::walk::{Act, Walk};
 use lasagna_format::Op;
-
-fn err(node: &NodeProto, kind: ErrorKind, msg: String) -> OnnxError {
-    OnnxError::new(kind, msg).at(node_label(node))
-}
 
 impl Walk<'_> {
     pub(crate) fn gather(&mut self, node: &NodeProto, act: &Act, out: &str) -> Result<()> {

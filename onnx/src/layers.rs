@@ -6,7 +6,8 @@ use crate::proto::NodeProto;
 use crate::walk::{node_label, Act, Walk};
 use lasagna_format::{Op, WeightLayout, Window};
 
-fn err(node: &NodeProto, kind: ErrorKind, msg: String) -> OnnxError {
+/// An error of `kind` blamed on `node`.
+pub fn err(node: &NodeProto, kind: ErrorKind, msg: String) -> OnnxError {
     OnnxError::new(kind, msg).at(node_label(node))
 }
 

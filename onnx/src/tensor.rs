@@ -109,127 +109,80 @@ pub fn decode(t: &TensorProto) -> Result<Const> {
         }
         Ok(())
     };
-    let data = match DataType::try_from(dtype) {
-        Ok(DataType::Float) => match raw {
-            Some(r) => {
-                check(r.len() / 4, "raw_data")?;
-                if r.len() % 4 != 0 {
-                    return Err(OnnxError::new(
-                        ErrorKind::Tensor,
-                        format!("{what}: raw_data is not whole f32s"),
-                    ));
-                }
-                Data::F32(
-                    r.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.float_data.len(), "float_data")?;
-                Data::F32(t.float_data.clone())
-            }
-        },
-        Ok(DataType::Double) => match raw {
-            Some(r) => {
-                check(r.len() / 8, "raw_data")?;
-                if r.len() % 8 != 0 {
-                    return Err(OnnxError::new(
-                        ErrorKind::Tensor,
-                        format!("{what}: raw_data is not whole f64s"),
-                    ));
-                }
-                Data::F32(
-                    r.chunks_exact(8)
-                        .map(|c| {
-                            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                                as f32
-                        })
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.double_data.len(), "double_data")?;
-                Data::F32(t.double_data.iter().map(|&x| x as f32).collect())
-            }
-        },
-        Ok(DataType::Int64) => match raw {
-            Some(r) => {
-                check(r.len() / 8, "raw_data")?;
-                if r.len() % 8 != 0 {
-                    return Err(OnnxError::new(
-                        ErrorKind::Tensor,
-                        format!("{what}: raw_data is not whole i64s"),
-                    ));
-                }
-                Data::I64(
-                    r.chunks_exact(8)
-                        .map(|c| {
-                            i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.int64_data.len(), "int64_data")?;
-                Data::I64(t.int64_data.clone())
-            }
-        },
-        Ok(DataType::Int32) => match raw {
-            Some(r) => {
-                check(r.len() / 4, "raw_data")?;
-                if r.len() % 4 != 0 {
-                    return Err(OnnxError::new(
-                        ErrorKind::Tensor,
-                        format!("{what}: raw_data is not whole i32s"),
-                    ));
-                }
-                Data::I64(
-                    r.chunks_exact(4)
-                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.int32_data.len(), "int32_data")?;
-                Data::I64(t.int32_data.iter().map(|&x| x as i64).collect())
-            }
-        },
-        Ok(DataType::Bool) | Ok(DataType::Int8) | Ok(DataType::Uint8) => match raw {
-            Some(r) => {
-                check(r.len(), "raw_data")?;
-                let signed = dtype == DataType::Int8 as i32;
-                Data::I64(
-                    r.iter()
-                        .map(|&b| if signed { b as i8 as i64 } else { b as i64 })
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.int32_data.len(), "int32_data")?;
-                Data::I64(t.int32_data.iter().map(|&x| x as i64).collect())
-            }
-        },
-        Ok(DataType::Float16) => match raw {
-            Some(r) => {
-                check(r.len() / 2, "raw_data")?;
-                if r.len() % 2 != 0 {
-                    return Err(OnnxError::new(
-                        ErrorKind::Tensor,
-                        format!("{what}: raw_data is not whole f16s"),
-                    ));
-                }
-                Data::F32(
-                    r.chunks_exact(2)
-                        .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                        .collect(),
-                )
-            }
-            None => {
-                check(t.int32_data.len(), "int32_data")?;
-                Data::F32(t.int32_data.iter().map(|&x| f16_to_f32(x as u16)).collect())
-            }
-        },
+    // Little-endian words of `W` bytes from raw_data, or the typed field.
+    fn words<const W: usize, T>(
+        raw: &[u8],
+        what: &str,
+        f: impl Fn([u8; W]) -> T,
+    ) -> Result<Vec<T>> {
+        if !raw.len().is_multiple_of(W) {
+            return Err(OnnxError::new(
+                ErrorKind::Tensor,
+                format!("{what}: raw_data is not whole {W}-byte words"),
+            ));
+        }
+        Ok(raw
+            .chunks_exact(W)
+            .map(|c| f(c.try_into().unwrap_or([0; W])))
+            .collect())
+    }
+    let data = match (DataType::try_from(dtype), raw) {
+        (Ok(DataType::Float), Some(r)) => {
+            check(r.len() / 4, "raw_data")?;
+            Data::F32(words(r, &what, f32::from_le_bytes)?)
+        }
+        (Ok(DataType::Float), None) => {
+            check(t.float_data.len(), "float_data")?;
+            Data::F32(t.float_data.clone())
+        }
+        (Ok(DataType::Double), Some(r)) => {
+            check(r.len() / 8, "raw_data")?;
+            Data::F32(words(r, &what, |b| f64::from_le_bytes(b) as f32)?)
+        }
+        (Ok(DataType::Double), None) => {
+            check(t.double_data.len(), "double_data")?;
+            Data::F32(t.double_data.iter().map(|&x| x as f32).collect())
+        }
+        (Ok(DataType::Int64), Some(r)) => {
+            check(r.len() / 8, "raw_data")?;
+            Data::I64(words(r, &what, i64::from_le_bytes)?)
+        }
+        (Ok(DataType::Int64), None) => {
+            check(t.int64_data.len(), "int64_data")?;
+            Data::I64(t.int64_data.clone())
+        }
+        (Ok(DataType::Int32), Some(r)) => {
+            check(r.len() / 4, "raw_data")?;
+            Data::I64(words(r, &what, |b| i64::from(i32::from_le_bytes(b)))?)
+        }
+        (Ok(DataType::Float16), Some(r)) => {
+            check(r.len() / 2, "raw_data")?;
+            Data::F32(words(r, &what, |b| f16_to_f32(u16::from_le_bytes(b)))?)
+        }
+        (Ok(DataType::Float16), None) => {
+            check(t.int32_data.len(), "int32_data")?;
+            Data::F32(t.int32_data.iter().map(|&x| f16_to_f32(x as u16)).collect())
+        }
+        (Ok(DataType::Bool | DataType::Int8 | DataType::Uint8), Some(r)) => {
+            check(r.len(), "raw_data")?;
+            let signed = dtype == DataType::Int8 as i32;
+            Data::I64(
+                r.iter()
+                    .map(|&b| {
+                        if signed {
+                            i64::from(b as i8)
+                        } else {
+                            i64::from(b)
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        // INT32, INT8, UINT8 and BOOL keep their typed values in int32_data.
+        (Ok(DataType::Int32 | DataType::Bool | DataType::Int8 | DataType::Uint8), None) => {
+            check(t.int32_data.len(), "int32_data")?;
+            Data::I64(t.int32_data.iter().map(|&x| i64::from(x)).collect())
+        }
         _ => {
             let ty = DataType::try_from(dtype)
                 .map(|d| d.as_str_name())

@@ -35,31 +35,43 @@ pub fn model_file(path: &Path) -> Result<Vec<u8>> {
 /// before reading it (from its metadata), or once `cap + 1` bytes are read
 /// (a pipe, or a file growing meanwhile).
 pub fn text_file(path: &Path, cap: u64) -> Result<String> {
+    let bytes = capped_file(
+        path,
+        cap,
+        "a text input may have",
+        "check the path names the file you meant",
+    )?;
+    String::from_utf8(bytes).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+/// Reads the file at `path` whole, refusing one over `cap` bytes before
+/// reading it (from its metadata), or once `cap + 1` bytes are read. The
+/// refusal says "N bytes, more than the CAP bytes {what}. HINT: {hint}".
+pub fn capped_file(path: &Path, cap: u64, what: &str, hint: &str) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let too_big = |len: String| {
-        Error::BadData {
+    let too_big = |len: String| Error::BadData {
         path: path.to_path_buf(),
-        reason: format!(
-            "{len} bytes, more than the {cap} bytes a text input may have. HINT: check the path names the file you meant"
-        ),
-    }
+        reason: format!("{len} bytes, more than the {cap} bytes {what}. HINT: {hint}"),
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     if len > cap {
         return Err(too_big(len.to_string()));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(cap.saturating_add(1))
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(io)?;
-    if text.len() as u64 > cap {
-        return Err(too_big(format!("at least {}", text.len())));
+    if bytes.len() as u64 > cap {
+        return Err(too_big(format!("at least {}", bytes.len())));
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 #[cfg(test)]
