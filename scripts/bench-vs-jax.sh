@@ -10,9 +10,9 @@ epochs="${2:-5}"
 out="${OUT_DIR:-out/bench-$model}"
 # The Lasagna side runs exactly the peer's network.
 case "$model" in
-  mlp) peer=../shared/peers/jax_mlp.py; ours=mlp ;;
-  cnn) peer=../shared/peers/jax_cnn.py; ours=benches/peers/cnn_as_jax.toml ;;
-  lstm) peer=benches/peers/jax_lstm.py; ours=lstm ;;  # no shared peer exists; ours follows jax_mlp.py
+  mlp) peer=benches/peers/jax_mlp.py; ours=mlp ;;
+  cnn) peer=benches/peers/jax_cnn.py; ours=benches/peers/cnn_as_jax.toml ;;
+  lstm) peer=benches/peers/jax_lstm.py; ours=lstm ;;  # written here after jax_mlp.py (the peers had no LSTM)
   *) echo "unknown model $model (mlp, cnn or lstm)" >&2; exit 2 ;;
 esac
 mkdir -p "$out"

@@ -19,9 +19,9 @@
 #                      nvidia-cuda-sanitizer-api: run.sh runs cuda_driver and
 #                      cuda_parity under memcheck, racecheck and synccheck
 #   data/mnist/        the four MNIST IDX files
-#   peers/             torch_mnist.py, when ../shared/peers has it;
-#                      torch_gemm.py (cuBLAS through PyTorch) and
-#                      gemm_ratio.py (ours / cuBLAS) from benches/peers/
+#   peers/             from benches/peers/: torch_mnist.py (the PyTorch
+#                      baselines), torch_gemm.py (cuBLAS through PyTorch) and
+#                      gemm_ratio.py (ours / cuBLAS)
 #   run.sh             runs all of it (scripts/gpu-run.sh); results go to the
 #                      folder it is given, with a summary.json
 #   VERSION            the commit it was built from
@@ -146,12 +146,7 @@ if [ -n "$sanitizer" ]; then
   chmod +x "$OUT/tools/compute-sanitizer/compute-sanitizer" "$OUT"/tools/compute-sanitizer/TreeLauncher*
 fi
 cp data/mnist/*.gz "$OUT/data/mnist/"
-if [ -f ../shared/peers/torch_mnist.py ]; then
-  cp ../shared/peers/torch_mnist.py "$OUT/peers/"
-else
-  log "../shared/peers/torch_mnist.py not found: run.sh will skip the PyTorch baselines"
-fi
-cp benches/peers/torch_gemm.py benches/peers/gemm_ratio.py "$OUT/peers/"
+cp benches/peers/torch_mnist.py benches/peers/torch_gemm.py benches/peers/gemm_ratio.py "$OUT/peers/"
 cp scripts/gpu-run.sh "$OUT/run.sh"
 chmod +x "$OUT/run.sh" "$OUT"/bin/*
 {

@@ -56,7 +56,8 @@ fi
 
 ptxas_version="$(sed -n 's/^# ptxas \([0-9.]*\).*/\1/p' "$SNAPSHOT" | head -n 1)"
 {
-  echo "Generated $(date -u +%F) by \`bash scripts/kernel-table.sh\`: $rows launches;"
+  # scripts/test.sh checks this line's form: the date, the commit, the script.
+  echo "Generated $(date -u +%F) at commit $(git rev-parse --short HEAD) by \`bash scripts/kernel-table.sh\`: $rows launches;"
   echo "ptxas ${ptxas_version:-?} columns from \`$SNAPSHOT\`, the rest counted by the"
   echo "simulator (\`tests/tests/ptx_table.rs\`)."
   echo

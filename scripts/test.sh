@@ -12,6 +12,18 @@ export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261206}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every test that skips (all of it or a part) appends one line `TEST (FILE):
+# REASON` to this file (tests/src/skip.rs): cargo test hides a passing test's
+# output, so the summary at the end, pass or fail, is where a skip shows.
+LASAGNA_SKIP_LOG="$(mktemp "${TMPDIR:-/tmp}/lasagna-skips.XXXXXX")"
+export LASAGNA_SKIP_LOG
+skip_summary() {
+  printf '\nskipped tests: %d\n' "$(($(wc -l <"$LASAGNA_SKIP_LOG")))"
+  cat "$LASAGNA_SKIP_LOG"
+  rm -f "$LASAGNA_SKIP_LOG"
+}
+trap skip_summary EXIT
+
 bash scripts/setup.sh
 # Thumb builds use the project sysroot when the toolchain lacks the targets
 # (docs/toolchain.md); nothing changes where rustup installed them.
@@ -71,14 +83,25 @@ bash scripts/ptxas.sh
 # The generated tensor-core GEMM is what its generator writes.
 python3 kernels-ptx/gen/gemm_f16.py | cmp - kernels-ptx/ptx/gemm_f16.ptx
 
+step "docs: the kernel table of docs/BENCHMARKS.md says it is generated, when, at which commit, by scripts/kernel-table.sh"
+# Regenerating it needs a release build of the simulator run (minutes on 2
+# cores), so CI checks the marker the script writes, not the numbers.
+if ! sed -n '/^<!-- kernel-table:begin -->$/{n;p;}' docs/BENCHMARKS.md |
+  grep -qE '^Generated [0-9]{4}-[0-9]{2}-[0-9]{2} at commit [0-9a-f]{7,40} by `bash scripts/kernel-table\.sh`'; then
+  echo "docs/BENCHMARKS.md: the line after <!-- kernel-table:begin --> must be the marker scripts/kernel-table.sh writes" >&2
+  echo "HINT: bash scripts/kernel-table.sh" >&2
+  exit 1
+fi
+
 step "tests: cargo test (workspace, unit + property + golden + doc tests; includes cli/tests/deploy.rs:"
 echo "    an int8 MLP trained on a subset runs on the emulated Cortex-M4 on 500 test images, device == host;"
 echo "    cli/tests/deploy_kernels.rs: every Cortex-M4 int8 conv, max-pool and LSTM loop on the device, == host;"
 echo "    lasagna-onnx's own tests, and cli/tests/onnx.rs: PyTorch's ONNX fixtures imported and the presets"
 echo "    exported as ONNX, each against ONNX Runtime on the 10,000 test images; import, export, import"
 echo "    byte-identical; the README's \"From PyTorch\" commands, deployed, device == host)"
-# setup.sh installed ONNX Runtime: a missing one is a failure here, not a skip.
-LASAGNA_REQUIRE_ORT=1 cargo test --workspace --locked
+# setup.sh installed ONNX Runtime and QEMU: a missing one is a failure here,
+# not a skip (CI=true alone does the same).
+LASAGNA_REQUIRE_ORT=1 LASAGNA_REQUIRE_QEMU=1 cargo test --workspace --locked
 
 step "tests: every kernel test on the strict simulator (warps interleaved, blocks shuffled, race detector,"
 echo "    poisoned registers and shared memory, deferred cp.async, .approx at the ISA bound, FMA contraction,"
@@ -89,6 +112,15 @@ for seed in 1 2; do
   LASAGNA_SIM_STRICT=1 LASAGNA_SIM_SEED="$seed" cargo test --locked -p lasagna-ptx-sim
   LASAGNA_SIM_STRICT=1 LASAGNA_SIM_SEED="$seed" cargo test --locked -p lasagna-tests "${ptx_tests[@]}"
 done
+
+step "docs: the GEMM table of docs/BENCHMARKS.md is what tests/tests/ptx_gemm.rs prints (the simulator, 512^3: seconds)"
+gemm_table="$(cargo test --locked -p lasagna-tests --test ptx_gemm -- --ignored --exact print_kernel_table --nocapture |
+  grep -E '^\| `gemm` \| [0-9]+x[0-9]+x[0-9]+ \| sm_')"
+if ! diff <(grep -E '^\| `gemm` \| [0-9]+x[0-9]+x[0-9]+ \| sm_' docs/BENCHMARKS.md) - <<<"$gemm_table"; then
+  echo "docs/BENCHMARKS.md: the GEMM table differs from the generator's (diff above: < docs, > now)" >&2
+  echo "HINT: cargo test -p lasagna-tests --test ptx_gemm -- --ignored --nocapture, and paste its rows" >&2
+  exit 1
+fi
 
 step "tests: the engine with fast-math (its own tests, and MNIST argmax agreement)"
 cargo test --locked -p lasagna-infer --features fast-math

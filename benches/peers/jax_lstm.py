@@ -7,7 +7,7 @@
   U(-1/sqrt(fan_in), 1/sqrt(fan_in))), softmax cross-entropy, Adam(lr=1e-3, betas=(0.9,0.999),
   eps=1e-8), batch 64 shuffled each epoch (last partial batch kept), test eval with batch 1000.
 
-Written for Lasagna's benchmarks in the style of ../shared/peers/jax_mlp.py (which has no
+Written for Lasagna's benchmarks in the style of benches/peers/jax_mlp.py (which has no
 LSTM sibling); the loading, batching and timing code is that script's.
 
 Usage: python3 jax_lstm.py [--epochs 5] [--seed 0] [--threads N] [--data DIR]

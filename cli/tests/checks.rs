@@ -2,6 +2,9 @@
 //! front, how fast, and what the message names. Every run here is refused
 //! before MNIST loads, so none of them trains.
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use lasagna_format::{ModelBuilder, Op, TensorData};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -295,7 +298,9 @@ fn models_too_large_for_memory_are_refused_with_the_bytes_not_aborted() {
     for (name, toml, at_least) in cases {
         // Parameters, gradients and Adam's two moments: 4x the parameters.
         if avail.is_none_or(|a| a as f64 > 4.0 * at_least) {
-            eprintln!("skipped {name}: this machine has {avail:?} bytes available, enough to try");
+            skip::skipped(&format!(
+                "{name}: this machine has {avail:?} bytes available, enough to try"
+            ));
             continue;
         }
         let m = file(name, &toml);
@@ -354,7 +359,7 @@ fn sweep_settings_that_cannot_train_are_refused_before_the_out_folder_exists() {
         );
         assert!(!dir.exists());
     } else {
-        eprintln!("skipped --hidden 100000: no MemAvailable, or over 100 GiB of it");
+        skip::skipped("--hidden 100000: no MemAvailable, or over 100 GiB of it");
     }
 }
 

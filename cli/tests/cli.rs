@@ -1,6 +1,9 @@
 //! The `lasagna` binary end to end: train on an MNIST subset, export, read the
 //! file back, evaluate it, and the errors a user sees for bad input.
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -362,7 +365,7 @@ fn device_auto_falls_back_to_the_cpu_with_a_clear_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     if err.contains("device: cuda:0") {
-        println!("a CUDA device answered; the fallback is not exercised here");
+        skip::skipped("a CUDA device answered; the fallback is not exercised here");
         return;
     }
     assert!(err.contains("device: cpu (auto: "), "{err}");

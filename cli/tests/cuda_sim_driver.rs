@@ -10,6 +10,9 @@
 //! makes that a failure.
 #![cfg(feature = "cuda")]
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -40,10 +43,10 @@ fn driver() -> Option<PathBuf> {
         "LASAGNA_REQUIRE_SIM_DRIVER is set but {} has no libcuda.so.1",
         dir.display()
     );
-    println!(
-        "skipped: no fake driver in {} (run scripts/sim-driver.sh)",
+    skip::skipped(&format!(
+        "no fake driver in {} (run scripts/sim-driver.sh)",
         dir.display()
-    );
+    ));
     None
 }
 

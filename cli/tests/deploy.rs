@@ -1,10 +1,15 @@
 //! `lasagna deploy` from the command line: the errors a user sees before
 //! anything is built, and real deployments on QEMU: the committed int8 test
 //! CNN, and an MLP trained, exported and deployed here (skipped, saying
-//! why, when `qemu-system-arm` is missing).
+//! why, when `qemu-system-arm` is missing; a failure under `CI=true` or
+//! `LASAGNA_REQUIRE_QEMU`, as in `scripts/test.sh`).
+
+#[path = "../../tests/src/skip.rs"]
+mod skip;
 
 use lasagna_deploy::BOARDS;
 use lasagna_format::{ModelBuilder, Op, TensorData};
+use skip::have_qemu;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -150,20 +155,9 @@ fn a_missing_emulator_is_named_with_how_to_install_it() {
 
 // ---- a real deployment ----
 
-fn have_qemu() -> bool {
-    Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn the_golden_int8_cnn_deploys_on_qemu_and_matches_the_host_bit_for_bit() {
     if !have_qemu() {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
         return;
     }
     let json = tmp("report.json");
@@ -213,8 +207,17 @@ fn the_golden_int8_cnn_deploys_on_qemu_and_matches_the_host_bit_for_bit() {
     assert!(int(&ram["arena_bytes"]) > 0 && int(&ram["arena_bytes"]) <= int(&ram["static_bytes"]));
     assert!(int(&r["instructions_per_inference"]) > 0, "{r}");
     assert!(int(&r["instructions_worst"]) >= int(&r["instructions_per_inference"]));
-    // The tiny CNN is about 90% accurate on MNIST; 50 images leave room.
-    assert!(r["accuracy"].as_f64().unwrap_or(0.0) >= 0.7, "{r}");
+    // Measured 2026-12-07: 49 of these 50 images right (0.98; 93.43% on all
+    // 10,000). The run is deterministic (a committed model, the first 50
+    // test images, device == host bit for bit), so the bar is that count
+    // less one image: room for an engine change that moves the rounding of
+    // one borderline image, while mispaired labels or a wrong input scaling
+    // (many images) fail. The old bar, 0.7, let 15 wrong images pass.
+    let correct = (r["accuracy"].as_f64().unwrap_or(0.0) * 50.0).round();
+    assert!(
+        correct >= 48.0,
+        "{correct} of 50 right, want at least 48: {r}"
+    );
     let h = &r["host_check"];
     assert_eq!(h["passed"], true, "{r}");
     assert_eq!(int(&h["matching_predictions"]), 50);
@@ -230,10 +233,6 @@ fn the_golden_int8_cnn_deploys_on_qemu_and_matches_the_host_bit_for_bit() {
 #[test]
 fn a_trained_int8_mlp_runs_on_the_emulated_m4_identically_to_the_host() {
     if !have_qemu() {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
         return;
     }
     let (trained, int8, json) = (tmp("mlp.lsn"), tmp("mlp-int8.lsn"), tmp("mlp.json"));
@@ -307,7 +306,8 @@ fn elf_entry(elf: &[u8]) -> u64 {
 /// `--build-only` for every real board: the firmware links for the part's
 /// own memory map (flash origin and size, RAM origin and size; the
 /// RP2040's boot2 in the first 256 bytes) and the budget report says so
-/// (skipped, saying why, when the board's Rust target cannot be built).
+/// (skipped, saying why, when the board's Rust target cannot be built;
+/// a failure under `CI=true`, which installs the targets).
 #[test]
 fn every_real_board_builds_for_its_memory_map_and_prints_its_budget() {
     let model_bytes = std::fs::metadata(golden()).expect("golden model").len();
@@ -323,7 +323,10 @@ fn every_real_board_builds_for_its_memory_map_and_prints_its_budget() {
             board,
             &lasagna_deploy::firmware::default_firmware_dir(),
         ) {
-            eprintln!("SKIPPED {name}: its Rust target is missing ({e}); CI installs it");
+            skip::skip_unless_required(
+                &format!("{name}: its Rust target is missing ({e}); CI installs it"),
+                None,
+            );
             continue;
         }
         let json = tmp(&format!("{name}-build.json"));
@@ -484,10 +487,6 @@ fn deploy_json(board: &str, model: &std::path::Path, images: &str) -> serde_json
 #[test]
 fn the_int8_cnn_runs_on_the_emulated_stm32f405_like_the_host_and_counts_like_mps2() {
     if !have_qemu() {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
         return;
     }
     let st = deploy_json("netduinoplus2", &golden(), "300");
@@ -523,10 +522,6 @@ fn the_int8_cnn_runs_on_the_emulated_stm32f405_like_the_host_and_counts_like_mps
 fn interleaved_int8_linears_with_tail_rows_and_columns_match_the_host_on_the_m4() {
     use lasagna_format::{OpSpec, ValueType, WeightLayout};
     if !have_qemu() {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
         return;
     }
     let mut seed = 0x2545_f491_4f6c_dd1du64;

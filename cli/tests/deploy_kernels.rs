@@ -13,25 +13,16 @@
 //! - an LSTM whose gate rows take `dsp::dot3_wide` three at a time and a
 //!   remainder row.
 //!
-//! Skipped, saying why, when `qemu-system-arm` is missing (CI installs it).
+//! Skipped, saying why, when `qemu-system-arm` is missing; a failure under
+//! `CI=true` or `LASAGNA_REQUIRE_QEMU` (CI installs it).
+
+#[path = "../../tests/src/skip.rs"]
+mod skip;
 
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType, Window};
+use skip::have_qemu;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn have_qemu() -> bool {
-    let found = Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
-    }
-    found
-}
 
 /// Deterministic bytes (xorshift), so a failure reproduces.
 struct Rng(u64);

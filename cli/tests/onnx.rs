@@ -17,7 +17,11 @@
 //! ONNX Runtime comparisons print `SKIPPED <test>: <reason>` and return;
 //! with `CI=true` or `LASAGNA_REQUIRE_ORT=1` (scripts/test.sh) that is a
 //! failure instead. Without `qemu-system-arm` the deployment is skipped the
-//! same way as in `tests/deploy.rs`.
+//! same way as in `tests/deploy.rs`. Skips go through `tests/src/skip.rs`,
+//! so CI's log lists them.
+
+#[path = "../../tests/src/skip.rs"]
+mod skip;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -153,7 +157,7 @@ fn skip_without_ort(test: &str) -> bool {
         !ci && !required,
         "{test}: {why} (CI=true or LASAGNA_REQUIRE_ORT makes this a failure, not a skip)"
     );
-    eprintln!("SKIPPED {test} (its ONNX Runtime check): {why}; CI runs it");
+    skip::skipped(&format!("its ONNX Runtime check: {why}; CI runs it"));
     true
 }
 
@@ -432,12 +436,8 @@ fn the_readme_from_pytorch_commands_run_on_the_mlp_fixture_and_deploy_to_the_m4(
             })
             .collect();
         if command.starts_with("lasagna deploy") {
-            if !has_qemu() {
-                eprintln!(
-                    "SKIPPED the_readme_from_pytorch_commands_run_on_the_mlp_fixture_and_deploy_to_the_m4 \
-                     (the deploy step): qemu-system-arm is not installed \
-                     (sudo apt-get install qemu-system-arm); CI installs it and runs this test"
-                );
+            // Skips the deploy step, saying why.
+            if !skip::have_qemu() {
                 break;
             }
             assert!(command.contains("--images 10000"), "{command}");
@@ -457,13 +457,6 @@ fn the_readme_from_pytorch_commands_run_on_the_mlp_fixture_and_deploy_to_the_m4(
     }
     let written: Vec<&Path> = written.iter().map(PathBuf::as_path).collect();
     remove(&written);
-}
-
-fn has_qemu() -> bool {
-    Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 // ---- e: errors a user sees ----

@@ -2,11 +2,16 @@
 //! header, one row per image, each label from the data, each prediction
 //! the first argmax of its outputs, the accuracy the command printed, and
 //! on the device the same columns as on the host (the deploy case is
-//! skipped, saying why, when `qemu-system-arm` is missing). A path that
+//! skipped, saying why, when `qemu-system-arm` is missing; a failure under
+//! `CI=true` or `LASAGNA_REQUIRE_QEMU`). A path that
 //! cannot be written is refused before any work.
+
+#[path = "../../tests/src/skip.rs"]
+mod skip;
 
 use lasagna_format::{ModelBuilder, Op, TensorData};
 use lasagna_trainer::data::{load_mnist_test_pixels, resolve_data_dir};
+use skip::have_qemu;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -291,13 +296,6 @@ fn a_predictions_path_that_cannot_be_written_is_refused_before_any_work() {
     assert!(err.contains("--json and --predictions"), "{err}");
 }
 
-fn have_qemu() -> bool {
-    Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn deploy(model: &Path, csv: &Path, images: usize) -> String {
     run_ok(
         lasagna()
@@ -357,10 +355,6 @@ fn check_deploy_csv(csv: &Csv, images: usize, q: bool) -> Vec<(Vec<String>, Vec<
 #[test]
 fn deploy_predictions_show_the_device_outputs_next_to_the_host() {
     if !have_qemu() {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
         return;
     }
     // int8: the device's levels must be the host's, bit for bit.

@@ -412,8 +412,9 @@ fn fake_quantized_int8_agrees_with_f32_on_mnist() {
     let agree = agreement(&got, &want);
     eprintln!("500 test images: f32 {a32:.3}, fake int8 {a8:.3}, argmax agreement {agree:.3}");
     assert!(a32 > 0.85, "the f32 model did not train: {a32}");
-    assert!(agree >= 0.97, "int8 and f32 argmax agree on only {agree}");
-    assert!(a8 >= a32 - 0.02, "int8 accuracy {a8} vs f32 {a32}");
+    // See `the_int8_engine_agrees_with_f32_on_mnist` for these floors.
+    assert!(agree >= 0.99, "int8 and f32 argmax agree on only {agree}");
+    assert!(a8 >= a32 - 0.01, "int8 accuracy {a8} vs f32 {a32}");
 }
 
 /// NEEDS the engine's int8 API (`input_dtype`, `quantize_input`, `run_i8`,
@@ -445,8 +446,62 @@ fn the_int8_engine_agrees_with_f32_on_mnist() {
     let (a32, a8) = (agreement(&want, &labels), agreement(&got, &labels));
     let agree = agreement(&got, &want);
     eprintln!("500 test images: f32 {a32:.3}, int8 engine {a8:.3}, argmax agreement {agree:.3}");
-    assert!(agree >= 0.97, "int8 and f32 argmax agree on only {agree}");
-    assert!(a8 >= a32 - 0.02, "int8 accuracy {a8} vs f32 {a32}");
+    // Float to int8 is not exact, so this is a floor, not an identity: the
+    // integer path itself is checked bit for bit below
+    // (`the_int8_engine_is_the_integer_reference_bit_for_bit_on_mnist`), and
+    // the error each op adds (at most half an output level, plus what the
+    // calibration clips) is derived and checked op by op in
+    // `infer-nostd/tests/int8.rs`. An argmax can flip only where the f32
+    // top-2 margin is within the logit error; on this model that happens
+    // on 1 image of 500 (measured: agreement 0.998, int8 0.2 points above
+    // f32). The floors allow 5 flips (1%) and 5 images of accuracy (1
+    // point), a margin for retraining noise that is still 3x tighter than
+    // before (0.97 and 2 points).
+    assert!(agree >= 0.99, "int8 and f32 argmax agree on only {agree}");
+    assert!(a8 >= a32 - 0.01, "int8 accuracy {a8} vs f32 {a32}");
+}
+
+/// The exported int8 CNN (Conv2d, ReLU, MaxPool2d, strided Conv2d, ReLU,
+/// Flatten, Linear, ReLU, Linear: every op integer) in the engine against
+/// an integer reference written from FORMAT.md §6.1 in
+/// `quantize_common::integer_reference`: the same output levels, bit for
+/// bit, on all 500 test images. Requantization that truncates instead of
+/// rounding, or any other change to the integer arithmetic, fails here.
+#[test]
+fn the_int8_engine_is_the_integer_reference_bit_for_bit_on_mnist() {
+    let (_, int8_file, test) = trained_pair();
+    let model = AlignedModel::new(int8_file);
+    let engine = lasagna_infer::Engine::new(&model).expect("int8 engine");
+    let m = Model::parse(int8_file).expect("parse");
+    let mut arena = vec![0u32; engine.arena_bytes().div_ceil(4)];
+    let mut q = vec![0i8; engine.input_len()];
+    let (mut differ, mut levels, mut first) = (0usize, 0usize, None);
+    for i in 0..test.len() {
+        engine
+            .quantize_input(test.sample(i).expect("sample"), &mut q)
+            .expect("quantize input");
+        let got = engine
+            .run_i8(bytemuck::cast_slice_mut(&mut arena), &q)
+            .expect("run_i8")
+            .to_vec();
+        let want = integer_reference(&m, &q);
+        levels += got.len();
+        if got != want {
+            differ += 1;
+            first.get_or_insert((i, got, want));
+        }
+    }
+    eprintln!(
+        "{} test images, {levels} output levels: {differ} images differ from the integer reference",
+        test.len()
+    );
+    if let Some((i, got, want)) = first {
+        panic!(
+            "{differ} of {} images give other output levels than the integer reference; \
+             image {i}: engine {got:?}, reference {want:?}",
+            test.len()
+        );
+    }
 }
 
 #[test]

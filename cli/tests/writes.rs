@@ -2,6 +2,9 @@
 //! work, and never two processes on one file. Each test names the failure
 //! it guards against.
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -218,7 +221,7 @@ fn an_unwritable_out_is_refused_before_training_with_cannot_write() {
             "{e}"
         );
     } else {
-        println!("skipped /dev/full: this system has none");
+        skip::skipped("/dev/full: this system has none");
     }
     let ro = d.join("read-only");
     std::fs::create_dir_all(&ro).expect("mkdir");
@@ -227,7 +230,7 @@ fn an_unwritable_out_is_refused_before_training_with_cannot_write() {
     let probe = ro.join("probe");
     if std::fs::write(&probe, b"").is_ok() {
         std::fs::remove_file(&probe).ok();
-        println!("skipped the read-only folder: this user (root?) can write into it");
+        skip::skipped("the read-only folder: this user (root?) can write into it");
     } else {
         let e = refused_before_training(&["--out".as_ref(), ro.join("m.lsn").as_ref()]);
         assert!(
@@ -406,7 +409,7 @@ fn deploy_and_plot_refuse_an_unwritable_output_before_any_work() {
         assert!(!o.status.success(), "{all}");
         assert!(all.contains("cannot write /dev/full"), "{all}");
     } else {
-        println!("skipped deploy --json /dev/full: this system has none");
+        skip::skipped("deploy --json /dev/full: this system has none");
     }
     let metrics = d.join("run.json");
     std::fs::write(&metrics, br#"{"epochs": []}"#).expect("write");

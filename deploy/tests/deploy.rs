@@ -2,6 +2,9 @@
 //! sizes, and the linker's overflow messages. (`lasagna deploy` end to end
 //! is tested from the command line in `cli/tests/deploy.rs`.)
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use lasagna_deploy::elf::{sections, FirmwareSizes};
 use lasagna_deploy::firmware::{build_error, link_overflows, Region};
 use lasagna_deploy::host::Weights;
@@ -120,18 +123,11 @@ fn a_flash_overflow_at_link_time_becomes_a_does_not_fit_error() {
 /// `lasagna_deploy::deploy` on its own, with no trainer and no data set:
 /// the committed int8 test CNN on 20 made-up images, every prediction and
 /// output level equal to the host engine's (skipped, saying why, when
-/// `qemu-system-arm` is missing).
+/// `qemu-system-arm` is missing; a failure under `CI=true` or
+/// `LASAGNA_REQUIRE_QEMU`).
 #[test]
 fn deploy_runs_the_golden_cnn_on_qemu_and_agrees_with_the_host() {
-    let have_qemu = std::process::Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_qemu {
-        eprintln!(
-            "SKIPPED: qemu-system-arm is not installed (sudo apt-get install qemu-system-arm); \
-             CI installs it and runs this test"
-        );
+    if !skip::have_qemu() {
         return;
     }
     let model = Path::new(concat!(

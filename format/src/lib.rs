@@ -11,6 +11,13 @@ compile_error!(
 #[cfg(feature = "std")]
 extern crate std;
 
+/// How a unit test says it skips, so that CI's log lists it (one file for
+/// every crate's tests).
+#[cfg(all(test, feature = "std"))]
+#[allow(clippy::panic)] // Tests fail loudly by design.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 #[cfg(feature = "std")]
 mod aligned;
 mod crc;

@@ -38,7 +38,11 @@ struct Quantized {
     int8: Vec<u8>,
     /// The f32 net with the weights the int8 file really holds.
     f32: Aligned,
+    /// That net's description (its dequantized weights and biases).
+    deq: Net,
     input: (f32, i32),
+    /// Every value's `(scale, zero_point)`, input first.
+    values: Vec<(f32, i32)>,
 }
 
 /// Calibrates `net` on `inputs` and writes it as int8 (and as f32 with the
@@ -117,7 +121,9 @@ fn quantize(net: &Net, inputs: &[Vec<f32>]) -> Quantized {
     Quantized {
         int8: b.build().expect("int8 model builds"),
         f32: deq.build(false),
+        deq,
         input: q[0],
+        values: q,
     }
 }
 
@@ -209,11 +215,79 @@ fn run_i8(file: &Aligned, x: &[i8]) -> Result<Vec<i8>, Error> {
     Ok(e.run_i8(bytemuck::cast_slice_mut(&mut a), x)?.to_vec())
 }
 
+/// How far an op can move an error already in its input, in the `∞`-norm
+/// (largest element): `|op(a) − op(b)| ≤ L · max|a − b|`.
+///
+/// - Linear, Conv2d: the largest `Σ |w|` of an output row (channel), on the
+///   dequantized weights both engines use (padding taps are 0 on both sides).
+/// - ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Tanh: 1.
+///   LeakyReLU: `max(1, |alpha|)`. Sigmoid: `max σ' = 1/4`.
+/// - GELU: `max |d/dx x·Φ(x)| = 1.1289` (at `x = √2`), 1.13 also bounds
+///   the tanh form; SiLU: `max |d/dx x·σ(x)| = 1.0998` (at `x ≈ 2.40`).
+/// - Softmax: `∂p_i/∂x_j = p_i (δ_ij − p_j)`, a row sum of
+///   `2 p_i (1 − p_i) ≤ 1/2`.
+fn lipschitz(layer: &common::Layer) -> f64 {
+    let rows = |w: &[f32], per: usize| {
+        w.chunks(per)
+            .map(|r| r.iter().map(|v| f64::from(v.abs())).sum::<f64>())
+            .fold(0.0f64, f64::max)
+    };
+    match layer.op {
+        Op::Linear { in_features, .. } => rows(&layer.tensors[0], in_features as usize),
+        Op::Conv2d { out_channels, .. } => {
+            let w = &layer.tensors[0];
+            rows(w, w.len() / usize::from(out_channels))
+        }
+        Op::LeakyRelu { alpha } => f64::from(alpha.abs()).max(1.0),
+        Op::Sigmoid => 0.25,
+        Op::Gelu { .. } => 1.13,
+        Op::Silu => 1.1,
+        Op::Softmax => 0.5,
+        _ => 1.0,
+    }
+}
+
 #[test]
 fn int8_outputs_track_the_f32_engine_after_every_op() {
+    // The bound, derived. Both engines get the same input (the f32 engine
+    // the dequantized input levels), so the error starts at E_0 = 0. Op i
+    // maps value i (error E_i, real units) to value i + 1 with scale s_y:
+    //
+    //   E_{i+1} = L_i · E_i + s_y / 2 + [AvgPool: s_x / 2] + clip_{i+1} + slack
+    //
+    // - `L_i · E_i`: what the op does to its input's error ([`lipschitz`]).
+    //   The int8 engine computes the op on exactly the dequantized levels
+    //   and weights the f32 engine is given (integer sums are exact), so
+    //   nothing else enters before rounding.
+    // - `s_y / 2`: the output is rounded once to a level (requantization
+    //   rounds half up, `quantize` to nearest: at most half a level).
+    //   AvgPool rounds twice: the mean in input levels (`s_x / 2`), then
+    //   the rescale.
+    // - `clip`: the calibration's error. Ranges are calibrated on the
+    //   original weights, the reference runs the dequantized ones, so a
+    //   value can fall outside its int8 range; `clip` is the largest
+    //   distance measured here (0 when nothing is clipped).
+    // - `slack`: f32 rounding in the multipliers and in the f32 engine,
+    //   1e-3 levels per op (measured below 1e-4); with fast-math, 0.01 real
+    //   units for the float functions, both engines evaluating the same
+    //   approximation with up to 2.5e-3 error (src/math.rs).
+    //
+    // That bound grows with every Linear (`L` is a sum of |w| over a row),
+    // so deep in a net it is loose. Each op is therefore also checked
+    // alone, which is tight: op k's int8 output against the f32 op run on
+    // the dequantized levels the int8 engine gave op k as input (E_i = 0),
+    // within `1/2 [+ s_x / (2 s_y) for a pool] + clip + slack` levels. A
+    // kernel that rounds wrong (truncation: up to a whole level) or
+    // misplaces one tap breaks that at the op where it happens.
+    let fast = cfg!(feature = "fast-math");
     for (n, full) in nets().iter().enumerate() {
         // Every prefix of the net, so an error is pinned to the op that
-        // adds it. Calibrated on the inputs it is evaluated on: no clipping.
+        // adds it. `prev` holds the previous prefix's int8 outputs: the
+        // input levels of op k (calibration of value i depends only on
+        // the ops before it, so every prefix quantizes it alike).
+        let mut prev: Vec<Vec<i8>> = Vec::new();
+        let mut prev_values: Vec<(f32, i32)> = Vec::new();
+        let mut shape = lasagna_format::Shape::new(&full.input).expect("input shape");
         for k in 1..=full.layers.len() {
             let mut net = full.clone();
             net.layers.truncate(k);
@@ -224,26 +298,113 @@ fn int8_outputs_track_the_f32_engine_after_every_op() {
             assert!(e.is_int8());
             assert_eq!(e.input_quant(), Some(q.input));
             let (scale, zp) = e.output_quant().expect("output quant");
-            let mut worst = 0.0f32;
-            for x in &xs {
+            assert_eq!((scale, zp), q.values[k]);
+            let f32_engine = Engine::new(q.f32.bytes()).expect("f32 engine");
+            let mut fa = arena(f32_engine.arena_bytes());
+            if k > 1 {
+                assert_eq!(q.values[..k], prev_values[..], "prefixes quantize alike");
+            }
+            // Op k alone, in f32, on the dequantized weights.
+            let mut alone = Net::new(shape.dims());
+            alone.layers.push(q.deq.layers[k - 1].clone());
+            let alone = alone.build(false);
+            let (s_x, zp_x) = q.values[k - 1];
+            let (mut worst, mut worst_op, mut clip_op) = (0.0f32, 0.0f32, 0.0f64);
+            let mut clip = vec![0.0f64; k + 1];
+            let mut outs = Vec::new();
+            for (j, x) in xs.iter().enumerate() {
                 let mut xq = vec![0i8; x.len()];
                 e.quantize_input(x, &mut xq).expect("quantize");
+                let op_in = if k == 1 { &xq } else { &prev[j] };
+                let op_x: Vec<f32> = op_in
+                    .iter()
+                    .map(|&v| s_x * (v as i32 - zp_x) as f32)
+                    .collect();
+                let op_want = common::run_engine(&alone, &op_x).expect("one-op f32 run");
+                let (s_in, zp_in) = q.input;
+                let xd: Vec<f32> = xq
+                    .iter()
+                    .map(|&v| s_in * (v as i32 - zp_in) as f32)
+                    .collect();
                 let got = run_i8(&file, &xq).expect("int8 run");
-                let want = common::run_engine(&q.f32, x).expect("f32 run");
-                for (&g, &w) in got.iter().zip(&want) {
-                    worst = worst.max((scale * (g as i32 - zp) as f32 - w).abs() / scale);
+                let want = f32_engine
+                    .run_observed(bytemuck::cast_slice_mut(&mut fa), &xd, &mut |v, d| {
+                        let (s, z) = q.values[v];
+                        let (lo, hi) = (s * (-128 - z) as f32, s * (127 - z) as f32);
+                        for &y in d {
+                            let out = (lo - y).max(y - hi).max(0.0);
+                            clip[v] = clip[v].max(f64::from(out));
+                        }
+                    })
+                    .expect("f32 run")
+                    .to_vec();
+                let (lo, hi) = (scale * (-128 - zp) as f32, scale * (127 - zp) as f32);
+                for ((&g, &w), &w1) in got.iter().zip(&want).zip(&op_want) {
+                    let real = scale * (g as i32 - zp) as f32;
+                    worst = worst.max((real - w).abs() / scale);
+                    worst_op = worst_op.max((real - w1).abs() / scale);
+                    clip_op = clip_op.max(f64::from((lo - w1).max(w1 - hi).max(0.0)));
                 }
+                outs.push(got);
             }
-            // In output levels (255 span the calibrated range). Rounding
-            // adds about half a level per op, and a steep op (Tanh after a
-            // wide-range Linear) magnifies what came before: 10% of the
-            // range bounds these untrained nets; a wrong kernel is far off.
-            let op = net.layers[k - 1].op.kind();
-            println!("net {n}, {k} ops (last {op}): worst |int8 - f32| {worst:.2} levels");
-            assert!(
-                worst <= 25.5,
-                "net {n}, {k} ops (last {op}): {worst} levels"
+            let mut bound = 0.0f64;
+            for (i, layer) in q.deq.layers.iter().enumerate() {
+                let (s_x, s_y) = (f64::from(q.values[i].0), f64::from(q.values[i + 1].0));
+                let pool = matches!(
+                    layer.op,
+                    Op::AvgPool2d { .. } | Op::AdaptiveAvgPool2d { .. }
+                );
+                let float_fn = matches!(
+                    layer.op,
+                    Op::Sigmoid | Op::Tanh | Op::Gelu { .. } | Op::Silu | Op::Softmax
+                );
+                bound = lipschitz(layer) * bound
+                    + s_y / 2.0
+                    + if pool { s_x / 2.0 } else { 0.0 }
+                    + clip[i + 1]
+                    + 1e-3 * s_y
+                    + if fast && float_fn { 0.01 } else { 0.0 };
+            }
+            let bound = bound / f64::from(scale);
+            let layer = &net.layers[k - 1];
+            let op = layer.op.kind();
+            let pool = matches!(
+                layer.op,
+                Op::AvgPool2d { .. } | Op::AdaptiveAvgPool2d { .. }
             );
+            let float_fn = matches!(
+                layer.op,
+                Op::Sigmoid | Op::Tanh | Op::Gelu { .. } | Op::Silu | Op::Softmax
+            );
+            let bound_op =
+                0.5 + if pool {
+                    f64::from(s_x / scale) / 2.0
+                } else {
+                    0.0
+                } + clip_op / f64::from(scale)
+                    + 1e-3
+                    + if fast && float_fn {
+                        0.01 / f64::from(scale)
+                    } else {
+                        0.0
+                    };
+            println!(
+                "net {n}, op {k} ({op}) alone: worst |int8 - f32| {worst_op:.3} levels, derived bound {bound_op:.3}; \
+                 ops 1..={k}: {worst:.3} levels, derived bound {bound:.3}"
+            );
+            assert!(
+                f64::from(worst_op) <= bound_op,
+                "net {n}, op {k} ({op}) alone: int8 is {worst_op} levels from f32 on the same input levels, \
+                 above the derived bound {bound_op:.3} (half a level of rounding, plus clipping {:.3})",
+                clip_op / f64::from(scale)
+            );
+            assert!(
+                f64::from(worst) <= bound,
+                "net {n}, ops 1..={k} (last {op}): int8 is {worst} levels from f32, above the derived bound {bound:.3}"
+            );
+            prev = outs;
+            prev_values = q.values.clone();
+            shape = layer.op.infer_shape(shape).expect("shape");
         }
     }
 }

@@ -34,4 +34,10 @@ pub mod run;
 pub mod sweep;
 pub mod train;
 
+/// How a unit test says it skips, so that CI's log lists it (one file for
+/// every crate's tests).
+#[cfg(test)]
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 pub use error::{Error, Result};

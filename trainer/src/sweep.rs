@@ -666,7 +666,7 @@ mod tests {
         if crate::footprint::mem_available().is_some_and(|m| m < 100 << 30) {
             assert!(e.contains("bytes") && e.contains("h100000"), "{e}");
         } else {
-            eprintln!("skipped the memory part: no MemAvailable, or over 100 GiB of it");
+            crate::skip::skipped("the memory part: no MemAvailable, or over 100 GiB of it");
         }
     }
 

@@ -4,6 +4,9 @@
 //! (fails instead when `LASAGNA_REQUIRE_CUDA` is set).
 #![cfg(feature = "cuda")]
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::time::Instant;
 
 use lasagna_trainer::backend::gpu::{driver::CudaDevice, Gpu};
@@ -33,7 +36,7 @@ fn gpu() -> Option<Gpu<CudaDevice>> {
                 std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
                 "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({e})"
             );
-            println!("skipped: no CUDA device ({e})");
+            skip::skipped(&format!("no CUDA device ({e})"));
             None
         }
     }

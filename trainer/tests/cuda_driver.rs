@@ -5,9 +5,13 @@
 //! Without a GPU (CI, with the stand-in libcuda of scripts/cuda-standin.sh)
 //! every test prints `skipped: no CUDA device (<reason>)` and passes; set
 //! `LASAGNA_REQUIRE_CUDA=1` on a GPU machine to make that a failure instead,
-//! so a missing driver cannot pass for a green run.
+//! so a missing driver cannot pass for a green run. A driver that fails on a
+//! device fails them (`gpu_common/cuda.rs`).
 #![cfg(feature = "cuda")]
 
+mod gpu_common;
+
+use gpu_common::cuda::opened_or_skip;
 use lasagna_kernels::activation::{activation_launch, LEAKY_RELU_FORWARD, MODULE, RELU_FORWARD};
 use lasagna_kernels::device::{Arg, Device};
 use lasagna_trainer::backend::gpu::driver::{
@@ -16,24 +20,9 @@ use lasagna_trainer::backend::gpu::driver::{
 
 /// Device 0, or `None` after saying why the test is skipped.
 fn device() -> Option<CudaDevice> {
-    match CudaDevice::new(0) {
-        Ok(d) => {
-            println!("device: {}", d.describe());
-            Some(d)
-        }
-        Err(DriverError::NoDevice { call, cause }) => skip(&format!("{call}: {cause}")),
-        Err(DriverError::Ordinal { count: 0, .. }) => skip("the driver reports 0 devices"),
-        Err(e) => panic!("CudaDevice::new(0): {e}"),
-    }
-}
-
-fn skip(reason: &str) -> Option<CudaDevice> {
-    assert!(
-        std::env::var_os("LASAGNA_REQUIRE_CUDA").is_none(),
-        "LASAGNA_REQUIRE_CUDA is set but there is no CUDA device ({reason})"
-    );
-    println!("skipped: no CUDA device ({reason})");
-    None
+    let d = opened_or_skip(CudaDevice::new(0))?;
+    println!("device: {}", d.describe());
+    Some(d)
 }
 
 fn to_bytes(v: &[f32]) -> Vec<u8> {
@@ -91,12 +80,8 @@ fn a_status_reads_as_the_driver_names_it() {
 
 #[test]
 fn probe_describes_device_zero_or_says_why_not() {
-    match probe() {
-        Ok(s) => assert!(s.contains("sm_"), "{s}"),
-        Err(DriverError::NoDevice { call, cause }) => {
-            skip(&format!("{call}: {cause}"));
-        }
-        Err(e) => panic!("probe: {e}"),
+    if let Some(s) = opened_or_skip(probe()) {
+        assert!(s.contains("sm_"), "{s}");
     }
 }
 

@@ -43,12 +43,36 @@ fn lstm_and_layernorm_train_the_same_on_the_simulated_gpu_as_on_the_cpu() {
     parity(&sim(), RNN, 8, 3);
 }
 
+/// The worst `|cpu - other|` over every parameter, relative to the largest
+/// `|cpu|` of its tensor (1e-3 at least, as in `gpu_common::parity`); prints
+/// each tensor's.
+fn worst_relative(cpu: &[Vec<f32>], other: &[Vec<f32>]) -> f32 {
+    assert_eq!(cpu.len(), other.len(), "tensor count");
+    let mut worst = 0.0f32;
+    for (t, (a, b)) in cpu.iter().zip(other).enumerate() {
+        assert_eq!(a.len(), b.len(), "tensor {t} length");
+        let scale = a.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let d = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+        println!(
+            "  tensor {t}: worst |diff| {d:.2e}, max |value| {scale:.3e}, relative {:.2e}",
+            d / scale
+        );
+        worst = worst.max(d / scale);
+    }
+    worst
+}
+
 /// The whole `fit` loop (device-resident dataset, batches gathered by index
 /// on the device, loss statistics read back every 50 steps, validation,
 /// `evaluate`) through the simulated GPU, on 96 MNIST images for 1 epoch:
 /// the epoch's train loss, validation loss and accuracy, and the weights
-/// agree with the CPU's run (Adam, dropout on: the tolerance covers Adam's
-/// sign flips on gradients that are zero up to rounding, 2 lr per step).
+/// agree with the CPU's run (Adam, dropout on). Weights: within 1e-6 of each
+/// tensor's largest |value| (measured 4.5e-7 after the 6 steps; the run is
+/// deterministic on both sides, at any thread count). Not `2 lr` per step,
+/// the most Adam moves a weight, which would pass almost any bug.
 #[test]
 fn fit_on_the_simulated_gpu_matches_the_cpu() {
     use lasagna_trainer::backend::Backend;
@@ -102,16 +126,12 @@ fn fit_on_the_simulated_gpu_matches_the_cpu() {
     assert_eq!(ec.train_acc, eg.train_acc);
     let (vc, vg) = (ec.val_loss.expect("val"), eg.val_loss.expect("val"));
     assert!((vc - vg).abs() <= 1e-3 * vc.abs(), "val loss {vc} vs {vg}");
-    let worst = wc
-        .iter()
-        .flatten()
-        .zip(wg.iter().flatten())
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let worst = worst_relative(&wc, &wg);
     println!(
-        "worst weight |diff| after {} Adam steps: {worst:.2e}",
+        "worst weight |diff| after {} Adam steps: {worst:.2e} of its tensor's max |value|",
         sc.step
     );
-    assert!(worst <= 2.0 * c.lr * sc.step as f32, "{worst}");
+    assert!(worst <= 1e-6, "{worst}");
 }
 
 /// Training steps allocate nothing on the device: a run of 4 steps makes
@@ -134,6 +154,10 @@ fn training_steps_allocate_nothing_on_the_device() {
 /// GPU's `gemm_f16` (round_f16 of A and B, then the f32 gemm kernel) and
 /// `amp_unscale_check` give the same training up to summation order, and a
 /// run whose scale overflows skips every step on both, weights untouched.
+/// Weights: within 1e-4 of each tensor's largest |value| (measured 5.0e-5),
+/// not fp32's 1e-6: an operand that differs in its last f32 bit and sits on
+/// an f16 rounding boundary can round to a neighbouring f16 (2^-11 apart,
+/// relative) on one side only.
 #[test]
 fn fit_with_amp_on_the_simulated_gpu_matches_the_cpu_amp_run() {
     use lasagna_trainer::amp::GradScaler;
@@ -189,16 +213,12 @@ fn fit_with_amp_on_the_simulated_gpu_matches_the_cpu_amp_run() {
     assert_eq!(sc.scaler.skipped_steps, 0);
     let (ec, eg) = (&sc.history[0], &sg.history[0]);
     assert!((ec.train_loss - eg.train_loss).abs() <= 1e-4 * ec.train_loss.abs());
-    let worst = wc
-        .iter()
-        .flatten()
-        .zip(wg.iter().flatten())
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let worst = worst_relative(&wc, &wg);
     println!(
-        "AMP: worst weight |diff| after {} Adam steps: {worst:.2e}",
+        "AMP: worst weight |diff| after {} Adam steps: {worst:.2e} of its tensor's max |value|",
         sc.step
     );
-    assert!(worst <= 2.0 * c.lr * sc.step as f32, "{worst}");
+    assert!(worst <= 1e-4, "{worst}");
 
     // Overflow: every step skipped on both backends, weights bit for bit.
     let (b0, w1, s1) = run(&sim(), &spec, &c, &tr, 3e38);

@@ -1,6 +1,9 @@
 //! Training-loop properties on small MNIST subsets: determinism, exact
 //! checkpoint resume, the NaN guard, and the classic-mistake warnings.
 
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::config::ModelSpec;
 use lasagna_trainer::data::{
@@ -324,7 +327,7 @@ fn early_stopping_resumed_at_the_best_epoch_still_restores_it() {
     let (kept, state) = train(SMALL_MLP, &c, &mut Quiet).expect("train");
     let best_epoch = state.best.expect("a best epoch").1;
     if state.epochs_done == best_epoch {
-        eprintln!("skipped: the best epoch was the last, nothing to restore");
+        skip::skipped("the best epoch was the last, nothing to restore");
         return;
     }
     // The same run cut after its best epoch and continued by a second `fit`

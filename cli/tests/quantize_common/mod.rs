@@ -2,7 +2,7 @@
 //! CNN trained and exported through the CLI, and a fake-quantized reference
 //! that runs an int8 file op by op in f32 between int8 values.
 
-use lasagna_format::{AlignedModel, DType, Model, Quant, TensorRef, WeightLayout};
+use lasagna_format::{AlignedModel, DType, Model, Op, Quant, TensorRef, WeightLayout};
 use lasagna_trainer::data::{load_mnist, resolve_data_dir, Dataset, Normalization};
 use lasagna_trainer::quantize::ValueQuant;
 use std::path::PathBuf;
@@ -202,4 +202,172 @@ pub fn fake_quant_predictions(int8_file: &[u8], data: &Dataset) -> Vec<usize> {
             argmax(&q)
         })
         .collect()
+}
+
+/// §6.1's requantization, from the bits of the `f32` multiplier `m`:
+/// `M = (2^23 + f) · 2^7`, `n = 157 − e`, `(acc · M + 2^(n−1)) >> n`
+/// saturated to `i32` (`M = 0` for a non-positive, subnormal or non-finite
+/// `m` or `n > 62`; `M = 2^31 − 1, n = 1` for `n ≤ 0`).
+pub fn requant(m: f32, acc: i32) -> i32 {
+    let b = m.to_bits();
+    let e = ((b >> 23) & 0xff) as i32;
+    let (big_m, n): (i128, i32) = if b >> 31 != 0 || e == 0 || e == 0xff || 157 - e > 62 {
+        (0, 1)
+    } else if 157 - e <= 0 {
+        ((1 << 31) - 1, 1)
+    } else {
+        ((((b & 0x7f_ffff) | 0x80_0000) as i128) << 7, 157 - e)
+    };
+    let r = (i128::from(acc) * big_m + (1i128 << (n - 1))) >> n;
+    r.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32
+}
+
+fn level(v: i32, zp: i32) -> i8 {
+    v.saturating_add(zp).clamp(-128, 127) as i8
+}
+
+/// An int8 file run by an integer reference written from FORMAT.md §6.1
+/// (no code shared with `lasagna-infer`): the output levels of `x` (input
+/// levels). Covers what `lasagna export --quantize int8` writes for a CNN
+/// (Conv2d, ReLU, MaxPool2d, Flatten, Linear); another op panics.
+pub fn integer_reference(m: &Model<'_>, x: &[i8]) -> Vec<i8> {
+    let mut v = x.to_vec();
+    for e in m.ops() {
+        let qx = value_quant(m, e.index as usize);
+        let qy = value_quant(m, e.index as usize + 1);
+        let d: Vec<usize> = e.input.shape.dims().iter().map(|&a| a as usize).collect();
+        let od: Vec<usize> = e.output.shape.dims().iter().map(|&a| a as usize).collect();
+        let rescale = |q: i8| {
+            if qx == qy {
+                q
+            } else {
+                level(
+                    requant(qx.scale / qy.scale, i32::from(q) - qx.zero_point),
+                    qy.zero_point,
+                )
+            }
+        };
+        // Weight codes row-major, per-channel scales, the i32 bias if any.
+        let params = || {
+            let w = m.op_tensor(&e, 0).expect("weight");
+            let s = per_channel(&w);
+            let per = w.shape.numel() as usize / s.len();
+            let codes =
+                e.op.weight_layout()
+                    .row_major(w.as_i8().expect("codes"), s.len(), per);
+            let b = (e.n_tensors > 1).then(|| {
+                m.op_tensor(&e, 1)
+                    .expect("bias")
+                    .as_i32()
+                    .expect("i32")
+                    .to_vec()
+            });
+            (codes, s, per, b)
+        };
+        v = match e.op {
+            Op::Linear { .. } => {
+                let (w, s, per, b) = params();
+                v.chunks(per)
+                    .flat_map(|row| {
+                        (0..s.len())
+                            .map(|o| {
+                                let mut acc = b.as_ref().map_or(0, |b| b[o]);
+                                for (k, &xv) in row.iter().enumerate() {
+                                    acc = acc.wrapping_add(
+                                        (i32::from(xv) - qx.zero_point) * i32::from(w[o * per + k]),
+                                    );
+                                }
+                                let m = (qx.scale / qy.scale) * s[o];
+                                level(requant(m, acc), qy.zero_point)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+            Op::Conv2d {
+                out_channels,
+                groups,
+                window: wd,
+                ..
+            } => {
+                let (w, s, _, b) = params();
+                let (cin, h, wi, oh, ow) = (d[0], d[1], d[2], od[1], od[2]);
+                let (cout, groups) = (usize::from(out_channels), usize::from(groups));
+                let (cin_g, cout_g) = (cin / groups, cout / groups);
+                let (kh, kw) = (usize::from(wd.kernel[0]), usize::from(wd.kernel[1]));
+                let mut y = Vec::with_capacity(cout * oh * ow);
+                for oc in 0..cout {
+                    let g = oc / cout_g;
+                    let m = (qx.scale / qy.scale) * s[oc];
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut acc = b.as_ref().map_or(0, |b| b[oc]);
+                            for ic in 0..cin_g {
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
+                                        let iy = (oy * usize::from(wd.stride[0])
+                                            + ky * usize::from(wd.dilation[0]))
+                                            as i64
+                                            - i64::from(wd.padding[0]);
+                                        let ix = (ox * usize::from(wd.stride[1])
+                                            + kx * usize::from(wd.dilation[1]))
+                                            as i64
+                                            - i64::from(wd.padding[1]);
+                                        // A padding tap holds zp_x: it adds 0.
+                                        if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
+                                            continue;
+                                        }
+                                        let xv = v[((g * cin_g + ic) * h + iy as usize) * wi
+                                            + ix as usize];
+                                        let wv = w[((oc * cin_g + ic) * kh + ky) * kw + kx];
+                                        acc = acc.wrapping_add(
+                                            (i32::from(xv) - qx.zero_point) * i32::from(wv),
+                                        );
+                                    }
+                                }
+                            }
+                            y.push(level(requant(m, acc), qy.zero_point));
+                        }
+                    }
+                }
+                y
+            }
+            Op::MaxPool2d { window: wd } => {
+                let (c, h, wi, oh, ow) = (d[0], d[1], d[2], od[1], od[2]);
+                let mut y = Vec::with_capacity(c * oh * ow);
+                for ch in 0..c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut best = i8::MIN;
+                            for ky in 0..usize::from(wd.kernel[0]) {
+                                for kx in 0..usize::from(wd.kernel[1]) {
+                                    let iy = (oy * usize::from(wd.stride[0])
+                                        + ky * usize::from(wd.dilation[0]))
+                                        as i64
+                                        - i64::from(wd.padding[0]);
+                                    let ix = (ox * usize::from(wd.stride[1])
+                                        + kx * usize::from(wd.dilation[1]))
+                                        as i64
+                                        - i64::from(wd.padding[1]);
+                                    if iy >= 0 && ix >= 0 && iy < h as i64 && ix < wi as i64 {
+                                        best =
+                                            best.max(v[(ch * h + iy as usize) * wi + ix as usize]);
+                                    }
+                                }
+                            }
+                            y.push(rescale(best));
+                        }
+                    }
+                }
+                y
+            }
+            Op::Relu => v
+                .iter()
+                .map(|&q| rescale(q.max(qx.zero_point as i8)))
+                .collect(),
+            Op::Flatten => v.iter().map(|&q| rescale(q)).collect(),
+            op => panic!("integer reference: op {} ({op:?}) not covered", e.index),
+        };
+    }
+    v
 }

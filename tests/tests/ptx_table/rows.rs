@@ -13,6 +13,9 @@ use lasagna_kernels::{
 };
 use lasagna_trainer::philox::Stream;
 
+#[path = "per_step.rs"]
+mod per_step;
+
 /// One argument, in the kernel's parameter order: a buffer to upload or a scalar.
 pub enum In {
     F32s(Vec<f32>),
@@ -93,6 +96,9 @@ pub fn all() -> Vec<Row> {
         // After blas, for the same reason (added later).
         amp,
         gemm_f16,
+        // The one-launch-per-step kernels (gather, optim), appended likewise.
+        per_step::gather_batch,
+        per_step::adam_step_multi,
     ] {
         rows.extend(f(&mut g));
     }

@@ -537,7 +537,7 @@ pub(crate) mod tests {
             match (before, after) {
                 // One 8 KB buffer of the header's BufReader, and some slack.
                 (Some(b), Some(a)) => assert!(a - b < 64 << 10, "read {} bytes", a - b),
-                _ => println!("skipped the bytes-read check: no /proc/thread-self/io here"),
+                _ => crate::skip::skipped("the bytes-read check: no /proc/thread-self/io here"),
             }
         }
     }
@@ -607,7 +607,7 @@ pub(crate) mod tests {
             return;
         }
         if !Path::new("/proc/self/status").exists() {
-            println!("skipped: no /proc/self/status to read the peak memory from");
+            crate::skip::skipped("no /proc/self/status to read the peak memory from");
             return;
         }
         let dir = TempDir::new("idx-hwm");

@@ -16,6 +16,13 @@
 
 #![allow(dead_code)]
 
+/// Which device errors skip a test on a real GPU, and which fail it.
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "cuda")]
+#[path = "../../../tests/src/skip.rs"]
+pub mod skip;
+
 use lasagna_trainer::backend::cpu::Cpu;
 use lasagna_trainer::backend::Backend;
 use lasagna_trainer::config::{LayerSpec, ModelSpec};

@@ -13,9 +13,11 @@
 //! (`lab` variants, since deleted): conv 16->32 on 14x14 forward 1.2 ms per
 //! sample vs 1.8 ms batched, backward with dx 2.6 vs 2.8 ms; conv 1->16 on
 //! 28x28 forward 0.20 vs 0.61 ms, backward without dx 0.19 vs 0.56 ms.
-//! With the transposed weight gradient below, `cpu_conv2d_timing` in
-//! `tests/conv2d.rs` gives conv 16->32: forward 0.97 ms, backward 1.9 ms with
-//! dx, 0.94 ms without; conv 1->16: forward 0.19 ms, backward 0.29 ms without dx.
+//! With the transposed weight gradient below, a timing test (now the
+//! criterion bench `cargo bench -p lasagna-benches --bench conv2d`, groups
+//! `cpu/conv2d/<shape>`) gave conv 16->32: forward 0.97 ms, backward 1.9 ms
+//! with dx, 0.94 ms without; conv 1->16: forward 0.19 ms, backward 0.29 ms
+//! without dx.
 //!
 //! Scratch: two column matrices `[c_in * kh * kw, oh * ow]`, then two weight
 //! gradients, one of each per core. Backward accumulates the weight gradient
