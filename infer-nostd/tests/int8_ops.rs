@@ -34,6 +34,8 @@
 
 mod common;
 
+use common::spec_int8::{level, requant};
+
 use common::{arena, square, Aligned, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType, WeightLayout};
 use lasagna_infer::{scratch_bytes_int8, Engine};
@@ -42,29 +44,6 @@ use lasagna_infer::{scratch_bytes_int8, Engine};
 type Q = (f32, i32);
 
 // ---------------------------------------------------------------- reference
-
-/// §6.1 "Requantization": `M = (2^23 + f) · 2^7`, `n = 157 − e` from the
-/// bits of `m`, then `(acc · M + 2^(n−1)) >> n`, saturated to `i32`.
-fn requant(m: f32, acc: i32) -> i32 {
-    let b = m.to_bits();
-    let e = ((b >> 23) & 0xff) as i32;
-    let (big_m, n): (i128, i32) = if b >> 31 != 0 || e == 0 || e == 0xff {
-        (0, 1)
-    } else if 157 - e <= 0 {
-        ((1 << 31) - 1, 1)
-    } else if 157 - e > 62 {
-        (0, 1)
-    } else {
-        ((((b & 0x7f_ffff) | 0x80_0000) as i128) << 7, 157 - e)
-    };
-    let r = (acc as i128 * big_m + (1i128 << (n - 1))) >> n;
-    r.clamp(i32::MIN as i128, i32::MAX as i128) as i32
-}
-
-/// `clamp(zp + v)`, the addition saturating.
-fn level(v: i32, zp: i32) -> i8 {
-    v.saturating_add(zp).clamp(-128, 127) as i8
-}
 
 /// §6.1 Flatten/ReLU/MaxPool: a level of `qx` as a level of `qy`
 /// (unchanged when the quantizations are equal).

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::spec_int8::{level, requant};
+
 use common::{arena, assert_close, run_engine, square, Aligned, Net, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType};
 use lasagna_infer::quant::Requant;
@@ -37,28 +39,6 @@ fn run_i8(file: &Aligned, x: &[i8]) -> Vec<i8> {
     e.run_i8(bytemuck::cast_slice_mut(&mut a), x)
         .expect("run")
         .to_vec()
-}
-
-/// §6.1 "Requantization": `(M, n)` from the bits of `m`, and the rounding.
-fn spec_apply(m: f32, acc: i32) -> i32 {
-    let b = m.to_bits();
-    let e = ((b >> 23) & 0xff) as i32;
-    let (big_m, n): (i128, i32) = if b >> 31 != 0 || e == 0 || e == 0xff {
-        (0, 1)
-    } else if 157 - e <= 0 {
-        ((1 << 31) - 1, 1)
-    } else if 157 - e > 62 {
-        (0, 1)
-    } else {
-        ((((b & 0x7f_ffff) | 0x80_0000) as i128) << 7, 157 - e)
-    };
-    let r = (acc as i128 * big_m + (1i128 << (n - 1))) >> n;
-    r.clamp(i32::MIN as i128, i32::MAX as i128) as i32
-}
-
-/// §6.1: `clamp(zp + v)` with the addition saturating.
-fn level(v: i32, zp: i32) -> i8 {
-    v.saturating_add(zp).clamp(-128, 127) as i8
 }
 
 /// §6.1 "Input" and "quantize": roundf ties away from zero, zp added in f32.
@@ -117,7 +97,7 @@ fn s6_1_requantization_edge_multipliers_saturate_or_vanish_as_stated() {
         for &acc in &accs {
             assert_eq!(
                 Requant::new(m).apply(acc),
-                spec_apply(m, acc),
+                requant(m, acc),
                 "m {m:e} ({:#010x}) acc {acc}",
                 m.to_bits()
             );
@@ -175,7 +155,7 @@ fn s6_1_linear_accumulator_wraps_modulo_2_32() {
     let acc = (0..n).fold(0i32, |a, _| a.wrapping_add(255 * 127));
     assert_eq!(acc, -2_028_017_296);
     let m = (qx.0 / qy.0) * 1.0;
-    assert_eq!(got, vec![level(spec_apply(m, acc), qy.1)]);
+    assert_eq!(got, vec![level(requant(m, acc), qy.1)]);
     assert_eq!(got, vec![-121]);
 }
 
@@ -250,7 +230,7 @@ fn s6_1_conv2d_padding_taps_hold_the_input_zero_point() {
                         }
                     }
                 }
-                want.push(level(spec_apply(m, acc), qy.1));
+                want.push(level(requant(m, acc), qy.1));
             }
         }
     }
@@ -276,9 +256,9 @@ fn s6_1_leaky_relu_rounds_then_applies_the_sign() {
             .map(|&q| {
                 let d = i32::from(q) - qx.1;
                 let y = if d > 0 {
-                    spec_apply(r, d)
+                    requant(r, d)
                 } else {
-                    sign * spec_apply(neg, d)
+                    sign * requant(neg, d)
                 };
                 level(y, qy.1)
             })
@@ -338,7 +318,7 @@ fn s6_1_avgpool_divides_first_then_rescales_and_the_flag_sets_the_divisor() {
                         inside
                     };
                     let mean = spec_div(sum, count);
-                    want.push(level(spec_apply(qx.0 / qy.0, mean), qy.1));
+                    want.push(level(requant(qx.0 / qy.0, mean), qy.1));
                 }
             }
         }
@@ -361,7 +341,7 @@ fn s6_1_avgpool_divides_first_then_rescales_and_the_flag_sets_the_divisor() {
                     }
                 }
                 let mean = spec_div(sum, ((y1 - y0) * (x1 - x0)) as i32);
-                want.push(level(spec_apply(qx.0 / qy.0, mean), qy.1));
+                want.push(level(requant(qx.0 / qy.0, mean), qy.1));
             }
         }
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::indexing_slicing)]
 
 pub mod reference;
+pub mod spec_int8;
 
 use lasagna_format::{ModelBuilder, Op, OpSpec, Plan, Shape, TensorData, ValueType, Window};
 use lasagna_infer::{scratch_bytes, Engine, Error};
