@@ -34,7 +34,7 @@
 
 mod common;
 
-use common::spec_int8::{level, requant};
+use common::spec_int8::{avg_windows, div_away, level, requant};
 
 use common::{arena, square, Aligned, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType, WeightLayout};
@@ -190,16 +190,6 @@ fn maxpool_ref(
     y
 }
 
-/// `round(sum / count)`, ties away from zero.
-fn div_away(sum: i32, count: i32) -> i32 {
-    let half = count / 2;
-    if sum >= 0 {
-        (sum + half) / count
-    } else {
-        (sum - half) / count
-    }
-}
-
 /// §6.1 AvgPool2d with one quantization: `clamp(zp + round(Σ(q − zp) / count))`.
 fn avgpool_ref(
     x: &[i8],
@@ -210,35 +200,10 @@ fn avgpool_ref(
     include_pad: bool,
     zp: i32,
 ) -> Vec<i8> {
-    let out = |n: usize| (n + 2 * p - k) / s + 1;
-    let mut y = Vec::new();
-    for ch in 0..c {
-        for oy in 0..out(h) {
-            for ox in 0..out(w) {
-                let (mut sum, mut inside) = (0i32, 0i32);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let (iy, ix) = (
-                            (oy * s + ky) as i64 - p as i64,
-                            (ox * s + kx) as i64 - p as i64,
-                        );
-                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                            sum += i32::from(x[(ch * h + iy as usize) * w + ix as usize]) - zp;
-                            inside += 1;
-                        }
-                    }
-                }
-                let clip = |o: usize, n: usize| ((o * s + k).min(n + 2 * p) - o * s) as i32;
-                let count = if include_pad {
-                    clip(oy, h) * clip(ox, w)
-                } else {
-                    inside
-                };
-                y.push(level(div_away(sum, count), zp));
-            }
-        }
-    }
-    y
+    avg_windows(x, (c, h, w), (k, s, p), include_pad, zp)
+        .into_iter()
+        .map(|(sum, count)| level(div_away(sum, count), zp))
+        .collect()
 }
 
 /// AdaptiveAvgPool2d with one quantization: bins `floor(i·n/out) .. ceil((i+1)·n/out)`.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::spec_int8::{level, requant};
+use common::spec_int8::{avg_windows, div_away, level, requant};
 
 use common::{arena, assert_close, run_engine, square, Aligned, Net, Rng};
 use lasagna_format::{ModelBuilder, Op, OpSpec, Shape, TensorData, ValueType};
@@ -267,15 +267,6 @@ fn s6_1_leaky_relu_rounds_then_applies_the_sign() {
     }
 }
 
-/// §6.1 AvgPool: sum inside the input, divide (ties away), then rescale.
-fn spec_div(sum: i32, count: i32) -> i32 {
-    if sum >= 0 {
-        (sum + count / 2) / count
-    } else {
-        (sum - count / 2) / count
-    }
-}
-
 #[test]
 fn s6_1_avgpool_divides_first_then_rescales_and_the_flag_sets_the_divisor() {
     let rng = &mut Rng(5);
@@ -292,36 +283,11 @@ fn s6_1_avgpool_divides_first_then_rescales_and_the_flag_sets_the_divisor() {
         };
         let file = int8_model(&[c as u32, h as u32, w as u32], qx, op, vec![], qy);
         let got = run_i8(&file, &x);
-        let out = |n: usize| (n + 2 * p - k) / s + 1;
-        let mut want = Vec::new();
-        for ch in 0..c {
-            for oy in 0..out(h) {
-                for ox in 0..out(w) {
-                    let (mut sum, mut inside) = (0i32, 0i32);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let (iy, ix) = (
-                                (oy * s + ky) as i64 - p as i64,
-                                (ox * s + kx) as i64 - p as i64,
-                            );
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                sum +=
-                                    i32::from(x[(ch * h + iy as usize) * w + ix as usize]) - qx.1;
-                                inside += 1;
-                            }
-                        }
-                    }
-                    let clip = |o: usize, n: usize| ((o * s + k).min(n + 2 * p) - o * s) as i32;
-                    let count = if include_pad {
-                        clip(oy, h) * clip(ox, w)
-                    } else {
-                        inside
-                    };
-                    let mean = spec_div(sum, count);
-                    want.push(level(requant(qx.0 / qy.0, mean), qy.1));
-                }
-            }
-        }
+        // Sum inside the input, divide (ties away), then rescale.
+        let want: Vec<i8> = avg_windows(&x, (c, h, w), (k, s, p), include_pad, qx.1)
+            .into_iter()
+            .map(|(sum, count)| level(requant(qx.0 / qy.0, div_away(sum, count)), qy.1))
+            .collect();
         assert_eq!(got, want, "count_include_pad {include_pad}");
     }
     // Adaptive: bins floor(i n / out) .. ceil((i + 1) n / out).
@@ -340,7 +306,7 @@ fn s6_1_avgpool_divides_first_then_rescales_and_the_flag_sets_the_divisor() {
                         sum += i32::from(x[(ch * h + iy) * w + ix]) - qx.1;
                     }
                 }
-                let mean = spec_div(sum, ((y1 - y0) * (x1 - x0)) as i32);
+                let mean = div_away(sum, ((y1 - y0) * (x1 - x0)) as i32);
                 want.push(level(requant(qx.0 / qy.0, mean), qy.1));
             }
         }

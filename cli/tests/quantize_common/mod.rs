@@ -305,14 +305,8 @@ pub fn integer_reference(m: &Model<'_>, x: &[i8]) -> Vec<i8> {
                             for ic in 0..cin_g {
                                 for ky in 0..kh {
                                     for kx in 0..kw {
-                                        let iy = (oy * usize::from(wd.stride[0])
-                                            + ky * usize::from(wd.dilation[0]))
-                                            as i64
-                                            - i64::from(wd.padding[0]);
-                                        let ix = (ox * usize::from(wd.stride[1])
-                                            + kx * usize::from(wd.dilation[1]))
-                                            as i64
-                                            - i64::from(wd.padding[1]);
+                                        let iy = tap(oy, ky, wd, 0);
+                                        let ix = tap(ox, kx, wd, 1);
                                         // A padding tap holds zp_x: it adds 0.
                                         if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
                                             continue;
@@ -341,14 +335,8 @@ pub fn integer_reference(m: &Model<'_>, x: &[i8]) -> Vec<i8> {
                             let mut best = i8::MIN;
                             for ky in 0..usize::from(wd.kernel[0]) {
                                 for kx in 0..usize::from(wd.kernel[1]) {
-                                    let iy = (oy * usize::from(wd.stride[0])
-                                        + ky * usize::from(wd.dilation[0]))
-                                        as i64
-                                        - i64::from(wd.padding[0]);
-                                    let ix = (ox * usize::from(wd.stride[1])
-                                        + kx * usize::from(wd.dilation[1]))
-                                        as i64
-                                        - i64::from(wd.padding[1]);
+                                    let iy = tap(oy, ky, wd, 0);
+                                    let ix = tap(ox, kx, wd, 1);
                                     if iy >= 0 && ix >= 0 && iy < h as i64 && ix < wi as i64 {
                                         best =
                                             best.max(v[(ch * h + iy as usize) * wi + ix as usize]);
@@ -370,4 +358,11 @@ pub fn integer_reference(m: &Model<'_>, x: &[i8]) -> Vec<i8> {
         };
     }
     v
+}
+
+/// The input coordinate that output `o`'s kernel tap `k` reads on `axis`
+/// (negative or past the end inside the padding).
+fn tap(o: usize, k: usize, wd: lasagna_format::Window, axis: usize) -> i64 {
+    (o * usize::from(wd.stride[axis]) + k * usize::from(wd.dilation[axis])) as i64
+        - i64::from(wd.padding[axis])
 }
